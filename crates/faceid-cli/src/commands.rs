@@ -1,0 +1,250 @@
+//! The single-image commands: detect, enroll, verify, liveness, quality, card. Each reads
+//! its inputs, calls one engine operation and returns a serialisable report; `main.rs`
+//! prints it as JSON or text.
+
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use faceid_core::geometry::{BoundingBox, Point};
+use faceid_core::{Attributes, Decision, Engine, Image, Liveness, LivenessAccumulator, Quality, Rotation, Template};
+use serde::Serialize;
+
+/// Reads and decodes an image file under the engine's limits.
+pub fn load_image(engine: &Engine, path: &Path) -> Result<Image> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    engine.decode(&bytes).with_context(|| format!("decoding {}", path.display()))
+}
+
+/// One face as printed by `detect`.
+#[derive(Debug, Serialize)]
+pub struct FaceReport {
+    /// Box in image pixels.
+    pub bbox: BoundingBox,
+    /// Detector confidence.
+    pub score: f32,
+    /// Eyes, nose tip, mouth corners.
+    pub landmarks: [Point; 5],
+    /// Inter-eye distance in pixels.
+    pub inter_eye_px: f32,
+}
+
+/// `faceid detect`.
+#[derive(Debug, Serialize)]
+pub struct DetectReport {
+    /// Image width.
+    pub width: u32,
+    /// Image height.
+    pub height: u32,
+    /// Faces, largest first.
+    pub faces: Vec<FaceReport>,
+}
+
+/// Every face in an image.
+pub fn detect(engine: &Engine, path: &Path) -> Result<DetectReport> {
+    let image = load_image(engine, path)?;
+    let faces = engine.faces(&image)?;
+    Ok(DetectReport {
+        width: image.width(),
+        height: image.height(),
+        faces: faces
+            .iter()
+            .map(|f| FaceReport {
+                bbox: f.bbox,
+                score: f.score,
+                landmarks: f.landmarks.five(),
+                inter_eye_px: f.landmarks.inter_eye_distance(),
+            })
+            .collect(),
+    })
+}
+
+/// `faceid enroll`.
+#[derive(Debug, Serialize)]
+pub struct EnrollReport {
+    /// Where the template was written.
+    pub template_file: String,
+    /// Model that made it.
+    pub model_id: String,
+    /// The face used.
+    pub bbox: BoundingBox,
+    /// Rotation applied (documents only).
+    pub rotation: Option<Rotation>,
+    /// Quality of the face (selfies only: card portraits are printed, not captured).
+    pub quality: Option<Quality>,
+}
+
+/// Makes a template from a selfie (one face, quality-gated) or an ID document's portrait.
+pub fn enroll(engine: &Engine, path: &Path, card: bool, output: &Path) -> Result<EnrollReport> {
+    let image = load_image(engine, path)?;
+    let (template, bbox, rotation, quality) = if card {
+        let (portrait, template) = engine.card_template(&image)?;
+        (template, portrait.face.bbox, Some(portrait.rotation), None)
+    } else {
+        let analysis = engine.analyze(&image)?;
+        if let Some(failure) = analysis.quality.first_failure() {
+            return Err(failure).context("the face does not pass the enrollment quality gate");
+        }
+        (analysis.template, analysis.face.bbox, None, Some(analysis.quality))
+    };
+    std::fs::write(output, template.to_bytes()).with_context(|| format!("writing {}", output.display()))?;
+    Ok(EnrollReport {
+        template_file: output.display().to_string(),
+        model_id: template.model_id().to_string(),
+        bbox,
+        rotation,
+        quality,
+    })
+}
+
+/// A template file (`FIDT` magic) or an image whose largest face is used.
+pub fn load_template(engine: &Engine, path: &Path) -> Result<Template> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if bytes.starts_with(b"FIDT") {
+        return Template::from_bytes(&bytes).with_context(|| format!("reading template {}", path.display()));
+    }
+    let image = engine.decode(&bytes).with_context(|| format!("decoding {}", path.display()))?;
+    let face = engine.single_face(&image).with_context(|| format!("{}", path.display()))?;
+    engine.embed(&engine.align(&image, &face)).map_err(Into::into)
+}
+
+/// `faceid verify`.
+#[derive(Debug, Serialize)]
+pub struct VerifyReport {
+    /// The decision.
+    #[serde(flatten)]
+    pub decision: Decision,
+    /// False-accept rate the score stands for.
+    pub far: f64,
+}
+
+/// 1:1 decision between two images or template files.
+pub fn verify(engine: &Engine, a: &Path, b: &Path) -> Result<VerifyReport> {
+    let (ta, tb) = (load_template(engine, a)?, load_template(engine, b)?);
+    let decision = engine.verify(&ta, &tb)?;
+    Ok(VerifyReport {
+        far: decision.comparison.far(),
+        decision,
+    })
+}
+
+/// One image's liveness (or its error).
+#[derive(Debug, Serialize)]
+pub struct FrameLiveness {
+    /// The file.
+    pub file: String,
+    /// The estimate, when a face was found.
+    pub liveness: Option<Liveness>,
+    /// Error code otherwise.
+    pub error: Option<String>,
+}
+
+/// `faceid liveness`.
+#[derive(Debug, Serialize)]
+pub struct LivenessReport {
+    /// Each image.
+    pub frames: Vec<FrameLiveness>,
+    /// All frames with a face accumulated (mean of log-odds).
+    pub accumulated: Option<Liveness>,
+    /// Whether the accumulated estimate passes the configured preset.
+    pub live: Option<bool>,
+    /// The preset applied.
+    pub preset: &'static str,
+}
+
+/// Liveness of each image and of all of them as one sequence.
+pub fn liveness(engine: &Engine, paths: &[std::path::PathBuf]) -> Result<LivenessReport> {
+    let mut acc = LivenessAccumulator::new();
+    let mut frames = Vec::new();
+    for path in paths {
+        let result = load_image(engine, path).and_then(|image| {
+            let face = engine.single_face(&image)?;
+            Ok(engine.liveness(&image, &face)?)
+        });
+        let (liveness, error) = match result {
+            Ok(l) => {
+                acc.add(l);
+                (Some(l), None)
+            }
+            Err(e) => (None, Some(error_code(&e))),
+        };
+        frames.push(FrameLiveness {
+            file: path.display().to_string(),
+            liveness,
+            error,
+        });
+    }
+    let accumulated = acc.result().ok();
+    let preset = engine.config().liveness_preset;
+    Ok(LivenessReport {
+        frames,
+        live: accumulated.map(|l| l.is_live(preset)),
+        accumulated,
+        preset: preset.name(),
+    })
+}
+
+/// `faceid quality`.
+#[derive(Debug, Serialize)]
+pub struct QualityReport {
+    /// Every measure with its pass flag.
+    pub quality: Quality,
+    /// Whether every measure passes.
+    pub passed: bool,
+    /// First failure's code.
+    pub failure: Option<String>,
+    /// Age, gender, expression (descriptive only).
+    pub attributes: Attributes,
+}
+
+/// Quality of the one face of an image.
+pub fn quality(engine: &Engine, path: &Path) -> Result<QualityReport> {
+    let image = load_image(engine, path)?;
+    let face = engine.single_face(&image)?;
+    let aligned = engine.align(&image, &face);
+    let quality = engine.quality(&image, &face, &aligned)?;
+    let failure = quality.first_failure().map(|e| e.code().to_string());
+    Ok(QualityReport {
+        passed: failure.is_none(),
+        failure,
+        attributes: engine.attributes(&image, &face)?,
+        quality,
+    })
+}
+
+/// `faceid card`.
+#[derive(Debug, Serialize)]
+pub struct CardReport {
+    /// Quarter turn that makes the document upright.
+    pub rotation: Rotation,
+    /// Portrait box in the upright document.
+    pub bbox: BoundingBox,
+    /// Detector confidence.
+    pub score: f32,
+    /// Where the aligned portrait was written, if asked.
+    pub portrait_file: Option<String>,
+}
+
+/// Finds the portrait on a document; optionally writes the aligned 112x112 portrait as PNG.
+pub fn card(engine: &Engine, path: &Path, portrait_out: Option<&Path>) -> Result<CardReport> {
+    let image = load_image(engine, path)?;
+    let portrait = engine.card_portrait(&image)?;
+    if let Some(out) = portrait_out {
+        let aligned = engine.align(&portrait.upright, &portrait.face);
+        std::fs::write(out, aligned.image().to_png()?).with_context(|| format!("writing {}", out.display()))?;
+    }
+    Ok(CardReport {
+        rotation: portrait.rotation,
+        bbox: portrait.face.bbox,
+        score: portrait.face.score,
+        portrait_file: portrait_out.map(|p| p.display().to_string()),
+    })
+}
+
+/// The stable code of an engine error inside an anyhow chain, or `ERROR`.
+pub fn error_code(error: &anyhow::Error) -> String {
+    error
+        .chain()
+        .find_map(|e| e.downcast_ref::<faceid_core::Error>())
+        .map(|e| e.code().to_string())
+        .unwrap_or_else(|| "ERROR".to_string())
+}

@@ -1,0 +1,216 @@
+//! `faceid`: the command-line shell over the engine. Parses arguments, runs one command,
+//! prints its report (JSON with `--json`), and reports an error once, with its stable code.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use faceid_cli::{bench, commands, eval, provision};
+use faceid_core::{Engine, EngineConfig, models};
+use serde::Serialize;
+
+#[derive(Parser)]
+#[command(name = "faceid", version, about = "On-device face identity: detect, enroll, verify, liveness, quality, ID cards")]
+struct Cli {
+    /// Print one JSON object instead of text.
+    #[arg(long, global = true)]
+    json: bool,
+    /// Model directory (default: $FACEID_MODELS_DIR, else the repository's models/).
+    #[arg(long, global = true)]
+    models: Option<PathBuf>,
+    /// Engine configuration file (TOML, the fields of `[engine]`).
+    #[arg(long, global = true)]
+    config: Option<PathBuf>,
+    /// ONNX Runtime threads per model (overrides the config file).
+    #[arg(long, global = true)]
+    threads: Option<usize>,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// List every face: box, confidence, five landmarks.
+    Detect { image: PathBuf },
+    /// Make a template file from a selfie (quality-gated) or, with --card, an ID document.
+    Enroll {
+        image: PathBuf,
+        /// The image is an identity document: use its portrait.
+        #[arg(long)]
+        card: bool,
+        /// Template file to write.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// 1:1 decision between two images or template files.
+    Verify { a: PathBuf, b: PathBuf },
+    /// Liveness of each image and of all of them accumulated as one sequence.
+    Liveness {
+        #[arg(required = true)]
+        images: Vec<PathBuf>,
+    },
+    /// Quality measures and attributes of the one face of an image.
+    Quality { image: PathBuf },
+    /// Find the portrait on an identity document (any orientation).
+    Card {
+        image: PathBuf,
+        /// Write the aligned 112x112 portrait here (PNG).
+        #[arg(long)]
+        portrait: Option<PathBuf>,
+    },
+    /// Verification, liveness and ID-card figures over a dataset folder.
+    Eval {
+        /// Folder in the shared eval layout.
+        #[arg(default_value = "../shared/eval")]
+        dir: PathBuf,
+    },
+    /// Per-stage latency on one image at 1 and 2 inference threads.
+    Bench {
+        /// Image with one face (default: a 640x480 frame cut from the first sample photo).
+        image: Option<PathBuf>,
+        /// Timed runs per stage.
+        #[arg(long, default_value_t = 200)]
+        runs: usize,
+    },
+    /// Download or check the pinned models, runtime and sample images.
+    Models {
+        #[command(subcommand)]
+        action: ModelsAction,
+    },
+}
+
+#[derive(Subcommand)]
+enum ModelsAction {
+    /// Download whatever is missing or corrupt (idempotent; offline once done).
+    Fetch,
+    /// Check every file against its pinned sha256.
+    Verify,
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let json = cli.json;
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            let code = commands::error_code(&error);
+            if json {
+                #[derive(Serialize)]
+                struct Failure {
+                    error: ErrorBody,
+                }
+                #[derive(Serialize)]
+                struct ErrorBody {
+                    code: String,
+                    message: String,
+                }
+                let body = Failure {
+                    error: ErrorBody {
+                        code,
+                        message: format!("{error:#}"),
+                    },
+                };
+                println!("{}", serde_json::to_string(&body).unwrap_or_default());
+            } else {
+                eprintln!("error [{code}]: {error:#}");
+            }
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn engine_config(cli: &Cli) -> Result<EngineConfig> {
+    let mut config = match &cli.config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<EngineConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+        }
+        None => EngineConfig::default(),
+    };
+    if let Some(threads) = cli.threads {
+        config.inference_threads = threads;
+    }
+    config.validate()?;
+    Ok(config)
+}
+
+fn print<T: Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> String) -> Result<()> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(report)?);
+    } else {
+        print!("{}", text(report));
+    }
+    Ok(())
+}
+
+fn pretty<T: Serialize>(report: &T) -> String {
+    // Text form of the small reports: indented JSON reads well enough for one face.
+    serde_json::to_string_pretty(report).map(|s| s + "\n").unwrap_or_default()
+}
+
+fn run(cli: Cli) -> Result<()> {
+    let models_dir = cli.models.clone().unwrap_or_else(models::default_dir);
+    let load = |cli: &Cli| -> Result<Engine> { Ok(Engine::load(&models_dir, engine_config(cli)?)?) };
+    match &cli.command {
+        Command::Models { action } => match action {
+            ModelsAction::Fetch => {
+                std::fs::create_dir_all(&models_dir).with_context(|| format!("creating {}", models_dir.display()))?;
+                let written = provision::fetch(&models_dir, &mut |line| eprintln!("{line}"))?;
+                let status = provision::verify(&models_dir)?;
+                print(cli.json, &serde_json::json!({"written": written, "artefacts": status}), |_| {
+                    format!("{} artefacts verified in {}\n", status.len(), models_dir.display())
+                })
+            }
+            ModelsAction::Verify => {
+                let status = provision::verify(&models_dir)?;
+                let bad: Vec<_> = status.iter().filter(|s| s.state != provision::ArtefactState::Ok).collect();
+                print(cli.json, &status, |s| {
+                    s.iter().map(|a| format!("{:<8} {}\n", format!("{:?}", a.state).to_lowercase(), a.file)).collect()
+                })?;
+                anyhow::ensure!(bad.is_empty(), "{} artefacts missing or corrupt: run `{}`", bad.len(), models::FETCH_COMMAND);
+                Ok(())
+            }
+        },
+        Command::Detect { image } => print(cli.json, &commands::detect(&load(&cli)?, image)?, pretty),
+        Command::Enroll { image, card, output } => print(cli.json, &commands::enroll(&load(&cli)?, image, *card, output)?, pretty),
+        Command::Verify { a, b } => print(cli.json, &commands::verify(&load(&cli)?, a, b)?, |r| {
+            format!(
+                "{}  score {:.3} (cosine {:.3}, FAR {:.1e}), threshold {:.2}\n",
+                if r.decision.accepted { "MATCH" } else { "NO MATCH" },
+                r.decision.comparison.score,
+                r.decision.comparison.cosine,
+                r.far,
+                r.decision.threshold
+            )
+        }),
+        Command::Liveness { images } => print(cli.json, &commands::liveness(&load(&cli)?, images)?, pretty),
+        Command::Quality { image } => print(cli.json, &commands::quality(&load(&cli)?, image)?, pretty),
+        Command::Card { image, portrait } => print(cli.json, &commands::card(&load(&cli)?, image, portrait.as_deref())?, pretty),
+        Command::Eval { dir } => {
+            anyhow::ensure!(dir.is_dir(), "no evaluation folder at {}", dir.display());
+            let engine = load(&cli)?;
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {elapsed}")
+                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+            );
+            let report = eval::run(&engine, dir, &mut |done, total, phase| {
+                bar.set_length(total as u64);
+                bar.set_position(done as u64);
+                bar.set_message(phase.to_string());
+            })?;
+            bar.finish_and_clear();
+            print(cli.json, &report, eval::render)
+        }
+        Command::Bench { image, runs } => {
+            let image = image.clone().unwrap_or_else(|| models_dir.join("samples/sample1.jpg"));
+            let threads = match cli.threads {
+                Some(n) => vec![n],
+                None => vec![1, 2],
+            };
+            let report = bench::run(&models_dir, &image, *runs, &threads)?;
+            print(cli.json, &report, bench::render)
+        }
+    }
+}

@@ -1,0 +1,42 @@
+//! Stage 5: [`AlignedFace`] -> [`Template`] (512-d, L2-normalised).
+
+use crate::align::{ALIGNED_SIDE, AlignedFace};
+use crate::error::Result;
+use crate::models::{ModelSource, OnnxModel};
+use crate::template::Template;
+
+/// The face embedding network.
+#[derive(Debug)]
+pub(crate) struct Embedder {
+    model: OnnxModel,
+    model_id: String,
+}
+
+impl Embedder {
+    pub(crate) const FILE: &'static str = "fr_feature.onnx";
+
+    pub(crate) fn load(source: &ModelSource) -> Result<Embedder> {
+        Ok(Embedder {
+            model: source.open(Self::FILE)?,
+            model_id: source.model_id(Self::FILE),
+        })
+    }
+
+    /// Id written into every template this embedder makes.
+    pub(crate) fn model_id(&self) -> &str {
+        &self.model_id
+    }
+
+    pub(crate) fn embed(&self, face: &AlignedFace) -> Result<Template> {
+        let side = ALIGNED_SIDE as usize;
+        let plane = side * side;
+        let mut input = vec![0f32; plane * 3];
+        for (i, px) in face.image().rgb().chunks_exact(3).enumerate() {
+            for c in 0..3 {
+                input[c * plane + i] = (f32::from(px[c]) - 127.0) / 128.0;
+            }
+        }
+        let mut out = self.model.run(&[1, 3, side, side], &input, &["output"])?;
+        Template::new(self.model_id.clone(), std::mem::take(&mut out[0]))
+    }
+}

@@ -1,0 +1,185 @@
+//! Biometric performance figures (ISO/IEC 19795-1 vocabulary), pure functions over scores.
+//! `faceid eval` feeds them; the operator console plots them.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+/// One scored comparison. `score: None` is a failure to acquire (no face on either side):
+/// it counts as a non-match, never silently dropped.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PairScore {
+    /// Whether both sides show the same person.
+    pub genuine: bool,
+    /// Similarity, bigger = more alike; `None` = failure to acquire.
+    pub score: Option<f32>,
+}
+
+/// The false-accept rates at which TAR is reported.
+pub const FAR_POINTS: [(&str, f64); 3] = [("1e-2", 1e-2), ("1e-3", 1e-3), ("1e-4", 1e-4)];
+
+/// Verification figures over a set of pairs.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct VerificationFigures {
+    /// Number of pairs.
+    pub pairs: usize,
+    /// Genuine pairs.
+    pub genuine: usize,
+    /// Impostor pairs.
+    pub impostor: usize,
+    /// Pairs where a side had no face (counted as non-matches).
+    pub failed_pairs: usize,
+    /// Best accuracy over all thresholds (fraction).
+    pub accuracy: Option<f64>,
+    /// The threshold achieving it (raw score).
+    pub accuracy_threshold: Option<f32>,
+    /// Equal error rate.
+    pub eer: Option<f64>,
+    /// True-accept rate at each false-accept rate in [`FAR_POINTS`]. When fewer impostors
+    /// exist than 1/FAR, the figure is the TAR with zero observed false accepts (an upper
+    /// threshold, so a conservative figure).
+    pub tar_at_far: BTreeMap<String, Option<f64>>,
+}
+
+/// Computes [`VerificationFigures`]. Figures that need both classes are `None` without them.
+pub fn verification_figures(pairs: &[PairScore]) -> VerificationFigures {
+    let value = |p: &PairScore| p.score.unwrap_or(f32::NEG_INFINITY);
+    let mut genuine: Vec<f32> = pairs.iter().filter(|p| p.genuine).map(value).collect();
+    let mut impostor: Vec<f32> = pairs.iter().filter(|p| !p.genuine).map(value).collect();
+    genuine.sort_by(|a, b| b.total_cmp(a));
+    impostor.sort_by(|a, b| b.total_cmp(a));
+    let failed_pairs = pairs.iter().filter(|p| p.score.is_none()).count();
+    let mut figures = VerificationFigures {
+        pairs: pairs.len(),
+        genuine: genuine.len(),
+        impostor: impostor.len(),
+        failed_pairs,
+        accuracy: None,
+        accuracy_threshold: None,
+        eer: None,
+        tar_at_far: FAR_POINTS.iter().map(|(k, _)| (k.to_string(), None)).collect(),
+    };
+    if genuine.is_empty() || impostor.is_empty() {
+        return figures;
+    }
+    let (ng, ni) = (genuine.len() as f64, impostor.len() as f64);
+    // Candidate thresholds: every finite score, accept when score >= t.
+    let mut thresholds: Vec<f32> = genuine.iter().chain(&impostor).copied().filter(|s| s.is_finite()).collect();
+    thresholds.sort_by(|a, b| a.total_cmp(b));
+    thresholds.dedup();
+    thresholds.push(f32::INFINITY);
+    let mut best = (0.0f64, f32::INFINITY);
+    let mut eer = (f64::MAX, 0.0f64);
+    for &t in &thresholds {
+        let accepted_genuine = genuine.partition_point(|&s| s >= t) as f64;
+        let accepted_impostor = impostor.partition_point(|&s| s >= t) as f64;
+        let accuracy = (accepted_genuine + (ni - accepted_impostor)) / (ng + ni);
+        if accuracy > best.0 {
+            best = (accuracy, t);
+        }
+        let far = accepted_impostor / ni;
+        let frr = 1.0 - accepted_genuine / ng;
+        if (far - frr).abs() < eer.0 {
+            eer = ((far - frr).abs(), (far + frr) / 2.0);
+        }
+    }
+    figures.accuracy = Some(best.0);
+    figures.accuracy_threshold = best.1.is_finite().then_some(best.1);
+    figures.eer = Some(eer.1);
+    for (name, far) in FAR_POINTS {
+        let allowed = (far * ni).floor() as usize;
+        let tar = match impostor.get(allowed) {
+            // Accept strictly above the (allowed+1)-th highest impostor score.
+            Some(&bar) => genuine.partition_point(|&s| s > bar) as f64 / ng,
+            None => genuine.iter().filter(|s| s.is_finite()).count() as f64 / ng,
+        };
+        figures.tar_at_far.insert(name.to_string(), Some(tar));
+    }
+    figures
+}
+
+/// Presentation-attack detection figures at one threshold (ISO/IEC 30107-3).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PadFigures {
+    /// Live presentations.
+    pub bona_fide: usize,
+    /// Attack presentations.
+    pub attacks: usize,
+    /// Live-probability threshold (live when >= threshold).
+    pub threshold: f32,
+    /// Attack presentation classification error rate: attacks accepted as live.
+    pub apcer: Option<f64>,
+    /// Bona fide presentation classification error rate: live people rejected.
+    pub bpcer: Option<f64>,
+}
+
+/// APCER and BPCER of live probabilities at `threshold`. A `None` probability (no face)
+/// counts as rejected: an error for a live person, a success against an attack.
+pub fn pad_figures(bona_fide: &[Option<f32>], attacks: &[Option<f32>], threshold: f32) -> PadFigures {
+    let live = |p: &Option<f32>| p.is_some_and(|p| p >= threshold);
+    let rate = |n: usize, total: usize| (total > 0).then(|| n as f64 / total as f64);
+    PadFigures {
+        bona_fide: bona_fide.len(),
+        attacks: attacks.len(),
+        threshold,
+        apcer: rate(attacks.iter().filter(|p| live(p)).count(), attacks.len()),
+        bpcer: rate(bona_fide.iter().filter(|p| !live(p)).count(), bona_fide.len()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(genuine: &[f32], impostor: &[f32]) -> Vec<PairScore> {
+        genuine
+            .iter()
+            .map(|&s| PairScore { genuine: true, score: Some(s) })
+            .chain(impostor.iter().map(|&s| PairScore { genuine: false, score: Some(s) }))
+            .collect()
+    }
+
+    #[test]
+    fn separable_scores_give_perfect_figures() {
+        let f = verification_figures(&pairs(&[0.8, 0.9, 0.7], &[0.1, 0.2, 0.3]));
+        assert_eq!(f.accuracy, Some(1.0));
+        assert_eq!(f.eer, Some(0.0));
+        assert_eq!(f.tar_at_far["1e-2"], Some(1.0));
+    }
+
+    #[test]
+    fn overlapping_scores() {
+        // genuine 0.4 and impostor 0.5 overlap: one error either way at best.
+        let f = verification_figures(&pairs(&[0.4, 0.8, 0.9, 0.7], &[0.1, 0.2, 0.5, 0.3]));
+        assert_eq!(f.accuracy, Some(7.0 / 8.0));
+        assert_eq!(f.eer, Some(0.25));
+        // FAR 1e-2 with 4 impostors: zero false accepts allowed -> threshold above 0.5.
+        assert_eq!(f.tar_at_far["1e-2"], Some(0.75));
+    }
+
+    #[test]
+    fn failures_to_acquire_count_as_non_matches() {
+        let mut p = pairs(&[0.8, 0.9], &[0.1, 0.2]);
+        p.push(PairScore { genuine: true, score: None });
+        p.push(PairScore { genuine: false, score: None });
+        let f = verification_figures(&p);
+        assert_eq!(f.failed_pairs, 2);
+        assert_eq!(f.accuracy, Some(5.0 / 6.0));
+        assert_eq!(f.tar_at_far["1e-2"], Some(2.0 / 3.0));
+    }
+
+    #[test]
+    fn one_class_only_gives_nulls() {
+        let f = verification_figures(&pairs(&[0.8], &[]));
+        assert_eq!(f.accuracy, None);
+        assert_eq!(f.tar_at_far["1e-3"], None);
+    }
+
+    #[test]
+    fn pad_rates() {
+        let f = pad_figures(&[Some(0.9), Some(0.4), None], &[Some(0.6), Some(0.1)], 0.5);
+        assert_eq!(f.bpcer, Some(2.0 / 3.0));
+        assert_eq!(f.apcer, Some(0.5));
+        assert_eq!(pad_figures(&[], &[], 0.5).apcer, None);
+    }
+}
