@@ -1,1 +1,44 @@
-//! Shared helpers for the end-to-end tests.
+//! Shared helpers for the end-to-end tests: the engine loaded once per test binary from
+//! the fetched models, the fetched sample photos, and the shared evaluation folder.
+#![allow(clippy::expect_used, clippy::panic, missing_docs)]
+
+use std::path::{Path, PathBuf};
+use std::sync::OnceLock;
+
+use faceid_core::{Engine, EngineConfig, Image, models};
+
+/// The engine, loaded once. Panics with the fetch command when the models are missing:
+/// the README's test command fetches them first, so absence is a setup error, not a skip.
+pub fn engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| {
+        Engine::load(&models::default_dir(), EngineConfig::default())
+            .unwrap_or_else(|e| panic!("cannot load the engine ({e}); run `make setup` or `{}`", models::FETCH_COMMAND))
+    })
+}
+
+/// Path of a fetched sample photo (`sample1.jpg` ... `sample6.jpg`).
+pub fn sample_path(n: u32) -> PathBuf {
+    models::default_dir().join(format!("samples/sample{n}.jpg"))
+}
+
+/// Bytes of a fetched sample photo.
+pub fn sample_bytes(n: u32) -> Vec<u8> {
+    std::fs::read(sample_path(n)).unwrap_or_else(|e| panic!("sample{n}.jpg: {e}; run `{}`", models::FETCH_COMMAND))
+}
+
+/// A decoded sample photo.
+pub fn sample(n: u32) -> Image {
+    engine().decode(&sample_bytes(n)).expect("sample photos decode")
+}
+
+/// The shared evaluation folder, or `None` after printing why the caller skips.
+pub fn shared_eval(test: &str) -> Option<PathBuf> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/eval");
+    if dir.join("faces/pairs.tsv").exists() {
+        Some(dir)
+    } else {
+        println!("SKIPPED {test}: ../shared/eval is absent on this machine (it holds the research-use evaluation set)");
+        None
+    }
+}

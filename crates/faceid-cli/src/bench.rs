@@ -6,7 +6,9 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use faceid_core::{Engine, EngineConfig};
+use faceid_core::geometry::BoundingBox;
+use faceid_core::sampling::crop_resized;
+use faceid_core::{Engine, EngineConfig, Image};
 use serde::Serialize;
 
 /// Latency summary of one stage, milliseconds.
@@ -47,6 +49,8 @@ pub struct ThreadResult {
 pub struct BenchReport {
     /// Image benchmarked.
     pub image: String,
+    /// Whether a 640x480 kiosk frame was cut from it.
+    pub kiosk_frame: bool,
     /// Its size.
     pub width: u32,
     /// Its size.
@@ -72,10 +76,31 @@ fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Latency> {
     Ok(Latency::of(samples))
 }
 
-/// Benchmarks every stage on `image_path` with `runs` timed runs per stage.
-pub fn run(models: &Path, image_path: &Path, runs: usize, thread_counts: &[usize]) -> Result<BenchReport> {
+/// A 640x480 kiosk-camera frame cut from `image` around its largest face: a 4:3 window
+/// 3.2 face-widths wide, resized to 640x480, encoded as JPEG (quality 90) so the decode
+/// stage measures what a webcam frame costs.
+pub fn kiosk_frame(engine: &Engine, image: &Image) -> Result<Vec<u8>> {
+    let face = *engine.detect(image)?.first().context("no face in the bench image")?;
+    let c = face.bbox.center();
+    let w = face.bbox.width() * 3.2;
+    let region = BoundingBox::new(c.x - w / 2.0, c.y - w * 3.0 / 8.0, c.x + w / 2.0, c.y + w * 3.0 / 8.0);
+    let frame = crop_resized(image, region, 640, 480);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode(frame.rgb(), 640, 480, image::ExtendedColorType::Rgb8)
+        .context("encoding the bench frame")?;
+    Ok(jpeg)
+}
+
+/// Benchmarks every stage on `image_path` (cut to a 640x480 kiosk frame when `frame`)
+/// with `runs` timed runs per stage.
+pub fn run(models: &Path, image_path: &Path, frame: bool, runs: usize, thread_counts: &[usize]) -> Result<BenchReport> {
     let runs = runs.max(1);
-    let bytes = std::fs::read(image_path).with_context(|| format!("reading {}", image_path.display()))?;
+    let mut bytes = std::fs::read(image_path).with_context(|| format!("reading {}", image_path.display()))?;
+    if frame {
+        let engine = Engine::load(models, EngineConfig::default())?;
+        bytes = kiosk_frame(&engine, &engine.decode(&bytes)?)?;
+    }
     let mut threads = BTreeMap::new();
     let mut size = (0, 0);
     for &n in thread_counts {
@@ -105,6 +130,7 @@ pub fn run(models: &Path, image_path: &Path, runs: usize, thread_counts: &[usize
     }
     Ok(BenchReport {
         image: image_path.display().to_string(),
+        kiosk_frame: frame,
         width: size.0,
         height: size.1,
         runs,

@@ -71,8 +71,13 @@ pub struct IdcardReport {
     pub eer: Option<f64>,
     /// Share of distinct documents whose portrait was found.
     pub portrait_found: Option<f64>,
+    /// The same, leaving out documents whose MANIFEST label says the portrait is obscured
+    /// (`portrait=yes(obscured)`: pixelated on purpose, no face to find).
+    pub portrait_found_visible: Option<f64>,
     /// Distinct documents.
     pub cards: usize,
+    /// Documents whose portrait was not found (paths relative to the root).
+    pub portrait_missing: Vec<String>,
     /// Figures per pair file.
     pub sets: BTreeMap<String, VerificationFigures>,
 }
@@ -367,16 +372,24 @@ fn idcards(engine: &Engine, root: &Path, templates: &mut TemplateCache, progress
     }
     documents.sort();
     documents.dedup();
-    let found = documents
+    let labels = manifest_labels(root);
+    let relative = |d: &Path| d.strip_prefix(root).unwrap_or(d).to_string_lossy().replace('\\', "/");
+    let obscured = |d: &Path| labels.get(&relative(d)).is_some_and(|l| l.contains("portrait=yes(obscured)"));
+    let missing: Vec<&PathBuf> = documents
         .iter()
-        .filter(|d| templates.by_path.get(d.as_path()).is_some_and(|t| t.is_some()))
-        .count();
+        .filter(|d| !templates.by_path.get(d.as_path()).is_some_and(|t| t.is_some()))
+        .collect();
+    let visible = documents.iter().filter(|d| !obscured(d)).count();
+    let visible_missing = missing.iter().filter(|d| !obscured(d)).count();
+    let share = |found: usize, of: usize| (of > 0).then(|| found as f64 / of as f64);
     let overall = verification_figures(&all);
     Ok(Some(IdcardReport {
         accuracy: overall.accuracy,
         eer: overall.eer,
-        portrait_found: (!documents.is_empty()).then(|| found as f64 / documents.len() as f64),
+        portrait_found: share(documents.len() - missing.len(), documents.len()),
+        portrait_found_visible: share(visible - visible_missing, visible),
         cards: documents.len(),
+        portrait_missing: missing.iter().map(|d| relative(d)).collect(),
         sets,
     }))
 }
@@ -459,7 +472,14 @@ pub fn render(report: &EvalReport) -> String {
         let _ = writeln!(out);
     }
     if let Some(c) = &report.idcards {
-        let _ = writeln!(out, "ID CARDS  portrait found on {} of {} documents", pct(c.portrait_found), c.cards);
+        let _ = writeln!(
+            out,
+            "ID CARDS  portrait found on {} of {} documents ({} of those with a visible portrait); missing: {}",
+            pct(c.portrait_found),
+            c.cards,
+            pct(c.portrait_found_visible),
+            if c.portrait_missing.is_empty() { "none".to_string() } else { c.portrait_missing.join(", ") }
+        );
         let _ = writeln!(out, "{:<26} {:>6} {:>10} {:>9} {:>7}", "pairs", "pairs", "accuracy", "EER", "failed");
         for (name, f) in &c.sets {
             let _ = writeln!(out, "{:<26} {:>6} {:>10} {:>9} {:>7}", name, f.pairs, pct(f.accuracy), pct(f.eer), f.failed_pairs);

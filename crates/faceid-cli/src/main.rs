@@ -72,6 +72,9 @@ enum Command {
         /// Timed runs per stage.
         #[arg(long, default_value_t = 200)]
         runs: usize,
+        /// Benchmark the image as it is instead of a 640x480 kiosk frame cut around its largest face.
+        #[arg(long)]
+        as_is: bool,
     },
     /// Download or check the pinned models, runtime and sample images.
     Models {
@@ -203,13 +206,13 @@ fn run(cli: Cli) -> Result<()> {
             bar.finish_and_clear();
             print(cli.json, &report, eval::render)
         }
-        Command::Bench { image, runs } => {
+        Command::Bench { image, runs, as_is } => {
             let image = image.clone().unwrap_or_else(|| models_dir.join("samples/sample1.jpg"));
             let threads = match cli.threads {
                 Some(n) => vec![n],
                 None => vec![1, 2],
             };
-            let report = bench::run(&models_dir, &image, *runs, &threads)?;
+            let report = bench::run(&models_dir, &image, !as_is, *runs, &threads)?;
             print(cli.json, &report, bench::render)
         }
     }

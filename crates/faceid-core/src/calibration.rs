@@ -35,11 +35,12 @@ const Z_1E1: f64 = 1.281_551_565_544_6;
 const Z_1E2: f64 = 2.326_347_874_040_8;
 
 impl Calibration {
-    /// The calibration of the default model `fr_feature`, fitted with
-    /// `faceid eval --fit-calibration` on `../shared/eval` (all 1,680 impostor pairs).
+    /// The calibration of the default model `fr_feature`, fitted by `faceid eval` on
+    /// `../shared/eval` (the 1,670 impostor pairs with a face on both sides; the report's
+    /// `calibration.fitted`). Refit whenever the embedding or its pre-processing changes.
     pub const FR_FEATURE: Calibration = Calibration {
-        impostor_mean: 0.0,
-        impostor_sd: 0.1,
+        impostor_mean: -0.0442,
+        impostor_sd: 0.1577,
     };
 
     /// Fits the tail model on impostor cosines. `None` with fewer than 100 scores or a

@@ -200,6 +200,16 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Image> {
             reason: "JPEG data is truncated (no end-of-image marker)".into(),
         });
     }
+    // Refuse huge pictures from the declared size alone, before any decoder reads ahead.
+    if let Some((width, height)) = declared_size(format, bytes)
+        && u64::from(width) * u64::from(height) > limits.max_pixels
+    {
+        return Err(Error::ImageTooLarge {
+            width,
+            height,
+            max_pixels: limits.max_pixels,
+        });
+    }
     let mut reader = ImageReader::with_format(Cursor::new(bytes), format);
     let mut decoder_limits = image::Limits::default();
     decoder_limits.max_alloc = Some(limits.max_pixels.saturating_mul(4).saturating_add(1 << 20));
@@ -237,6 +247,17 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Image> {
     let rgb = picture.into_rgb8();
     let (width, height) = rgb.dimensions();
     Image::from_rgb(width, height, rgb.into_raw())
+}
+
+/// Width and height as declared in a PNG IHDR or BMP header, read without decoding.
+fn declared_size(format: ImageFormat, bytes: &[u8]) -> Option<(u32, u32)> {
+    let be = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
+    let le = |at: usize| bytes.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    match format {
+        ImageFormat::Png if bytes.get(12..16) == Some(b"IHDR") => Some((be(16)?, be(20)?)),
+        ImageFormat::Bmp => Some((le(18)?.unsigned_abs(), le(22)?.unsigned_abs())),
+        _ => None,
+    }
 }
 
 /// Whether a JPEG stream ends with EOI (0xFFD9), allowing trailing padding bytes.

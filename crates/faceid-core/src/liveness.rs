@@ -197,9 +197,10 @@ mod tests {
     fn one_extreme_frame_is_clipped() {
         let mut acc = LivenessAccumulator::new();
         for _ in 0..4 {
-            acc.add(Liveness::from_probability(0.2));
+            acc.add(Liveness::from_probability(0.1));
         }
         acc.add(Liveness::from_score(1000.0, 1));
+        // Unclipped, the one frame would outvote four confident ones.
         assert!(acc.result().unwrap().probability < 0.5);
     }
 

@@ -105,11 +105,20 @@ impl Template {
         if values.len() != dim * 4 {
             return Err(bad("length does not match dimension"));
         }
-        let vector = values
+        let vector: Vec<f32> = values
             .chunks_exact(4)
             .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
             .collect();
-        Template::new(model_id, vector)
+        // Stored templates are already unit vectors: keep their exact bits (re-normalising
+        // would drift them by an ulp on every round trip) but refuse anything else.
+        let norm = vector.iter().map(|v| v * v).sum::<f32>().sqrt();
+        if vector.is_empty() || !norm.is_finite() || (norm - 1.0).abs() > 1e-3 {
+            return Err(bad("vector is not a unit vector"));
+        }
+        Ok(Template {
+            model_id: model_id.to_string(),
+            vector,
+        })
     }
 }
 
