@@ -1,5 +1,5 @@
 //! End-to-end tests of the engine with the real models on the fetched sample photos.
-#![allow(clippy::unwrap_used, clippy::expect_used)]
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use faceid_core::geometry::BoundingBox;
 use faceid_core::sampling::crop_resized;
@@ -24,7 +24,12 @@ fn counts_faces_in_the_group_photos() {
         let faces = engine().faces(&sample(n)).unwrap();
         assert_eq!(faces.len(), count, "sample{n}.jpg");
         // Largest first.
-        assert!(faces.windows(2).all(|w| w[0].bbox.area() >= w[1].bbox.area()), "sample{n}.jpg order");
+        assert!(
+            faces
+                .windows(2)
+                .all(|w| w[0].bbox.area() >= w[1].bbox.area()),
+            "sample{n}.jpg order"
+        );
         for f in &faces {
             assert!(f.score >= 0.6 && f.landmarks.inter_eye_distance() > 20.0);
         }
@@ -57,7 +62,10 @@ fn different_people_in_one_photo_do_not_match() {
         for i in 0..templates.len() {
             for j in i + 1..templates.len() {
                 let decision = e.verify(&templates[i], &templates[j]).unwrap();
-                assert!(!decision.accepted, "sample{n} faces {i} and {j}: {decision:?}");
+                assert!(
+                    !decision.accepted,
+                    "sample{n} faces {i} and {j}: {decision:?}"
+                );
                 compared += 1;
             }
         }
@@ -69,7 +77,10 @@ fn different_people_in_one_photo_do_not_match() {
 fn a_photo_with_several_people_is_refused_for_enrollment() {
     let err = engine().single_face(&sample(1)).unwrap_err();
     assert_eq!(err.code(), ErrorCode::MultipleFaces);
-    assert!(matches!(engine().analyze(&sample(4)).unwrap_err().code(), ErrorCode::MultipleFaces));
+    assert!(matches!(
+        engine().analyze(&sample(4)).unwrap_err().code(),
+        ErrorCode::MultipleFaces
+    ));
 }
 
 /// A synthetic identity card: a light card with text bars and a portrait cut from a photo.
@@ -98,14 +109,29 @@ fn card_with_portrait(photo: &Image, portrait: BoundingBox) -> Image {
 fn a_rotated_card_yields_its_portrait() {
     let e = engine();
     let photo = sample(1);
-    let face = e.faces(&photo).unwrap().into_iter().find(|f| f.bbox.center().x > 1400.0).unwrap();
+    let face = e
+        .faces(&photo)
+        .unwrap()
+        .into_iter()
+        .find(|f| f.bbox.center().x > 1400.0)
+        .unwrap();
     let c = face.bbox.center();
     let side = face.bbox.width() * 1.6;
-    let portrait = BoundingBox::new(c.x - side / 2.0, c.y - side * 0.6, c.x + side / 2.0, c.y + side * 0.67);
+    let portrait = BoundingBox::new(
+        c.x - side / 2.0,
+        c.y - side * 0.6,
+        c.x + side / 2.0,
+        c.y + side * 0.67,
+    );
     let card = card_with_portrait(&photo, portrait);
     let reference = e.embed(&e.align(&photo, &face)).unwrap();
     // Turned a quarter clockwise, the card needs a quarter counter-clockwise to be upright.
-    for (turn, undo) in [(Rotation::None, Rotation::None), (Rotation::Cw90, Rotation::Cw270), (Rotation::Cw180, Rotation::Cw180), (Rotation::Cw270, Rotation::Cw90)] {
+    for (turn, undo) in [
+        (Rotation::None, Rotation::None),
+        (Rotation::Cw90, Rotation::Cw270),
+        (Rotation::Cw180, Rotation::Cw180),
+        (Rotation::Cw270, Rotation::Cw90),
+    ] {
         let (found, template) = e.card_template(&card.rotated(turn)).unwrap();
         assert_eq!(found.rotation, undo, "card turned {turn:?}");
         let decision = e.verify(&template, &reference).unwrap();
@@ -116,8 +142,14 @@ fn a_rotated_card_yields_its_portrait() {
 #[test]
 fn a_blank_document_has_no_portrait() {
     let blank = Image::from_rgb(400, 250, vec![200; 400 * 250 * 3]).unwrap();
-    assert_eq!(engine().card_portrait(&blank).unwrap_err().code(), ErrorCode::NoPortrait);
-    assert_eq!(engine().single_face(&blank).unwrap_err().code(), ErrorCode::NoFace);
+    assert_eq!(
+        engine().card_portrait(&blank).unwrap_err().code(),
+        ErrorCode::NoPortrait
+    );
+    assert_eq!(
+        engine().single_face(&blank).unwrap_err().code(),
+        ErrorCode::NoFace
+    );
 }
 
 #[test]
@@ -138,9 +170,15 @@ fn a_face_that_fills_the_frame_is_found_by_padding() {
 fn truncated_and_oversized_inputs_have_their_codes() {
     let e = engine();
     let bytes = sample_bytes(2);
-    assert_eq!(e.decode(&bytes[..bytes.len() / 3]).unwrap_err().code(), ErrorCode::CorruptImage);
+    assert_eq!(
+        e.decode(&bytes[..bytes.len() / 3]).unwrap_err().code(),
+        ErrorCode::CorruptImage
+    );
     assert_eq!(e.decode(&[]).unwrap_err().code(), ErrorCode::EmptyInput);
-    assert_eq!(e.decode(b"%PDF-1.4 not an image").unwrap_err().code(), ErrorCode::UnsupportedFormat);
+    assert_eq!(
+        e.decode(b"%PDF-1.4 not an image").unwrap_err().code(),
+        ErrorCode::UnsupportedFormat
+    );
     // A PNG header declaring 20000x20000: refused from the header, nothing allocated.
     let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13];
     let mut chunk = b"IHDR".to_vec();
@@ -152,7 +190,10 @@ fn truncated_and_oversized_inputs_have_their_codes() {
     let err = e.decode(&png).unwrap_err();
     assert_eq!(err.code(), ErrorCode::ImageTooLarge, "{err}");
     let oversized = vec![0xFFu8; e.config().max_image_bytes + 1];
-    assert_eq!(e.decode(&oversized).unwrap_err().code(), ErrorCode::InputTooLarge);
+    assert_eq!(
+        e.decode(&oversized).unwrap_err().code(),
+        ErrorCode::InputTooLarge
+    );
 }
 
 fn crc32(data: &[u8]) -> u32 {
@@ -160,7 +201,11 @@ fn crc32(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= u32::from(b);
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -171,14 +216,36 @@ fn analysis_measures_a_live_frontal_face() {
     let e = engine();
     // The right-hand woman of sample1, cut out as a kiosk frame would show her.
     let photo = sample(1);
-    let face = e.faces(&photo).unwrap().into_iter().find(|f| f.bbox.center().x > 1400.0).unwrap();
+    let face = e
+        .faces(&photo)
+        .unwrap()
+        .into_iter()
+        .find(|f| f.bbox.center().x > 1400.0)
+        .unwrap();
     let c = face.bbox.center();
     let w = face.bbox.width() * 3.2;
-    let frame = crop_resized(&photo, BoundingBox::new(c.x - w / 2.0, c.y - w * 0.375, c.x + w / 2.0, c.y + w * 0.375), 640, 480);
+    let frame = crop_resized(
+        &photo,
+        BoundingBox::new(
+            c.x - w / 2.0,
+            c.y - w * 0.375,
+            c.x + w / 2.0,
+            c.y + w * 0.375,
+        ),
+        640,
+        480,
+    );
     let analysis = e.analyze(&frame).unwrap();
-    assert!(analysis.liveness.probability > 0.5, "{:?}", analysis.liveness);
+    assert!(
+        analysis.liveness.probability > 0.5,
+        "{:?}",
+        analysis.liveness
+    );
     let q = &analysis.quality;
-    assert!(q.inter_eye_px.passed && q.left_eye_open.passed && q.right_eye_open.passed, "{q:?}");
+    assert!(
+        q.inter_eye_px.passed && q.left_eye_open.passed && q.right_eye_open.passed,
+        "{q:?}"
+    );
     assert!(q.yaw_deg.value.abs() < 45.0 && (0.0..=1.0).contains(&q.exposure.value));
     let mut acc = LivenessAccumulator::new();
     for _ in 0..3 {
@@ -201,15 +268,35 @@ fn templates_survive_serialisation_and_identify_the_right_subject() {
         .unwrap()
         .iter()
         .enumerate()
-        .map(|(i, f)| (format!("other-{i}"), e.embed(&e.align(&sample(2), f)).unwrap()))
+        .map(|(i, f)| {
+            (
+                format!("other-{i}"),
+                e.embed(&e.align(&sample(2), f)).unwrap(),
+            )
+        })
         .chain([("her".to_string(), back)])
         .collect();
-    let found = e.identify(&b, others.iter().map(|(id, t)| (id, t)), others.len()).unwrap();
-    assert!(matches!(found, faceid_core::Identification::Match { ref subject, .. } if subject == "her"), "{found:?}");
+    let found = e
+        .identify(&b, others.iter().map(|(id, t)| (id, t)), others.len())
+        .unwrap();
+    assert!(
+        matches!(found, faceid_core::Identification::Match { ref subject, .. } if subject == "her"),
+        "{found:?}"
+    );
     let stranger = template_near(&sample(5), 0.0..2000.0);
-    let gallery: Vec<(String, Template)> = others.into_iter().filter(|(id, _)| id != "her").collect();
-    let none = e.identify(&stranger, gallery.iter().map(|(id, t)| (id, t)), gallery.len()).unwrap();
-    assert!(matches!(none, faceid_core::Identification::NoMatch { .. }), "{none:?}");
+    let gallery: Vec<(String, Template)> =
+        others.into_iter().filter(|(id, _)| id != "her").collect();
+    let none = e
+        .identify(
+            &stranger,
+            gallery.iter().map(|(id, t)| (id, t)),
+            gallery.len(),
+        )
+        .unwrap();
+    assert!(
+        matches!(none, faceid_core::Identification::NoMatch { .. }),
+        "{none:?}"
+    );
 }
 
 #[test]

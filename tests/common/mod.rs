@@ -12,8 +12,12 @@ use faceid_core::{Engine, EngineConfig, Image, models};
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
     ENGINE.get_or_init(|| {
-        Engine::load(&models::default_dir(), EngineConfig::default())
-            .unwrap_or_else(|e| panic!("cannot load the engine ({e}); run `make setup` or `{}`", models::FETCH_COMMAND))
+        Engine::load(&models::default_dir(), EngineConfig::default()).unwrap_or_else(|e| {
+            panic!(
+                "cannot load the engine ({e}); run `make setup` or `{}`",
+                models::FETCH_COMMAND
+            )
+        })
     })
 }
 
@@ -24,12 +28,15 @@ pub fn sample_path(n: u32) -> PathBuf {
 
 /// Bytes of a fetched sample photo.
 pub fn sample_bytes(n: u32) -> Vec<u8> {
-    std::fs::read(sample_path(n)).unwrap_or_else(|e| panic!("sample{n}.jpg: {e}; run `{}`", models::FETCH_COMMAND))
+    std::fs::read(sample_path(n))
+        .unwrap_or_else(|e| panic!("sample{n}.jpg: {e}; run `{}`", models::FETCH_COMMAND))
 }
 
 /// A decoded sample photo.
 pub fn sample(n: u32) -> Image {
-    engine().decode(&sample_bytes(n)).expect("sample photos decode")
+    engine()
+        .decode(&sample_bytes(n))
+        .expect("sample photos decode")
 }
 
 /// The shared evaluation folder, or `None` after printing why the caller skips.
@@ -38,7 +45,9 @@ pub fn shared_eval(test: &str) -> Option<PathBuf> {
     if dir.join("faces/pairs.tsv").exists() {
         Some(dir)
     } else {
-        println!("SKIPPED {test}: ../shared/eval is absent on this machine (it holds the research-use evaluation set)");
+        println!(
+            "SKIPPED {test}: ../shared/eval is absent on this machine (it holds the research-use evaluation set)"
+        );
         None
     }
 }

@@ -80,10 +80,18 @@ fn time(runs: usize, mut f: impl FnMut() -> Result<()>) -> Result<Latency> {
 /// 3.2 face-widths wide, resized to 640x480, encoded as JPEG (quality 90) so the decode
 /// stage measures what a webcam frame costs.
 pub fn kiosk_frame(engine: &Engine, image: &Image) -> Result<Vec<u8>> {
-    let face = *engine.detect(image)?.first().context("no face in the bench image")?;
+    let face = *engine
+        .detect(image)?
+        .first()
+        .context("no face in the bench image")?;
     let c = face.bbox.center();
     let w = face.bbox.width() * 3.2;
-    let region = BoundingBox::new(c.x - w / 2.0, c.y - w * 3.0 / 8.0, c.x + w / 2.0, c.y + w * 3.0 / 8.0);
+    let region = BoundingBox::new(
+        c.x - w / 2.0,
+        c.y - w * 3.0 / 8.0,
+        c.x + w / 2.0,
+        c.y + w * 3.0 / 8.0,
+    );
     let frame = crop_resized(image, region, 640, 480);
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
@@ -94,9 +102,16 @@ pub fn kiosk_frame(engine: &Engine, image: &Image) -> Result<Vec<u8>> {
 
 /// Benchmarks every stage on `image_path` (cut to a 640x480 kiosk frame when `frame`)
 /// with `runs` timed runs per stage.
-pub fn run(models: &Path, image_path: &Path, frame: bool, runs: usize, thread_counts: &[usize]) -> Result<BenchReport> {
+pub fn run(
+    models: &Path,
+    image_path: &Path,
+    frame: bool,
+    runs: usize,
+    thread_counts: &[usize],
+) -> Result<BenchReport> {
     let runs = runs.max(1);
-    let mut bytes = std::fs::read(image_path).with_context(|| format!("reading {}", image_path.display()))?;
+    let mut bytes =
+        std::fs::read(image_path).with_context(|| format!("reading {}", image_path.display()))?;
     if frame {
         let engine = Engine::load(models, EngineConfig::default())?;
         bytes = kiosk_frame(&engine, &engine.decode(&bytes)?)?;
@@ -112,19 +127,45 @@ pub fn run(models: &Path, image_path: &Path, frame: bool, runs: usize, thread_co
         let image = engine.decode(&bytes)?;
         size = (image.width(), image.height());
         let face = engine.single_face(&image)?;
-        let detection = *engine.detect(&image)?.first().context("no face in the bench image")?;
+        let detection = *engine
+            .detect(&image)?
+            .first()
+            .context("no face in the bench image")?;
         let aligned = engine.align(&image, &face);
         let mut stages = BTreeMap::new();
-        stages.insert("decode", time(runs, || Ok(engine.decode(&bytes).map(drop)?))?);
-        stages.insert("detect", time(runs, || Ok(engine.detect(&image).map(drop)?))?);
-        stages.insert("landmarks", time(runs, || Ok(engine.locate(&image, &detection).map(drop)?))?);
-        stages.insert("align", time(runs, || {
-            engine.align(&image, &face);
-            Ok(())
-        })?);
-        stages.insert("embed", time(runs, || Ok(engine.embed(&aligned).map(drop)?))?);
-        stages.insert("liveness", time(runs, || Ok(engine.liveness(&image, &face).map(drop)?))?);
-        stages.insert("quality", time(runs, || Ok(engine.quality(&image, &face, &aligned).map(drop)?))?);
+        stages.insert(
+            "decode",
+            time(runs, || Ok(engine.decode(&bytes).map(drop)?))?,
+        );
+        stages.insert(
+            "detect",
+            time(runs, || Ok(engine.detect(&image).map(drop)?))?,
+        );
+        stages.insert(
+            "landmarks",
+            time(runs, || Ok(engine.locate(&image, &detection).map(drop)?))?,
+        );
+        stages.insert(
+            "align",
+            time(runs, || {
+                engine.align(&image, &face);
+                Ok(())
+            })?,
+        );
+        stages.insert(
+            "embed",
+            time(runs, || Ok(engine.embed(&aligned).map(drop)?))?,
+        );
+        stages.insert(
+            "liveness",
+            time(runs, || Ok(engine.liveness(&image, &face).map(drop)?))?,
+        );
+        stages.insert(
+            "quality",
+            time(runs, || {
+                Ok(engine.quality(&image, &face, &aligned).map(drop)?)
+            })?,
+        );
         let pipeline = time(runs, || Ok(engine.analyze(&image).map(drop)?))?;
         threads.insert(n.to_string(), ThreadResult { stages, pipeline });
     }
@@ -134,7 +175,9 @@ pub fn run(models: &Path, image_path: &Path, frame: bool, runs: usize, thread_co
         width: size.0,
         height: size.1,
         runs,
-        cpus: std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1),
         threads,
     })
 }
@@ -146,10 +189,23 @@ pub fn render(report: &BenchReport) -> String {
         "faceid bench  {} ({}x{}), {} runs per stage, {} CPUs\n",
         report.image, report.width, report.height, report.runs, report.cpus
     );
-    let _ = writeln!(out, "{:<10} {:>8} {:>12} {:>12} {:>12}", "threads", "stage", "min ms", "median ms", "p95 ms");
+    let _ = writeln!(
+        out,
+        "{:<10} {:>8} {:>12} {:>12} {:>12}",
+        "threads", "stage", "min ms", "median ms", "p95 ms"
+    );
     for (n, result) in &report.threads {
-        for (stage, l) in result.stages.iter().map(|(k, v)| (*k, v)).chain([("pipeline", &result.pipeline)]) {
-            let _ = writeln!(out, "{:<10} {:>8} {:>12.2} {:>12.2} {:>12.2}", n, stage, l.min_ms, l.median_ms, l.p95_ms);
+        for (stage, l) in result
+            .stages
+            .iter()
+            .map(|(k, v)| (*k, v))
+            .chain([("pipeline", &result.pipeline)])
+        {
+            let _ = writeln!(
+                out,
+                "{:<10} {:>8} {:>12.2} {:>12.2} {:>12.2}",
+                n, stage, l.min_ms, l.median_ms, l.p95_ms
+            );
         }
     }
     out

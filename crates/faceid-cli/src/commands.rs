@@ -6,13 +6,17 @@ use std::path::Path;
 
 use anyhow::{Context, Result};
 use faceid_core::geometry::{BoundingBox, Point};
-use faceid_core::{Attributes, Decision, Engine, Image, Liveness, LivenessAccumulator, Quality, Rotation, Template};
+use faceid_core::{
+    Attributes, Decision, Engine, Image, Liveness, LivenessAccumulator, Quality, Rotation, Template,
+};
 use serde::Serialize;
 
 /// Reads and decodes an image file under the engine's limits.
 pub fn load_image(engine: &Engine, path: &Path) -> Result<Image> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    engine.decode(&bytes).with_context(|| format!("decoding {}", path.display()))
+    engine
+        .decode(&bytes)
+        .with_context(|| format!("decoding {}", path.display()))
 }
 
 /// One face as printed by `detect`.
@@ -84,9 +88,15 @@ pub fn enroll(engine: &Engine, path: &Path, card: bool, output: &Path) -> Result
         if let Some(failure) = analysis.quality.first_failure() {
             return Err(failure).context("the face does not pass the enrollment quality gate");
         }
-        (analysis.template, analysis.face.bbox, None, Some(analysis.quality))
+        (
+            analysis.template,
+            analysis.face.bbox,
+            None,
+            Some(analysis.quality),
+        )
     };
-    std::fs::write(output, template.to_bytes()).with_context(|| format!("writing {}", output.display()))?;
+    std::fs::write(output, template.to_bytes())
+        .with_context(|| format!("writing {}", output.display()))?;
     Ok(EnrollReport {
         template_file: output.display().to_string(),
         model_id: template.model_id().to_string(),
@@ -100,11 +110,18 @@ pub fn enroll(engine: &Engine, path: &Path, card: bool, output: &Path) -> Result
 pub fn load_template(engine: &Engine, path: &Path) -> Result<Template> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes.starts_with(b"FIDT") {
-        return Template::from_bytes(&bytes).with_context(|| format!("reading template {}", path.display()));
+        return Template::from_bytes(&bytes)
+            .with_context(|| format!("reading template {}", path.display()));
     }
-    let image = engine.decode(&bytes).with_context(|| format!("decoding {}", path.display()))?;
-    let face = engine.single_face(&image).with_context(|| format!("{}", path.display()))?;
-    engine.embed(&engine.align(&image, &face)).map_err(Into::into)
+    let image = engine
+        .decode(&bytes)
+        .with_context(|| format!("decoding {}", path.display()))?;
+    let face = engine
+        .single_face(&image)
+        .with_context(|| format!("{}", path.display()))?;
+    engine
+        .embed(&engine.align(&image, &face))
+        .map_err(Into::into)
 }
 
 /// `faceid verify`.
@@ -230,7 +247,8 @@ pub fn card(engine: &Engine, path: &Path, portrait_out: Option<&Path>) -> Result
     let portrait = engine.card_portrait(&image)?;
     if let Some(out) = portrait_out {
         let aligned = engine.align(&portrait.upright, &portrait.face);
-        std::fs::write(out, aligned.image().to_png()?).with_context(|| format!("writing {}", out.display()))?;
+        std::fs::write(out, aligned.image().to_png()?)
+            .with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(CardReport {
         rotation: portrait.rotation,

@@ -7,7 +7,9 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use faceid_core::calibration::Calibration;
-use faceid_core::evaluation::{PadFigures, PairScore, VerificationFigures, pad_figures, verification_figures};
+use faceid_core::evaluation::{
+    PadFigures, PairScore, VerificationFigures, pad_figures, verification_figures,
+};
 use faceid_core::{Engine, LivenessAccumulator, LivenessPreset, Template};
 use serde::Serialize;
 
@@ -119,7 +121,9 @@ pub fn run(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<EvalR
     let verification = verification(engine, root, &mut templates, progress)?;
     let liveness = liveness(engine, root, progress)?;
     let idcards = idcards(engine, root, &mut templates, progress)?;
-    let calibration = verification.as_ref().map(|(_, impostors)| calibration_report(engine, impostors));
+    let calibration = verification
+        .as_ref()
+        .map(|(_, impostors)| calibration_report(engine, impostors));
     Ok(EvalReport {
         verification: verification.map(|(v, _)| v),
         liveness,
@@ -158,7 +162,8 @@ struct Pair {
 }
 
 fn read_pairs(file: &Path, base: &Path) -> Result<Vec<Pair>> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
     text.lines()
         .filter(|l| !l.trim().is_empty())
         .map(|line| {
@@ -173,7 +178,14 @@ fn read_pairs(file: &Path, base: &Path) -> Result<Vec<Pair>> {
         .collect()
 }
 
-fn score_pairs(engine: &Engine, pairs: &[Pair], templates: &mut TemplateCache, document: impl Fn(&Path) -> bool, progress: Progress<'_>, phase: &str) -> Vec<PairScore> {
+fn score_pairs(
+    engine: &Engine,
+    pairs: &[Pair],
+    templates: &mut TemplateCache,
+    document: impl Fn(&Path) -> bool,
+    progress: Progress<'_>,
+    phase: &str,
+) -> Vec<PairScore> {
     let total = pairs.len();
     pairs
         .iter()
@@ -186,7 +198,10 @@ fn score_pairs(engine: &Engine, pairs: &[Pair], templates: &mut TemplateCache, d
                 (Some(a), Some(b)) => a.cosine(&b).ok(),
                 _ => None,
             };
-            PairScore { genuine: pair.genuine, score }
+            PairScore {
+                genuine: pair.genuine,
+                score,
+            }
         })
         .collect()
 }
@@ -206,31 +221,55 @@ fn group_of(path: &Path) -> String {
     }
 }
 
-fn verification(engine: &Engine, root: &Path, templates: &mut TemplateCache, progress: Progress<'_>) -> Result<Option<(VerificationReport, Vec<f32>)>> {
+fn verification(
+    engine: &Engine,
+    root: &Path,
+    templates: &mut TemplateCache,
+    progress: Progress<'_>,
+) -> Result<Option<(VerificationReport, Vec<f32>)>> {
     let file = root.join("faces/pairs.tsv");
     if !file.exists() {
         return Ok(None);
     }
     let pairs = read_pairs(&file, &root.join("faces"))?;
-    let scores = score_pairs(engine, &pairs, templates, |_| false, progress, "verification");
+    let scores = score_pairs(
+        engine,
+        &pairs,
+        templates,
+        |_| false,
+        progress,
+        "verification",
+    );
     let mut images: Vec<&PathBuf> = pairs.iter().flat_map(|p| [&p.a, &p.b]).collect();
     images.sort();
     images.dedup();
     let fta_images = images
         .iter()
-        .filter(|p| templates.by_path.get(p.as_path()).is_some_and(|t| t.is_none()))
+        .filter(|p| {
+            templates
+                .by_path
+                .get(p.as_path())
+                .is_some_and(|t| t.is_none())
+        })
         .count();
     let mut by_group: BTreeMap<String, Vec<PairScore>> = BTreeMap::new();
     for (pair, score) in pairs.iter().zip(&scores) {
         by_group.entry(group_of(&pair.a)).or_default().push(*score);
     }
-    let impostors = scores.iter().filter(|s| !s.genuine).filter_map(|s| s.score).collect();
+    let impostors = scores
+        .iter()
+        .filter(|s| !s.genuine)
+        .filter_map(|s| s.score)
+        .collect();
     Ok(Some((
         VerificationReport {
             overall: verification_figures(&scores),
             images: images.len(),
             fta_images,
-            groups: by_group.into_iter().map(|(g, s)| (g, verification_figures(&s))).collect(),
+            groups: by_group
+                .into_iter()
+                .map(|(g, s)| (g, verification_figures(&s)))
+                .collect(),
         },
         impostors,
     )))
@@ -252,13 +291,22 @@ fn manifest_labels(root: &Path) -> HashMap<String, String> {
 
 fn image_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
-        .map(|entries| entries.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_file()).collect())
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_file())
+                .collect()
+        })
         .unwrap_or_default();
     files.sort();
     files
 }
 
-fn liveness(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<Option<LivenessReport>> {
+fn liveness(
+    engine: &Engine,
+    root: &Path,
+    progress: Progress<'_>,
+) -> Result<Option<LivenessReport>> {
     let spoof = root.join("spoof");
     if !spoof.is_dir() {
         return Ok(None);
@@ -269,11 +317,18 @@ fn liveness(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<Opti
     let mut work: Vec<(String, bool, PathBuf)> = Vec::new();
     for (class, live) in [("live", true), ("spoof", false)] {
         let mut sources: Vec<PathBuf> = std::fs::read_dir(spoof.join(class))
-            .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).filter(|p| p.is_dir()).collect())
+            .map(|d| {
+                d.filter_map(|e| e.ok().map(|e| e.path()))
+                    .filter(|p| p.is_dir())
+                    .collect()
+            })
             .unwrap_or_default();
         sources.sort();
         for source in sources {
-            let name = source.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+            let name = source
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
             for file in image_files(&source) {
                 work.push((name.clone(), live, file));
             }
@@ -282,7 +337,11 @@ fn liveness(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<Opti
     let total = work.len();
     for (i, (source, live, file)) in work.into_iter().enumerate() {
         progress(i + 1, total, "liveness");
-        let relative = file.strip_prefix(root).unwrap_or(&file).to_string_lossy().replace('\\', "/");
+        let relative = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .to_string_lossy()
+            .replace('\\', "/");
         let subject = labels
             .get(&relative)
             .and_then(|l| l.split('|').find_map(|kv| kv.strip_prefix("subject=")))
@@ -302,7 +361,11 @@ fn liveness(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<Opti
     let split = |items: &mut dyn Iterator<Item = &(String, bool, String, Option<f32>)>| {
         let (mut live, mut attack) = (Vec::new(), Vec::new());
         for (_, is_live, _, p) in items {
-            if *is_live { live.push(*p) } else { attack.push(*p) }
+            if *is_live {
+                live.push(*p)
+            } else {
+                attack.push(*p)
+            }
         }
         (live, attack)
     };
@@ -323,7 +386,11 @@ fn liveness(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<Opti
         let (mut seq_live, mut seq_attack) = (Vec::new(), Vec::new());
         for ((is_live, _), acc) in sequences {
             let p = acc.result().ok().map(|l| l.probability);
-            if is_live { seq_live.push(p) } else { seq_attack.push(p) }
+            if is_live {
+                seq_live.push(p)
+            } else {
+                seq_attack.push(p)
+            }
         }
         sources.insert(
             name.clone(),
@@ -334,10 +401,19 @@ fn liveness(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<Opti
         );
     }
     let overall = pad_figures(&all_live, &all_attack, threshold);
-    let presets = [LivenessPreset::Soft, LivenessPreset::Regular, LivenessPreset::Hardened]
-        .into_iter()
-        .map(|p| (p.name().to_string(), pad_figures(&all_live, &all_attack, p.threshold())))
-        .collect();
+    let presets = [
+        LivenessPreset::Soft,
+        LivenessPreset::Regular,
+        LivenessPreset::Hardened,
+    ]
+    .into_iter()
+    .map(|p| {
+        (
+            p.name().to_string(),
+            pad_figures(&all_live, &all_attack, p.threshold()),
+        )
+    })
+    .collect();
     Ok(Some(LivenessReport {
         threshold,
         apcer: overall.apcer,
@@ -352,7 +428,12 @@ fn is_document(path: &Path) -> bool {
     text.contains("idcards/specimen/") || text.ends_with("_card.jpg") || text.ends_with("_card.png")
 }
 
-fn idcards(engine: &Engine, root: &Path, templates: &mut TemplateCache, progress: Progress<'_>) -> Result<Option<IdcardReport>> {
+fn idcards(
+    engine: &Engine,
+    root: &Path,
+    templates: &mut TemplateCache,
+    progress: Progress<'_>,
+) -> Result<Option<IdcardReport>> {
     let mut sets = BTreeMap::new();
     let mut all = Vec::new();
     let mut documents: Vec<PathBuf> = Vec::new();
@@ -362,7 +443,12 @@ fn idcards(engine: &Engine, root: &Path, templates: &mut TemplateCache, progress
             continue;
         }
         let pairs = read_pairs(&file, root)?;
-        documents.extend(pairs.iter().flat_map(|p| [p.a.clone(), p.b.clone()]).filter(|p| is_document(p)));
+        documents.extend(
+            pairs
+                .iter()
+                .flat_map(|p| [p.a.clone(), p.b.clone()])
+                .filter(|p| is_document(p)),
+        );
         let scores = score_pairs(engine, &pairs, templates, is_document, progress, name);
         all.extend_from_slice(&scores);
         sets.insert(name.to_string(), verification_figures(&scores));
@@ -373,11 +459,25 @@ fn idcards(engine: &Engine, root: &Path, templates: &mut TemplateCache, progress
     documents.sort();
     documents.dedup();
     let labels = manifest_labels(root);
-    let relative = |d: &Path| d.strip_prefix(root).unwrap_or(d).to_string_lossy().replace('\\', "/");
-    let obscured = |d: &Path| labels.get(&relative(d)).is_some_and(|l| l.contains("portrait=yes(obscured)"));
+    let relative = |d: &Path| {
+        d.strip_prefix(root)
+            .unwrap_or(d)
+            .to_string_lossy()
+            .replace('\\', "/")
+    };
+    let obscured = |d: &Path| {
+        labels
+            .get(&relative(d))
+            .is_some_and(|l| l.contains("portrait=yes(obscured)"))
+    };
     let missing: Vec<&PathBuf> = documents
         .iter()
-        .filter(|d| !templates.by_path.get(d.as_path()).is_some_and(|t| t.is_some()))
+        .filter(|d| {
+            !templates
+                .by_path
+                .get(d.as_path())
+                .is_some_and(|t| t.is_some())
+        })
         .collect();
     let visible = documents.iter().filter(|d| !obscured(d)).count();
     let visible_missing = missing.iter().filter(|d| !obscured(d)).count();
@@ -419,7 +519,8 @@ fn calibration_report(engine: &Engine, impostors: &[f32]) -> CalibrationReport {
 }
 
 fn pct(v: Option<f64>) -> String {
-    v.map(|v| format!("{:.2} %", v * 100.0)).unwrap_or_else(|| "n/a".into())
+    v.map(|v| format!("{:.2} %", v * 100.0))
+        .unwrap_or_else(|| "n/a".into())
 }
 
 /// The human-readable table.
@@ -428,7 +529,11 @@ pub fn render(report: &EvalReport) -> String {
     let mut out = String::new();
     if let Some(v) = &report.verification {
         let _ = writeln!(out, "VERIFICATION  faces/pairs.tsv  (no face = non-match)");
-        let _ = writeln!(out, "{:<10} {:>6} {:>10} {:>9} {:>11} {:>11} {:>11} {:>7}", "group", "pairs", "accuracy", "EER", "TAR@1e-2", "TAR@1e-3", "TAR@1e-4", "failed");
+        let _ = writeln!(
+            out,
+            "{:<10} {:>6} {:>10} {:>9} {:>11} {:>11} {:>11} {:>7}",
+            "group", "pairs", "accuracy", "EER", "TAR@1e-2", "TAR@1e-3", "TAR@1e-4", "failed"
+        );
         let mut row = |name: &str, f: &VerificationFigures| {
             let _ = writeln!(
                 out,
@@ -447,11 +552,25 @@ pub fn render(report: &EvalReport) -> String {
         for (g, f) in &v.groups {
             row(g, f);
         }
-        let _ = writeln!(out, "images {}  no face found {} ({})\n", v.images, v.fta_images, pct(Some(v.fta_images as f64 / v.images.max(1) as f64)));
+        let _ = writeln!(
+            out,
+            "images {}  no face found {} ({})\n",
+            v.images,
+            v.fta_images,
+            pct(Some(v.fta_images as f64 / v.images.max(1) as f64))
+        );
     }
     if let Some(l) = &report.liveness {
-        let _ = writeln!(out, "LIVENESS  spoof/  threshold {:.2} (REGULAR); sequence = frames of one subject accumulated", l.threshold);
-        let _ = writeln!(out, "{:<12} {:>6} {:>8} {:>10} {:>10} {:>6} {:>14} {:>14}", "source", "live", "attacks", "APCER", "BPCER", "seqs", "seq APCER", "seq BPCER");
+        let _ = writeln!(
+            out,
+            "LIVENESS  spoof/  threshold {:.2} (REGULAR); sequence = frames of one subject accumulated",
+            l.threshold
+        );
+        let _ = writeln!(
+            out,
+            "{:<12} {:>6} {:>8} {:>10} {:>10} {:>6} {:>14} {:>14}",
+            "source", "live", "attacks", "APCER", "BPCER", "seqs", "seq APCER", "seq BPCER"
+        );
         for (name, s) in &l.sources {
             let _ = writeln!(
                 out,
@@ -467,7 +586,14 @@ pub fn render(report: &EvalReport) -> String {
             );
         }
         for (name, p) in &l.presets {
-            let _ = writeln!(out, "preset {:<9} threshold {:.2}: APCER {} BPCER {} (all sources, per image)", name, p.threshold, pct(p.apcer), pct(p.bpcer));
+            let _ = writeln!(
+                out,
+                "preset {:<9} threshold {:.2}: APCER {} BPCER {} (all sources, per image)",
+                name,
+                p.threshold,
+                pct(p.apcer),
+                pct(p.bpcer)
+            );
         }
         let _ = writeln!(out);
     }
@@ -478,13 +604,36 @@ pub fn render(report: &EvalReport) -> String {
             pct(c.portrait_found),
             c.cards,
             pct(c.portrait_found_visible),
-            if c.portrait_missing.is_empty() { "none".to_string() } else { c.portrait_missing.join(", ") }
+            if c.portrait_missing.is_empty() {
+                "none".to_string()
+            } else {
+                c.portrait_missing.join(", ")
+            }
         );
-        let _ = writeln!(out, "{:<26} {:>6} {:>10} {:>9} {:>7}", "pairs", "pairs", "accuracy", "EER", "failed");
+        let _ = writeln!(
+            out,
+            "{:<26} {:>6} {:>10} {:>9} {:>7}",
+            "pairs", "pairs", "accuracy", "EER", "failed"
+        );
         for (name, f) in &c.sets {
-            let _ = writeln!(out, "{:<26} {:>6} {:>10} {:>9} {:>7}", name, f.pairs, pct(f.accuracy), pct(f.eer), f.failed_pairs);
+            let _ = writeln!(
+                out,
+                "{:<26} {:>6} {:>10} {:>9} {:>7}",
+                name,
+                f.pairs,
+                pct(f.accuracy),
+                pct(f.eer),
+                f.failed_pairs
+            );
         }
-        let _ = writeln!(out, "{:<26} {:>6} {:>10} {:>9}\n", "all", c.sets.values().map(|f| f.pairs).sum::<usize>(), pct(c.accuracy), pct(c.eer));
+        let _ = writeln!(
+            out,
+            "{:<26} {:>6} {:>10} {:>9}\n",
+            "all",
+            c.sets.values().map(|f| f.pairs).sum::<usize>(),
+            pct(c.accuracy),
+            pct(c.eer)
+        );
     }
     if let Some(c) = &report.calibration {
         let _ = writeln!(
@@ -492,7 +641,9 @@ pub fn render(report: &EvalReport) -> String {
             "CALIBRATION  in force: impostor mean {:.4} sd {:.4}; fitted here: {}",
             c.in_force.impostor_mean,
             c.in_force.impostor_sd,
-            c.fitted.map(|f| format!("mean {:.4} sd {:.4}", f.impostor_mean, f.impostor_sd)).unwrap_or_else(|| "n/a".into())
+            c.fitted
+                .map(|f| format!("mean {:.4} sd {:.4}", f.impostor_mean, f.impostor_sd))
+                .unwrap_or_else(|| "n/a".into())
         );
         for a in &c.anchors {
             let _ = writeln!(

@@ -11,7 +11,11 @@ use faceid_core::{Engine, EngineConfig, models};
 use serde::Serialize;
 
 #[derive(Parser)]
-#[command(name = "faceid", version, about = "On-device face identity: detect, enroll, verify, liveness, quality, ID cards")]
+#[command(
+    name = "faceid",
+    version,
+    about = "On-device face identity: detect, enroll, verify, liveness, quality, ID cards"
+)]
 struct Cli {
     /// Print one JSON object instead of text.
     #[arg(long, global = true)]
@@ -126,8 +130,10 @@ fn main() -> ExitCode {
 fn engine_config(cli: &Cli) -> Result<EngineConfig> {
     let mut config = match &cli.config {
         Some(path) => {
-            let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
-            toml::from_str::<EngineConfig>(&text).with_context(|| format!("parsing {}", path.display()))?
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("reading {}", path.display()))?;
+            toml::from_str::<EngineConfig>(&text)
+                .with_context(|| format!("parsing {}", path.display()))?
         }
         None => EngineConfig::default(),
     };
@@ -149,54 +155,120 @@ fn print<T: Serialize>(json: bool, report: &T, text: impl FnOnce(&T) -> String) 
 
 fn pretty<T: Serialize>(report: &T) -> String {
     // Text form of the small reports: indented JSON reads well enough for one face.
-    serde_json::to_string_pretty(report).map(|s| s + "\n").unwrap_or_default()
+    serde_json::to_string_pretty(report)
+        .map(|s| s + "\n")
+        .unwrap_or_default()
 }
 
 fn run(cli: Cli) -> Result<()> {
     let models_dir = cli.models.clone().unwrap_or_else(models::default_dir);
-    let load = |cli: &Cli| -> Result<Engine> { Ok(Engine::load(&models_dir, engine_config(cli)?)?) };
+    let load =
+        |cli: &Cli| -> Result<Engine> { Ok(Engine::load(&models_dir, engine_config(cli)?)?) };
     match &cli.command {
         Command::Models { action } => match action {
             ModelsAction::Fetch => {
-                std::fs::create_dir_all(&models_dir).with_context(|| format!("creating {}", models_dir.display()))?;
+                std::fs::create_dir_all(&models_dir)
+                    .with_context(|| format!("creating {}", models_dir.display()))?;
                 let written = provision::fetch(&models_dir, &mut |line| eprintln!("{line}"))?;
                 let status = provision::verify(&models_dir)?;
-                print(cli.json, &serde_json::json!({"written": written, "artefacts": status}), |_| {
-                    format!("{} artefacts verified in {}\n", status.len(), models_dir.display())
-                })
+                print(
+                    cli.json,
+                    &serde_json::json!({"written": written, "artefacts": status}),
+                    |_| {
+                        format!(
+                            "{} artefacts verified in {}\n",
+                            status.len(),
+                            models_dir.display()
+                        )
+                    },
+                )
             }
             ModelsAction::Verify => {
                 let status = provision::verify(&models_dir)?;
-                let bad: Vec<_> = status.iter().filter(|s| s.state != provision::ArtefactState::Ok).collect();
+                let bad: Vec<_> = status
+                    .iter()
+                    .filter(|s| s.state != provision::ArtefactState::Ok)
+                    .collect();
                 print(cli.json, &status, |s| {
-                    s.iter().map(|a| format!("{:<8} {}\n", format!("{:?}", a.state).to_lowercase(), a.file)).collect()
+                    s.iter()
+                        .map(|a| {
+                            format!(
+                                "{:<8} {}\n",
+                                format!("{:?}", a.state).to_lowercase(),
+                                a.file
+                            )
+                        })
+                        .collect()
                 })?;
-                anyhow::ensure!(bad.is_empty(), "{} artefacts missing or corrupt: run `{}`", bad.len(), models::FETCH_COMMAND);
+                anyhow::ensure!(
+                    bad.is_empty(),
+                    "{} artefacts missing or corrupt: run `{}`",
+                    bad.len(),
+                    models::FETCH_COMMAND
+                );
                 Ok(())
             }
         },
-        Command::Detect { image } => print(cli.json, &commands::detect(&load(&cli)?, image)?, pretty),
-        Command::Enroll { image, card, output } => print(cli.json, &commands::enroll(&load(&cli)?, image, *card, output)?, pretty),
+        Command::Detect { image } => {
+            print(cli.json, &commands::detect(&load(&cli)?, image)?, |r| {
+                let mut text = format!(
+                    "{}x{}: {} face(s), largest first\n",
+                    r.width,
+                    r.height,
+                    r.faces.len()
+                );
+                for f in &r.faces {
+                    text += &format!(
+                        "  box ({:.0}, {:.0})-({:.0}, {:.0})  confidence {:.2}  inter-eye {:.0} px\n",
+                        f.bbox.x1, f.bbox.y1, f.bbox.x2, f.bbox.y2, f.score, f.inter_eye_px
+                    );
+                }
+                text
+            })
+        }
+        Command::Enroll {
+            image,
+            card,
+            output,
+        } => print(
+            cli.json,
+            &commands::enroll(&load(&cli)?, image, *card, output)?,
+            pretty,
+        ),
         Command::Verify { a, b } => print(cli.json, &commands::verify(&load(&cli)?, a, b)?, |r| {
             format!(
                 "{}  score {:.3} (cosine {:.3}, FAR {:.1e}), threshold {:.2}\n",
-                if r.decision.accepted { "MATCH" } else { "NO MATCH" },
+                if r.decision.accepted {
+                    "MATCH"
+                } else {
+                    "NO MATCH"
+                },
                 r.decision.comparison.score,
                 r.decision.comparison.cosine,
                 r.far,
                 r.decision.threshold
             )
         }),
-        Command::Liveness { images } => print(cli.json, &commands::liveness(&load(&cli)?, images)?, pretty),
-        Command::Quality { image } => print(cli.json, &commands::quality(&load(&cli)?, image)?, pretty),
-        Command::Card { image, portrait } => print(cli.json, &commands::card(&load(&cli)?, image, portrait.as_deref())?, pretty),
+        Command::Liveness { images } => {
+            print(cli.json, &commands::liveness(&load(&cli)?, images)?, pretty)
+        }
+        Command::Quality { image } => {
+            print(cli.json, &commands::quality(&load(&cli)?, image)?, pretty)
+        }
+        Command::Card { image, portrait } => print(
+            cli.json,
+            &commands::card(&load(&cli)?, image, portrait.as_deref())?,
+            pretty,
+        ),
         Command::Eval { dir } => {
             anyhow::ensure!(dir.is_dir(), "no evaluation folder at {}", dir.display());
             let engine = load(&cli)?;
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
-                indicatif::ProgressStyle::with_template("{msg:>24} [{bar:40}] {pos}/{len} {elapsed}")
-                    .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
+                indicatif::ProgressStyle::with_template(
+                    "{msg:>24} [{bar:40}] {pos}/{len} {elapsed}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
             let report = eval::run(&engine, dir, &mut |done, total, phase| {
                 bar.set_length(total as u64);
@@ -207,7 +279,9 @@ fn run(cli: Cli) -> Result<()> {
             print(cli.json, &report, eval::render)
         }
         Command::Bench { image, runs, as_is } => {
-            let image = image.clone().unwrap_or_else(|| models_dir.join("samples/sample1.jpg"));
+            let image = image
+                .clone()
+                .unwrap_or_else(|| models_dir.join("samples/sample1.jpg"));
             let threads = match cli.threads {
                 Some(n) => vec![n],
                 None => vec![1, 2],

@@ -40,7 +40,9 @@ pub fn verify(dir: &Path) -> Result<Vec<ArtefactStatus>> {
             file: a.file.clone(),
             state: match read_verified(dir, &manifest, &a.file) {
                 Ok(_) => ArtefactState::Ok,
-                Err(e) if e.code() == faceid_core::ErrorCode::ModelMissing => ArtefactState::Missing,
+                Err(e) if e.code() == faceid_core::ErrorCode::ModelMissing => {
+                    ArtefactState::Missing
+                }
                 Err(_) => ArtefactState::Corrupt,
             },
         })
@@ -62,20 +64,25 @@ pub fn fetch(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<String>> {
     let staging = dir.join(".download");
     let mut written = Vec::new();
     for package in &manifest.packages {
-        let members: Vec<&&Artefact> = needed.iter().filter(|a| a.package == package.name).collect();
+        let members: Vec<&&Artefact> = needed
+            .iter()
+            .filter(|a| a.package == package.name)
+            .collect();
         if members.is_empty() {
             continue;
         }
         let work = staging.join(&package.name);
         if work.exists() {
-            std::fs::remove_dir_all(&work).with_context(|| format!("cleaning {}", work.display()))?;
+            std::fs::remove_dir_all(&work)
+                .with_context(|| format!("cleaning {}", work.display()))?;
         }
         std::fs::create_dir_all(&work).with_context(|| format!("creating {}", work.display()))?;
         log(&format!("fetching {} ({})", package.spec, package.license));
         let archive = download(package, &work)?;
         for artefact in members {
             let extracted = extract(package, &archive, &artefact.member, &work)?;
-            let bytes = std::fs::read(&extracted).with_context(|| format!("reading {}", extracted.display()))?;
+            let bytes = std::fs::read(&extracted)
+                .with_context(|| format!("reading {}", extracted.display()))?;
             let actual = sha256_hex(&bytes);
             if actual != artefact.sha256 {
                 bail!(
@@ -87,12 +94,15 @@ pub fn fetch(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<String>> {
             }
             let target = dir.join(&artefact.file);
             if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent).with_context(|| format!("creating {}", parent.display()))?;
+                std::fs::create_dir_all(parent)
+                    .with_context(|| format!("creating {}", parent.display()))?;
             }
             // Same file system: the rename is atomic, so a reader never sees half a model.
             let partial = target.with_extension("partial");
-            std::fs::write(&partial, &bytes).with_context(|| format!("writing {}", partial.display()))?;
-            std::fs::rename(&partial, &target).with_context(|| format!("installing {}", target.display()))?;
+            std::fs::write(&partial, &bytes)
+                .with_context(|| format!("writing {}", partial.display()))?;
+            std::fs::rename(&partial, &target)
+                .with_context(|| format!("installing {}", target.display()))?;
             log(&format!("  {} ok", artefact.file));
             written.push(artefact.file.clone());
         }
@@ -102,9 +112,12 @@ pub fn fetch(dir: &Path, log: &mut dyn FnMut(&str)) -> Result<Vec<String>> {
 }
 
 fn run(command: &mut Command, what: &str) -> Result<String> {
-    let output = command
-        .output()
-        .with_context(|| format!("{what}: could not start {:?} (is it installed?)", command.get_program()))?;
+    let output = command.output().with_context(|| {
+        format!(
+            "{what}: could not start {:?} (is it installed?)",
+            command.get_program()
+        )
+    })?;
     if !output.status.success() {
         bail!(
             "{what} failed ({}): {}",
@@ -128,7 +141,15 @@ fn download(package: &Package, work: &Path) -> Result<PathBuf> {
         }
         PackageKind::PypiWheel => {
             let mut command = Command::new("python3");
-            command.args(["-m", "pip", "download", "--no-deps", "--only-binary=:all:", "--quiet", "--disable-pip-version-check"]);
+            command.args([
+                "-m",
+                "pip",
+                "download",
+                "--no-deps",
+                "--only-binary=:all:",
+                "--quiet",
+                "--disable-pip-version-check",
+            ]);
             if let Some(python) = &package.wheel_python {
                 command.args(["--python-version", python]);
             }
@@ -156,7 +177,12 @@ fn extract(package: &Package, archive: &Path, member: &str, work: &Path) -> Resu
     match package.kind {
         PackageKind::Npm => {
             run(
-                Command::new("tar").arg("-xzf").arg(archive).arg("-C").arg(&out).arg(member),
+                Command::new("tar")
+                    .arg("-xzf")
+                    .arg(archive)
+                    .arg("-C")
+                    .arg(&out)
+                    .arg(member),
                 &format!("extracting {member}"),
             )?;
         }

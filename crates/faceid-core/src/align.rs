@@ -47,7 +47,12 @@ pub fn aligned_from_image(image: &Image, face: &Face) -> AlignedFace {
     let five = face.landmarks.five();
     let transform = Similarity::estimate(&five, &ARCFACE_TEMPLATE).unwrap_or_else(|| {
         let s = ALIGNED_SIDE as f32 / face.bbox.width().max(1.0);
-        Similarity { a: s, b: 0.0, tx: -face.bbox.x1 * s, ty: -face.bbox.y1 * s }
+        Similarity {
+            a: s,
+            b: 0.0,
+            tx: -face.bbox.x1 * s,
+            ty: -face.bbox.y1 * s,
+        }
     });
     AlignedFace {
         image: warp_similarity(image, transform, ALIGNED_SIDE, ALIGNED_SIDE),

@@ -25,7 +25,9 @@ const SSR_OUTPUTS: [&str; 9] = [
 ];
 
 /// Expression classes, in the network's output order (FER-2013 convention).
-pub const EXPRESSIONS: [&str; 7] = ["angry", "disgust", "fear", "happy", "sad", "surprise", "neutral"];
+pub const EXPRESSIONS: [&str; 7] = [
+    "angry", "disgust", "fear", "happy", "sad", "surprise", "neutral",
+];
 
 /// Estimated attributes of one face.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -43,7 +45,11 @@ pub struct Attributes {
 impl Attributes {
     /// `"male"` or `"female"`.
     pub fn gender(&self) -> &'static str {
-        if self.male_score >= 0.5 { "male" } else { "female" }
+        if self.male_score >= 0.5 {
+            "male"
+        } else {
+            "female"
+        }
     }
 }
 
@@ -65,16 +71,27 @@ impl AttributeModels {
     }
 
     pub(crate) fn estimate(&self, image: &Image, face: &Face) -> Result<Attributes> {
-        let region = face.bbox.grown_within(1.4, image.width() as f32, image.height() as f32);
+        let region = face
+            .bbox
+            .grown_within(1.4, image.width() as f32, image.height() as f32);
         let input = imagenet_tensor(image, region, SSR_SIDE);
         let shape = [1, 3, SSR_SIDE as usize, SSR_SIDE as usize];
         let age = ssr_merge(&self.age.run(&shape, &input, &SSR_OUTPUTS)?.concat(), 101.0);
-        let male = ssr_merge(&self.gender.run(&shape, &input, &SSR_OUTPUTS)?.concat(), 1.0);
+        let male = ssr_merge(
+            &self.gender.run(&shape, &input, &SSR_OUTPUTS)?.concat(),
+            1.0,
+        );
         let b = face.bbox;
         let region = BoundingBox::new(b.x1, b.y1, b.x1 + b.width() * 1.2, b.y1 + b.height() * 1.2)
             .clipped(image.width() as f32, image.height() as f32);
         let mut rgb = Vec::new();
-        crate::sampling::crop_resized_into(image, region, EXPRESSION_SIDE, EXPRESSION_SIDE, &mut rgb);
+        crate::sampling::crop_resized_into(
+            image,
+            region,
+            EXPRESSION_SIDE,
+            EXPRESSION_SIDE,
+            &mut rgb,
+        );
         let plane = (EXPRESSION_SIDE * EXPRESSION_SIDE) as usize;
         let mut expr_input = vec![0f32; plane * 3];
         for (i, px) in rgb.chunks_exact(3).enumerate() {
@@ -83,7 +100,11 @@ impl AttributeModels {
             }
         }
         let side = EXPRESSION_SIDE as usize;
-        let probabilities = softmax(&self.expression.run(&[1, 3, side, side], &expr_input, &["output"])?[0]);
+        let probabilities = softmax(
+            &self
+                .expression
+                .run(&[1, 3, side, side], &expr_input, &["output"])?[0],
+        );
         let best = probabilities
             .iter()
             .enumerate()
@@ -121,6 +142,9 @@ fn ssr_merge(x: &[f32], range: f32) -> f32 {
     for i in 0..3 {
         c += (i as f32 + lambda_local * x[18 + i]) * x[6 + i];
     }
-    c = c / (s1 * (1.0 + lambda_d * x[9])) / (s2 * (1.0 + lambda_d * x[10])) / (s3 * (1.0 + lambda_d * x[11]));
+    c = c
+        / (s1 * (1.0 + lambda_d * x[9]))
+        / (s2 * (1.0 + lambda_d * x[10]))
+        / (s3 * (1.0 + lambda_d * x[11]));
     (a + b + c) * range
 }

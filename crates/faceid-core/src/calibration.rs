@@ -49,9 +49,15 @@ impl Calibration {
         if impostor_cosines.len() < 100 {
             return None;
         }
-        let mut sorted: Vec<f32> = impostor_cosines.iter().copied().filter(|s| s.is_finite()).collect();
+        let mut sorted: Vec<f32> = impostor_cosines
+            .iter()
+            .copied()
+            .filter(|s| s.is_finite())
+            .collect();
         sorted.sort_by(|a, b| b.total_cmp(a));
-        let at = |far: f64| f64::from(sorted[((far * sorted.len() as f64).ceil() as usize).saturating_sub(1)]);
+        let at = |far: f64| {
+            f64::from(sorted[((far * sorted.len() as f64).ceil() as usize).saturating_sub(1)])
+        };
         let (q1, q2) = (at(1e-1), at(1e-2));
         let sd = (q2 - q1) / (Z_1E2 - Z_1E1);
         if sd <= 1e-6 {
@@ -157,7 +163,11 @@ fn upper_tail_quantile(p: f64) -> f64 {
     let (mut lo, mut hi) = (0.0f64, 40.0f64);
     for _ in 0..200 {
         let mid = (lo + hi) / 2.0;
-        if upper_tail(mid) > p { lo = mid } else { hi = mid }
+        if upper_tail(mid) > p {
+            lo = mid
+        } else {
+            hi = mid
+        }
     }
     (lo + hi) / 2.0
 }
@@ -177,18 +187,31 @@ mod tests {
 
     #[test]
     fn score_scale_matches_the_customer_table() {
-        for (score, far) in [(0.4, 1e-1), (0.5, 1e-2), (0.6, 1e-3), (0.7, 1e-4), (0.8, 1e-5), (0.9, 1e-6)] {
+        for (score, far) in [
+            (0.4, 1e-1),
+            (0.5, 1e-2),
+            (0.6, 1e-3),
+            (0.7, 1e-4),
+            (0.8, 1e-5),
+            (0.9, 1e-6),
+        ] {
             assert!((score_for_far(far) - score).abs() < 1e-6);
-            assert!((far_for_score(score as f32) / far - 1.0).abs() < 1e-5);
+            assert!((far_for_score(score) / far - 1.0).abs() < 1e-5);
         }
     }
 
     #[test]
     fn calibrated_scores_state_their_false_accept_rate() {
-        let cal = Calibration { impostor_mean: 0.02, impostor_sd: 0.08 };
+        let cal = Calibration {
+            impostor_mean: 0.02,
+            impostor_sd: 0.08,
+        };
         for far in [1e-1, 1e-2, 1e-3, 1e-4, 1e-6] {
             let cosine = cal.cosine_for_far(far);
-            assert!((cal.score(cosine) - score_for_far(far)).abs() < 1e-4, "far {far}");
+            assert!(
+                (cal.score(cosine) - score_for_far(far)).abs() < 1e-4,
+                "far {far}"
+            );
             assert!((cal.cosine_for_score(score_for_far(far)) - cosine).abs() < 1e-4);
         }
         // Monotone and continuous at the 1/10 point, 0 at the impostor mean.
@@ -210,7 +233,11 @@ mod tests {
         let scores: Vec<f32> = (0..n)
             .map(|i| {
                 let p = (i as f64 + 0.5) / n as f64;
-                let z = if p < 0.5 { -upper_tail_quantile(p) } else { upper_tail_quantile(1.0 - p) };
+                let z = if p < 0.5 {
+                    -upper_tail_quantile(p)
+                } else {
+                    upper_tail_quantile(1.0 - p)
+                };
                 (0.05 + 0.1 * z) as f32
             })
             .collect();

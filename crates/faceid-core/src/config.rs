@@ -160,7 +160,10 @@ mod tests {
             inference_threads: 0,
             ..EngineConfig::default()
         };
-        assert_eq!(config.validate().unwrap_err().code(), crate::ErrorCode::InvalidConfig);
+        assert_eq!(
+            config.validate().unwrap_err().code(),
+            crate::ErrorCode::InvalidConfig
+        );
         let mut config = EngineConfig::default();
         config.quality.exposure_range = (0.9, 0.1);
         assert!(config.validate().is_err());

@@ -78,9 +78,16 @@ pub enum Identification<Id> {
 
 /// Picks the best of `candidates` (subject, comparison) if it clears the threshold for a
 /// gallery of `gallery_size`.
-pub fn identify<Id>(candidates: Vec<(Id, Comparison)>, gallery_size: usize, fpir: f64) -> Identification<Id> {
+pub fn identify<Id>(
+    candidates: Vec<(Id, Comparison)>,
+    gallery_size: usize,
+    fpir: f64,
+) -> Identification<Id> {
     let threshold = identification_threshold(gallery_size, fpir);
-    match candidates.into_iter().max_by(|a, b| a.1.score.total_cmp(&b.1.score)) {
+    match candidates
+        .into_iter()
+        .max_by(|a, b| a.1.score.total_cmp(&b.1.score))
+    {
         Some((subject, comparison)) if comparison.score >= threshold => Identification::Match {
             subject,
             comparison,
@@ -116,7 +123,13 @@ mod tests {
         let found = identify(vec![("a", cmp(0.5)), ("b", cmp(0.95))], 100, 1e-3);
         assert!(matches!(found, Identification::Match { subject: "b", .. }));
         let none = identify(vec![("a", cmp(0.7)), ("b", cmp(0.75))], 100, 1e-3);
-        assert!(matches!(none, Identification::NoMatch { .. }), "the closest person is not a match");
-        assert!(matches!(identify::<&str>(vec![], 0, 1e-3), Identification::NoMatch { .. }));
+        assert!(
+            matches!(none, Identification::NoMatch { .. }),
+            "the closest person is not a match"
+        );
+        assert!(matches!(
+            identify::<&str>(vec![], 0, 1e-3),
+            Identification::NoMatch { .. }
+        ));
     }
 }

@@ -48,7 +48,11 @@ impl Detector {
     /// plain pass finds nothing.
     pub(crate) fn detect(&self, image: &Image, threshold: f32) -> Result<Vec<Detection>> {
         let (w, h) = (image.width() as f32, image.height() as f32);
-        let mut found = self.detect_in(image, letterbox(BoundingBox::new(0.0, 0.0, w, h)), threshold)?;
+        let mut found = self.detect_in(
+            image,
+            letterbox(BoundingBox::new(0.0, 0.0, w, h)),
+            threshold,
+        )?;
         if found.is_empty() {
             let pad = FALLBACK_PAD * w.max(h);
             let padded = BoundingBox::new(-pad, -pad, w + pad, h + pad);
@@ -58,7 +62,12 @@ impl Detector {
     }
 
     /// Runs the network on `region` of `image` (4:3, may extend past the image).
-    fn detect_in(&self, image: &Image, region: BoundingBox, threshold: f32) -> Result<Vec<Detection>> {
+    fn detect_in(
+        &self,
+        image: &Image,
+        region: BoundingBox,
+        threshold: f32,
+    ) -> Result<Vec<Detection>> {
         let mut rgb = Vec::new();
         crop_resized_into(image, region, INPUT_W, INPUT_H, &mut rgb);
         let plane = (INPUT_W * INPUT_H) as usize;
@@ -104,9 +113,18 @@ impl Detector {
 fn letterbox(region: BoundingBox) -> BoundingBox {
     let (w, h) = (region.width(), region.height());
     let target = INPUT_W as f32 / INPUT_H as f32;
-    let (nw, nh) = if w / h > target { (w, w / target) } else { (h * target, h) };
+    let (nw, nh) = if w / h > target {
+        (w, w / target)
+    } else {
+        (h * target, h)
+    };
     let c = region.center();
-    BoundingBox::new(c.x - nw / 2.0, c.y - nh / 2.0, c.x + nw / 2.0, c.y + nh / 2.0)
+    BoundingBox::new(
+        c.x - nw / 2.0,
+        c.y - nh / 2.0,
+        c.x + nw / 2.0,
+        c.y + nh / 2.0,
+    )
 }
 
 #[cfg(test)]
@@ -115,7 +133,12 @@ mod tests {
 
     #[test]
     fn letterbox_keeps_the_region_and_makes_it_four_by_three() {
-        for (w, h) in [(640.0, 480.0), (480.0, 640.0), (112.0, 112.0), (1000.0, 200.0)] {
+        for (w, h) in [
+            (640.0, 480.0),
+            (480.0, 640.0),
+            (112.0, 112.0),
+            (1000.0, 200.0),
+        ] {
             let r = letterbox(BoundingBox::new(0.0, 0.0, w, h));
             assert!((r.width() / r.height() - 4.0 / 3.0).abs() < 1e-4);
             assert!(r.x1 <= 0.0 && r.y1 <= 0.0 && r.x2 >= w && r.y2 >= h);

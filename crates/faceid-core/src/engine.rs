@@ -122,7 +122,13 @@ impl Engine {
         let pose = self.pose.estimate(image, face.bbox)?;
         let eyes = self.eyes.open_probabilities(image, face)?;
         let photometric = quality::photometric(aligned);
-        Ok(quality::assess(face, pose, eyes, photometric, &self.config.quality))
+        Ok(quality::assess(
+            face,
+            pose,
+            eyes,
+            photometric,
+            &self.config.quality,
+        ))
     }
 
     /// Estimated age, gender and expression (descriptive only; never used in decisions).
@@ -134,7 +140,10 @@ impl Engine {
 
     /// Every face with landmarks, largest first.
     pub fn faces(&self, image: &Image) -> Result<Vec<Face>> {
-        self.detect(image)?.iter().map(|d| self.locate(image, d)).collect()
+        self.detect(image)?
+            .iter()
+            .map(|d| self.locate(image, d))
+            .collect()
     }
 
     /// The one subject of a probe or enrollment image. `NO_FACE` when none; `MULTIPLE_FACES`
@@ -169,7 +178,10 @@ impl Engine {
         let aligned = self.align(image, &face);
         let (template, side) = std::thread::scope(|scope| {
             let side = scope.spawn(|| -> Result<(Liveness, Quality)> {
-                Ok((self.liveness(image, &face)?, self.quality(image, &face, &aligned)?))
+                Ok((
+                    self.liveness(image, &face)?,
+                    self.quality(image, &face, &aligned)?,
+                ))
             });
             let template = self.embed(&aligned);
             let side = side
@@ -196,7 +208,11 @@ impl Engine {
             };
             let face = self.locate(&upright, &detection)?;
             if best.as_ref().is_none_or(|b| card::better(&face, &b.face)) {
-                best = Some(CardPortrait { rotation, face, upright });
+                best = Some(CardPortrait {
+                    rotation,
+                    face,
+                    upright,
+                });
             }
         }
         best.ok_or(Error::NoPortrait)
@@ -216,7 +232,10 @@ impl Engine {
 
     /// 1:1 decision at the configured threshold.
     pub fn verify(&self, probe: &Template, reference: &Template) -> Result<Decision> {
-        Ok(decision::verify(self.compare(probe, reference)?, self.config.verify_threshold))
+        Ok(decision::verify(
+            self.compare(probe, reference)?,
+            self.config.verify_threshold,
+        ))
     }
 
     /// 1:N decision over `(subject, template)` candidates from a gallery of `gallery_size`.
@@ -230,6 +249,10 @@ impl Engine {
             .into_iter()
             .map(|(id, t)| Ok((id.clone(), self.compare(probe, t)?)))
             .collect::<Result<Vec<_>>>()?;
-        Ok(decision::identify(compared, gallery_size, self.config.identify_fpir))
+        Ok(decision::identify(
+            compared,
+            gallery_size,
+            self.config.identify_fpir,
+        ))
     }
 }

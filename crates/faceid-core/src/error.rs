@@ -128,7 +128,9 @@ pub enum Error {
     MultipleFaces { count: usize },
     #[error("face too small: inter-eye distance {ied_px:.0} px")]
     FaceTooSmall { ied_px: f32 },
-    #[error("head pose out of range: yaw {yaw_deg:.0}, pitch {pitch_deg:.0}, roll {roll_deg:.0} degrees")]
+    #[error(
+        "head pose out of range: yaw {yaw_deg:.0}, pitch {pitch_deg:.0}, roll {roll_deg:.0} degrees"
+    )]
     BadPose {
         yaw_deg: f32,
         pitch_deg: f32,

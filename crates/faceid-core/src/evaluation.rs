@@ -57,14 +57,22 @@ pub fn verification_figures(pairs: &[PairScore]) -> VerificationFigures {
         accuracy: None,
         accuracy_threshold: None,
         eer: None,
-        tar_at_far: FAR_POINTS.iter().map(|(k, _)| (k.to_string(), None)).collect(),
+        tar_at_far: FAR_POINTS
+            .iter()
+            .map(|(k, _)| (k.to_string(), None))
+            .collect(),
     };
     if genuine.is_empty() || impostor.is_empty() {
         return figures;
     }
     let (ng, ni) = (genuine.len() as f64, impostor.len() as f64);
     // Candidate thresholds: every finite score, accept when score >= t.
-    let mut thresholds: Vec<f32> = genuine.iter().chain(&impostor).copied().filter(|s| s.is_finite()).collect();
+    let mut thresholds: Vec<f32> = genuine
+        .iter()
+        .chain(&impostor)
+        .copied()
+        .filter(|s| s.is_finite())
+        .collect();
     thresholds.sort_by(|a, b| a.total_cmp(b));
     thresholds.dedup();
     thresholds.push(f32::INFINITY);
@@ -115,7 +123,11 @@ pub struct PadFigures {
 
 /// APCER and BPCER of live probabilities at `threshold`. A `None` probability (no face)
 /// counts as rejected: an error for a live person, a success against an attack.
-pub fn pad_figures(bona_fide: &[Option<f32>], attacks: &[Option<f32>], threshold: f32) -> PadFigures {
+pub fn pad_figures(
+    bona_fide: &[Option<f32>],
+    attacks: &[Option<f32>],
+    threshold: f32,
+) -> PadFigures {
     let live = |p: &Option<f32>| p.is_some_and(|p| p >= threshold);
     let rate = |n: usize, total: usize| (total > 0).then(|| n as f64 / total as f64);
     PadFigures {
@@ -123,7 +135,10 @@ pub fn pad_figures(bona_fide: &[Option<f32>], attacks: &[Option<f32>], threshold
         attacks: attacks.len(),
         threshold,
         apcer: rate(attacks.iter().filter(|p| live(p)).count(), attacks.len()),
-        bpcer: rate(bona_fide.iter().filter(|p| !live(p)).count(), bona_fide.len()),
+        bpcer: rate(
+            bona_fide.iter().filter(|p| !live(p)).count(),
+            bona_fide.len(),
+        ),
     }
 }
 
@@ -134,8 +149,14 @@ mod tests {
     fn pairs(genuine: &[f32], impostor: &[f32]) -> Vec<PairScore> {
         genuine
             .iter()
-            .map(|&s| PairScore { genuine: true, score: Some(s) })
-            .chain(impostor.iter().map(|&s| PairScore { genuine: false, score: Some(s) }))
+            .map(|&s| PairScore {
+                genuine: true,
+                score: Some(s),
+            })
+            .chain(impostor.iter().map(|&s| PairScore {
+                genuine: false,
+                score: Some(s),
+            }))
             .collect()
     }
 
@@ -160,8 +181,14 @@ mod tests {
     #[test]
     fn failures_to_acquire_count_as_non_matches() {
         let mut p = pairs(&[0.8, 0.9], &[0.1, 0.2]);
-        p.push(PairScore { genuine: true, score: None });
-        p.push(PairScore { genuine: false, score: None });
+        p.push(PairScore {
+            genuine: true,
+            score: None,
+        });
+        p.push(PairScore {
+            genuine: false,
+            score: None,
+        });
         let f = verification_figures(&p);
         assert_eq!(f.failed_pairs, 2);
         assert_eq!(f.accuracy, Some(5.0 / 6.0));

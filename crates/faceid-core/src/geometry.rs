@@ -113,7 +113,10 @@ impl BoundingBox {
     /// crop the liveness and attribute networks were trained on.
     pub fn grown_within(&self, factor: f32, width: f32, height: f32) -> BoundingBox {
         let (bw, bh) = (self.width().max(1.0), self.height().max(1.0));
-        let scale = factor.min((height - 1.0) / bh).min((width - 1.0) / bw).max(1.0);
+        let scale = factor
+            .min((height - 1.0) / bh)
+            .min((width - 1.0) / bw)
+            .max(1.0);
         let mut region = self.scaled(scale);
         if region.x1 < 0.0 {
             region.x2 -= region.x1;
@@ -263,7 +266,12 @@ mod tests {
 
     #[test]
     fn similarity_recovers_a_known_transform_and_inverts() {
-        let truth = Similarity { a: 1.2 * 0.3f32.cos(), b: 1.2 * 0.3f32.sin(), tx: 5.0, ty: -3.0 };
+        let truth = Similarity {
+            a: 1.2 * 0.3f32.cos(),
+            b: 1.2 * 0.3f32.sin(),
+            tx: 5.0,
+            ty: -3.0,
+        };
         let src = [
             Point::new(10.0, 20.0),
             Point::new(40.0, 22.0),
@@ -285,14 +293,38 @@ mod tests {
     fn similarity_is_least_squares_under_noise() {
         // Move one of five points: the fit must spread the error (least squares), never do
         // worse than the transform that fits the other four exactly (the identity here).
-        let src = [Point::new(0.0, 0.0), Point::new(10.0, 0.0), Point::new(5.0, 8.0), Point::new(0.0, 15.0), Point::new(10.0, 15.0)];
+        let src = [
+            Point::new(0.0, 0.0),
+            Point::new(10.0, 0.0),
+            Point::new(5.0, 8.0),
+            Point::new(0.0, 15.0),
+            Point::new(10.0, 15.0),
+        ];
         let mut dst = src;
         dst[2].x += 2.0;
         let est = Similarity::estimate(&src, &dst).unwrap();
-        let sse = |t: &Similarity| -> f32 { src.iter().zip(&dst).map(|(p, q)| t.apply(*p).distance(*q).powi(2)).sum() };
-        let identity = Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 };
-        assert!(sse(&est) < sse(&identity), "{} vs {}", sse(&est), sse(&identity));
-        assert!(est.apply(src[2]).distance(dst[2]) > 0.5, "the outlier is not fitted exactly");
+        let sse = |t: &Similarity| -> f32 {
+            src.iter()
+                .zip(&dst)
+                .map(|(p, q)| t.apply(*p).distance(*q).powi(2))
+                .sum()
+        };
+        let identity = Similarity {
+            a: 1.0,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
+        assert!(
+            sse(&est) < sse(&identity),
+            "{} vs {}",
+            sse(&est),
+            sse(&identity)
+        );
+        assert!(
+            est.apply(src[2]).distance(dst[2]) > 0.5,
+            "the outlier is not fitted exactly"
+        );
     }
 
     #[test]
@@ -317,7 +349,13 @@ mod tests {
         let b = BoundingBox::new(10.0, 20.0, 30.0, 60.0);
         assert_eq!(b.squared(), BoundingBox::new(0.0, 20.0, 40.0, 60.0));
         assert_eq!(b.scaled(2.0), BoundingBox::new(0.0, 0.0, 40.0, 80.0));
-        assert_eq!(b.clipped(25.0, 50.0), BoundingBox::new(10.0, 20.0, 25.0, 50.0));
-        assert_eq!(b.mapped(-10.0, -20.0, 2.0), BoundingBox::new(0.0, 0.0, 40.0, 80.0));
+        assert_eq!(
+            b.clipped(25.0, 50.0),
+            BoundingBox::new(10.0, 20.0, 25.0, 50.0)
+        );
+        assert_eq!(
+            b.mapped(-10.0, -20.0, 2.0),
+            BoundingBox::new(0.0, 0.0, 40.0, 80.0)
+        );
     }
 }

@@ -251,8 +251,16 @@ pub fn decode(bytes: &[u8], limits: DecodeLimits) -> Result<Image> {
 
 /// Width and height as declared in a PNG IHDR or BMP header, read without decoding.
 fn declared_size(format: ImageFormat, bytes: &[u8]) -> Option<(u32, u32)> {
-    let be = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]));
-    let le = |at: usize| bytes.get(at..at + 4).map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]));
+    let be = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| u32::from_be_bytes([b[0], b[1], b[2], b[3]]))
+    };
+    let le = |at: usize| {
+        bytes
+            .get(at..at + 4)
+            .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+    };
     match format {
         ImageFormat::Png if bytes.get(12..16) == Some(b"IHDR") => Some((be(16)?, be(20)?)),
         ImageFormat::Bmp => Some((le(18)?.unsigned_abs(), le(22)?.unsigned_abs())),
@@ -300,7 +308,11 @@ mod tests {
         for &b in data {
             crc ^= u32::from(b);
             for _ in 0..8 {
-                crc = if crc & 1 != 0 { 0xEDB8_8320 ^ (crc >> 1) } else { crc >> 1 };
+                crc = if crc & 1 != 0 {
+                    0xEDB8_8320 ^ (crc >> 1)
+                } else {
+                    crc >> 1
+                };
             }
         }
         !crc
@@ -308,7 +320,12 @@ mod tests {
 
     #[test]
     fn decodes_every_supported_format() {
-        for format in [ImageFormat::Jpeg, ImageFormat::Png, ImageFormat::WebP, ImageFormat::Bmp] {
+        for format in [
+            ImageFormat::Jpeg,
+            ImageFormat::Png,
+            ImageFormat::WebP,
+            ImageFormat::Bmp,
+        ] {
             let img = decode(&encode(40, 30, format), DecodeLimits::default()).unwrap();
             assert_eq!((img.width(), img.height()), (40, 30), "{format:?}");
         }
@@ -316,17 +333,39 @@ mod tests {
 
     #[test]
     fn empty_and_oversized_inputs_are_refused() {
-        assert_eq!(decode(&[], DecodeLimits::default()).unwrap_err().code().as_str(), "EMPTY_INPUT");
-        let limits = DecodeLimits { max_bytes: 10, max_pixels: 1 << 20 };
-        assert_eq!(decode(&[0u8; 11], limits).unwrap_err().code().as_str(), "INPUT_TOO_LARGE");
+        assert_eq!(
+            decode(&[], DecodeLimits::default())
+                .unwrap_err()
+                .code()
+                .as_str(),
+            "EMPTY_INPUT"
+        );
+        let limits = DecodeLimits {
+            max_bytes: 10,
+            max_pixels: 1 << 20,
+        };
+        assert_eq!(
+            decode(&[0u8; 11], limits).unwrap_err().code().as_str(),
+            "INPUT_TOO_LARGE"
+        );
     }
 
     #[test]
     fn text_is_unsupported() {
-        let err = decode(b"hello, this is not an image at all", DecodeLimits::default()).unwrap_err();
+        let err = decode(
+            b"hello, this is not an image at all",
+            DecodeLimits::default(),
+        )
+        .unwrap_err();
         assert_eq!(err.code().as_str(), "UNSUPPORTED_FORMAT");
         let gif = b"GIF89a\x01\x00\x01\x00\x00\x00\x00;";
-        assert_eq!(decode(gif, DecodeLimits::default()).unwrap_err().code().as_str(), "UNSUPPORTED_FORMAT");
+        assert_eq!(
+            decode(gif, DecodeLimits::default())
+                .unwrap_err()
+                .code()
+                .as_str(),
+            "UNSUPPORTED_FORMAT"
+        );
     }
 
     #[test]
@@ -363,7 +402,8 @@ mod tests {
     fn exif_orientation_is_applied() {
         // A JPEG with an EXIF APP1 segment saying "rotate 90 CW" (orientation 6).
         let jpeg = encode(40, 20, ImageFormat::Jpeg);
-        let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
+        let mut exif =
+            b"Exif\0\0MM\0\x2a\0\0\0\x08\0\x01\x01\x12\0\x03\0\0\0\x01\0\x06\0\0\0\0\0\0".to_vec();
         let len = (exif.len() + 2) as u16;
         let mut app1 = vec![0xFF, 0xE1];
         app1.extend_from_slice(&len.to_be_bytes());

@@ -89,11 +89,18 @@ impl LandmarkModel {
         let mut rgb = Vec::new();
         crop_resized_into(image, region, SIDE, SIDE, &mut rgb);
         let input: Vec<f32> = luma(&rgb).iter().map(|&v| f32::from(v) / 255.0).collect();
-        let out = self.model.run(&[1, 1, SIDE as usize, SIDE as usize], &input, &["output"])?;
+        let out = self
+            .model
+            .run(&[1, 1, SIDE as usize, SIDE as usize], &input, &["output"])?;
         let points = out[0]
             .chunks_exact(2)
             .take(68)
-            .map(|p| Point::new(region.x1 + p[0] * region.width(), region.y1 + p[1] * region.height()))
+            .map(|p| {
+                Point::new(
+                    region.x1 + p[0] * region.width(),
+                    region.y1 + p[1] * region.height(),
+                )
+            })
             .collect();
         let landmarks = Landmarks::from_points(points).ok_or_else(|| {
             crate::error::Error::Runtime(format!("{}: expected 136 outputs", Self::FILE))

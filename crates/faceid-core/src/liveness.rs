@@ -129,7 +129,10 @@ impl LivenessAccumulator {
         if self.frames == 0 {
             return Err(Error::NoFrames);
         }
-        Ok(Liveness::from_score((self.sum / self.frames as f64) as f32, self.frames))
+        Ok(Liveness::from_score(
+            (self.sum / self.frames as f64) as f32,
+            self.frames,
+        ))
     }
 }
 
@@ -149,7 +152,9 @@ impl LivenessModel {
     }
 
     pub(crate) fn check(&self, image: &Image, face: &Face) -> Result<Liveness> {
-        let region = face.bbox.grown_within(CONTEXT_SCALE, image.width() as f32, image.height() as f32);
+        let region =
+            face.bbox
+                .grown_within(CONTEXT_SCALE, image.width() as f32, image.height() as f32);
         let mut rgb = Vec::new();
         crop_resized_into(image, region, SIDE, SIDE, &mut rgb);
         let plane = (SIDE * SIDE) as usize;
@@ -161,7 +166,9 @@ impl LivenessModel {
                 input[(2 - c) * plane + i] = f32::from(px[c]);
             }
         }
-        let out = self.model.run(&[1, 3, SIDE as usize, SIDE as usize], &input, &["output"])?;
+        let out = self
+            .model
+            .run(&[1, 3, SIDE as usize, SIDE as usize], &input, &["output"])?;
         let logits = &out[0];
         if logits.len() < 2 {
             return Err(Error::Runtime(format!("{}: expected 3 logits", Self::FILE)));
@@ -208,7 +215,10 @@ mod tests {
     fn presets_are_ordered_and_parse() {
         assert!(LivenessPreset::Soft.threshold() < LivenessPreset::Regular.threshold());
         assert!(LivenessPreset::Regular.threshold() < LivenessPreset::Hardened.threshold());
-        assert_eq!(LivenessPreset::parse("hardened"), Some(LivenessPreset::Hardened));
+        assert_eq!(
+            LivenessPreset::parse("hardened"),
+            Some(LivenessPreset::Hardened)
+        );
         assert_eq!(LivenessPreset::parse("x"), None);
     }
 }

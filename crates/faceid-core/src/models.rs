@@ -84,7 +84,8 @@ pub struct Manifest {
 impl Manifest {
     /// The manifest compiled into this build.
     pub fn pinned() -> Result<Manifest> {
-        toml::from_str(MANIFEST_TOML).map_err(|e| Error::InvalidConfig(format!("models/manifest.toml: {e}")))
+        toml::from_str(MANIFEST_TOML)
+            .map_err(|e| Error::InvalidConfig(format!("models/manifest.toml: {e}")))
     }
 
     /// The artefact stored at `file`.
@@ -143,7 +144,9 @@ fn environment(dir: &Path, manifest: &Manifest) -> Result<Environment> {
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env.clone());
     }
-    let _guard = ENVIRONMENT_INIT.lock().unwrap_or_else(PoisonError::into_inner);
+    let _guard = ENVIRONMENT_INIT
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner);
     if let Some(env) = ENVIRONMENT.get() {
         return Ok(env.clone());
     }
@@ -230,7 +233,12 @@ impl ModelSource {
 
 impl OnnxModel {
     /// Runs the model on one float tensor and copies out the named outputs, in order.
-    pub(crate) fn run(&self, shape: &[usize], input: &[f32], outputs: &[&str]) -> Result<Vec<Vec<f32>>> {
+    pub(crate) fn run(
+        &self,
+        shape: &[usize],
+        input: &[f32],
+        outputs: &[&str],
+    ) -> Result<Vec<Vec<f32>>> {
         let view = ndarray::ArrayViewD::from_shape(shape, input)
             .map_err(|e| Error::Runtime(format!("{}: input shape: {e}", self.file)))?;
         let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
@@ -238,9 +246,9 @@ impl OnnxModel {
         outputs
             .iter()
             .map(|name| {
-                let value = result
-                    .get(*name)
-                    .ok_or_else(|| Error::Runtime(format!("{}: no output named {name}", self.file)))?;
+                let value = result.get(*name).ok_or_else(|| {
+                    Error::Runtime(format!("{}: no output named {name}", self.file))
+                })?;
                 let (_, data) = value.try_extract_tensor::<f32>()?;
                 Ok(data.to_vec())
             })
@@ -255,10 +263,19 @@ mod tests {
     #[test]
     fn pinned_manifest_lists_every_model_and_the_runtime() {
         let manifest = Manifest::pinned().unwrap();
-        for file in ["fr_detect.onnx", "fr_landmark.onnx", "fr_feature.onnx", "fr_liveness.onnx", RUNTIME_LIBRARY] {
+        for file in [
+            "fr_detect.onnx",
+            "fr_landmark.onnx",
+            "fr_feature.onnx",
+            "fr_liveness.onnx",
+            RUNTIME_LIBRARY,
+        ] {
             let a = manifest.artefact(file).unwrap();
             assert_eq!(a.sha256.len(), 64, "{file}");
-            assert!(manifest.packages.iter().any(|p| p.name == a.package), "{file}");
+            assert!(
+                manifest.packages.iter().any(|p| p.name == a.package),
+                "{file}"
+            );
         }
     }
 
@@ -280,6 +297,9 @@ mod tests {
 
     #[test]
     fn sha256_of_known_input() {
-        assert_eq!(sha256_hex(b"abc"), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha256_hex(b"abc"),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
     }
 }

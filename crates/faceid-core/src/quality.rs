@@ -75,16 +75,26 @@ impl Quality {
         }
         if !self.exposure.passed {
             let exposure = self.exposure.value;
-            return Some(if exposure < 0.5 { Error::TooDark { exposure } } else { Error::TooBright { exposure } });
+            return Some(if exposure < 0.5 {
+                Error::TooDark { exposure }
+            } else {
+                Error::TooBright { exposure }
+            });
         }
         if !self.uniformity.passed {
-            return Some(Error::UnevenLighting { uniformity: self.uniformity.value });
+            return Some(Error::UnevenLighting {
+                uniformity: self.uniformity.value,
+            });
         }
         if !self.contrast.passed {
-            return Some(Error::LowContrast { contrast: self.contrast.value });
+            return Some(Error::LowContrast {
+                contrast: self.contrast.value,
+            });
         }
         if !self.sharpness.passed {
-            return Some(Error::TooBlurry { sharpness: self.sharpness.value });
+            return Some(Error::TooBlurry {
+                sharpness: self.sharpness.value,
+            });
         }
         None
     }
@@ -121,10 +131,19 @@ impl PoseModel {
     /// (yaw, pitch, roll) in degrees. The crop is the box grown by a quarter on each side.
     pub(crate) fn estimate(&self, image: &Image, bbox: BoundingBox) -> Result<(f32, f32, f32)> {
         let (w, h) = (bbox.width(), bbox.height());
-        let region = BoundingBox::new(bbox.x1 - w / 4.0, bbox.y1 - h / 4.0, bbox.x2 + w / 4.0, bbox.y2 + h / 4.0)
-            .clipped(image.width() as f32, image.height() as f32);
+        let region = BoundingBox::new(
+            bbox.x1 - w / 4.0,
+            bbox.y1 - h / 4.0,
+            bbox.x2 + w / 4.0,
+            bbox.y2 + h / 4.0,
+        )
+        .clipped(image.width() as f32, image.height() as f32);
         let input = imagenet_tensor(image, region, POSE_SIDE);
-        let out = self.model.run(&[1, 3, POSE_SIDE as usize, POSE_SIDE as usize], &input, &["output", "617", "618"])?;
+        let out = self.model.run(
+            &[1, 3, POSE_SIDE as usize, POSE_SIDE as usize],
+            &input,
+            &["output", "617", "618"],
+        )?;
         let angle = |bins: &[f32]| expectation(bins) * 3.0 - 99.0;
         Ok((angle(&out[0]), angle(&out[1]), angle(&out[2])))
     }
@@ -151,11 +170,20 @@ impl EyeModel {
         // Centre from the four lid points, size from the corners, as the network was trained.
         let center = Point::mean(&[eye[1], eye[2], eye[4], eye[5]]);
         let half = ((eye[3].x - eye[0].x).abs() * 1.6 / 2.0).max(2.0);
-        let region = BoundingBox::new(center.x - half, center.y - half, center.x + half, center.y + half);
+        let region = BoundingBox::new(
+            center.x - half,
+            center.y - half,
+            center.x + half,
+            center.y + half,
+        );
         let mut rgb = Vec::new();
         crop_resized_into(image, region, EYE_SIDE, EYE_SIDE, &mut rgb);
         let input: Vec<f32> = luma(&rgb).iter().map(|&v| f32::from(v) / 255.0).collect();
-        let out = self.model.run(&[1, 1, EYE_SIDE as usize, EYE_SIDE as usize], &input, &["output"])?;
+        let out = self.model.run(
+            &[1, 1, EYE_SIDE as usize, EYE_SIDE as usize],
+            &input,
+            &["output"],
+        )?;
         Ok(softmax(&out[0]).get(EYE_OPEN_CLASS).copied().unwrap_or(0.0))
     }
 }
@@ -183,7 +211,11 @@ pub(crate) fn photometric(aligned: &AlignedFace) -> (f32, f32, f32, f32) {
     let mean = sum / n;
     let exposure = (mean / 255.0) as f32;
     let contrast = ((sum_sq / n - mean * mean).max(0.0).sqrt() / 255.0) as f32;
-    let uniformity = if left.max(right) > 0.0 { (left.min(right) / left.max(right)) as f32 } else { 0.0 };
+    let uniformity = if left.max(right) > 0.0 {
+        (left.min(right) / left.max(right)) as f32
+    } else {
+        0.0
+    };
     let mut lap_sum = 0f64;
     let mut lap_sq = 0f64;
     let mut m = 0f64;
@@ -226,7 +258,10 @@ pub(crate) fn assess(
         left_eye_open: m(eyes.0, eyes.0 >= limits.min_eye_open),
         right_eye_open: m(eyes.1, eyes.1 >= limits.min_eye_open),
         sharpness: m(sharpness, sharpness >= limits.min_sharpness),
-        exposure: m(exposure, (limits.exposure_range.0..=limits.exposure_range.1).contains(&exposure)),
+        exposure: m(
+            exposure,
+            (limits.exposure_range.0..=limits.exposure_range.1).contains(&exposure),
+        ),
         contrast: m(contrast, contrast >= limits.min_contrast),
         uniformity: m(uniformity, uniformity >= limits.min_uniformity),
     }
@@ -256,7 +291,11 @@ pub(crate) fn softmax(logits: &[f32]) -> Vec<f32> {
 
 /// Softmax expectation of the bin index.
 fn expectation(logits: &[f32]) -> f32 {
-    softmax(logits).iter().enumerate().map(|(i, p)| i as f32 * p).sum()
+    softmax(logits)
+        .iter()
+        .enumerate()
+        .map(|(i, p)| i as f32 * p)
+        .sum()
 }
 
 #[cfg(test)]
@@ -269,7 +308,10 @@ mod tests {
         assert!((p.iter().sum::<f32>() - 1.0).abs() < 1e-6);
         let mut bins = vec![-50.0; 66];
         bins[33] = 50.0;
-        assert!((expectation(&bins) * 3.0 - 99.0).abs() < 1e-3, "bin 33 is 0 degrees");
+        assert!(
+            (expectation(&bins) * 3.0 - 99.0).abs() < 1e-3,
+            "bin 33 is 0 degrees"
+        );
     }
 
     fn aligned(f: impl Fn(usize, usize) -> u8) -> AlignedFace {
@@ -290,7 +332,10 @@ mod tests {
         assert!((uniformity - 1.0).abs() < 1e-6);
         let (_, _, uniformity, _) = photometric(&aligned(|x, _| if x < 56 { 40 } else { 200 }));
         assert!(uniformity < 0.3);
-        let (_, contrast, _, sharpness) = photometric(&aligned(|x, y| if (x / 2 + y / 2) % 2 == 0 { 30 } else { 220 }));
+        let (_, contrast, _, sharpness) =
+            photometric(&aligned(
+                |x, y| if (x / 2 + y / 2) % 2 == 0 { 30 } else { 220 },
+            ));
         assert!(contrast > 0.3 && sharpness > 0.9);
     }
 }

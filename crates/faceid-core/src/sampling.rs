@@ -10,7 +10,13 @@ use crate::image::Image;
 /// Resizes `region` of `image` to `out_w` x `out_h` RGB bytes, written into `out`.
 /// Uses a bilinear convolution (an area-aware filter when shrinking, unlike plain
 /// bilinear sampling) so downscaled faces keep their detail without aliasing.
-pub fn crop_resized_into(image: &Image, region: BoundingBox, out_w: u32, out_h: u32, out: &mut Vec<u8>) {
+pub fn crop_resized_into(
+    image: &Image,
+    region: BoundingBox,
+    out_w: u32,
+    out_h: u32,
+    out: &mut Vec<u8>,
+) {
     out.clear();
     out.resize(out_w as usize * out_h as usize * 3, 0);
     let (w, h) = (image.width() as f32, image.height() as f32);
@@ -21,7 +27,8 @@ pub fn crop_resized_into(image: &Image, region: BoundingBox, out_w: u32, out_h: 
     let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
     let mut resizer = Resizer::new();
     if inside {
-        let Ok(src) = ImageRef::new(image.width(), image.height(), image.rgb(), PixelType::U8x3) else {
+        let Ok(src) = ImageRef::new(image.width(), image.height(), image.rgb(), PixelType::U8x3)
+        else {
             return;
         };
         let options = options.crop(
@@ -30,13 +37,18 @@ pub fn crop_resized_into(image: &Image, region: BoundingBox, out_w: u32, out_h: 
             f64::from(region.width()),
             f64::from(region.height()),
         );
-        if let Ok(mut dst) = fast_image_resize::images::Image::from_slice_u8(out_w, out_h, out, PixelType::U8x3) {
+        if let Ok(mut dst) =
+            fast_image_resize::images::Image::from_slice_u8(out_w, out_h, out, PixelType::U8x3)
+        {
             let _ = resizer.resize(&src, &mut dst, &options);
         }
         return;
     }
     // Part of the region lies outside: copy it onto a black canvas first.
-    let (cw, ch) = (region.width().round().max(1.0) as u32, region.height().round().max(1.0) as u32);
+    let (cw, ch) = (
+        region.width().round().max(1.0) as u32,
+        region.height().round().max(1.0) as u32,
+    );
     let (ox, oy) = (region.x1.round() as i64, region.y1.round() as i64);
     let mut canvas = vec![0u8; cw as usize * ch as usize * 3];
     for y in 0..ch as i64 {
@@ -57,7 +69,9 @@ pub fn crop_resized_into(image: &Image, region: BoundingBox, out_w: u32, out_h: 
     let Ok(src) = ImageRef::new(cw, ch, &canvas, PixelType::U8x3) else {
         return;
     };
-    if let Ok(mut dst) = fast_image_resize::images::Image::from_slice_u8(out_w, out_h, out, PixelType::U8x3) {
+    if let Ok(mut dst) =
+        fast_image_resize::images::Image::from_slice_u8(out_w, out_h, out, PixelType::U8x3)
+    {
         let _ = resizer.resize(&src, &mut dst, &options);
     }
 }
@@ -105,12 +119,20 @@ pub fn warp_similarity(image: &Image, to_output: Similarity, out_w: u32, out_h: 
         let sy = rh as f32 / region.height();
         let s = (sx + sy) / 2.0;
         // output <- reduced: first map reduced coords back to the source, then apply.
-        let reduced_to_source = Similarity { a: 1.0 / s, b: 0.0, tx: region.x1, ty: region.y1 };
+        let reduced_to_source = Similarity {
+            a: 1.0 / s,
+            b: 0.0,
+            tx: region.x1,
+            ty: region.y1,
+        };
         let compose = Similarity {
             a: to_output.a * reduced_to_source.a - to_output.b * reduced_to_source.b,
             b: to_output.b * reduced_to_source.a + to_output.a * reduced_to_source.b,
-            tx: to_output.a * reduced_to_source.tx - to_output.b * reduced_to_source.ty + to_output.tx,
-            ty: to_output.b * reduced_to_source.tx + to_output.a * reduced_to_source.ty + to_output.ty,
+            tx: to_output.a * reduced_to_source.tx - to_output.b * reduced_to_source.ty
+                + to_output.tx,
+            ty: to_output.b * reduced_to_source.tx
+                + to_output.a * reduced_to_source.ty
+                + to_output.ty,
         };
         return warp_bilinear(&reduced, compose, out_w, out_h);
     }
@@ -146,7 +168,10 @@ fn warp_bilinear(image: &Image, to_output: Similarity, out_w: u32, out_h: u32) -
 /// ITU-R BT.601 luma of an RGB buffer, one byte per pixel.
 pub fn luma(rgb: &[u8]) -> Vec<u8> {
     rgb.chunks_exact(3)
-        .map(|p| ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114 + 500) / 1000) as u8)
+        .map(|p| {
+            ((u32::from(p[0]) * 299 + u32::from(p[1]) * 587 + u32::from(p[2]) * 114 + 500) / 1000)
+                as u8
+        })
         .collect()
 }
 
@@ -175,20 +200,38 @@ mod tests {
     #[test]
     fn identity_warp_copies_pixels() {
         let img = gradient(60, 40);
-        let out = warp_similarity(&img, Similarity { a: 1.0, b: 0.0, tx: 0.0, ty: 0.0 }, 60, 40);
+        let out = warp_similarity(
+            &img,
+            Similarity {
+                a: 1.0,
+                b: 0.0,
+                tx: 0.0,
+                ty: 0.0,
+            },
+            60,
+            40,
+        );
         assert_eq!(out.pixel(30, 20), img.pixel(30, 20));
     }
 
     #[test]
     fn shrinking_warp_matches_direct_sampling_on_smooth_images() {
         let img = gradient(800, 800);
-        let t = Similarity { a: 0.14, b: 0.0, tx: 0.0, ty: 0.0 };
+        let t = Similarity {
+            a: 0.14,
+            b: 0.0,
+            tx: 0.0,
+            ty: 0.0,
+        };
         let out = warp_similarity(&img, t, 112, 112);
         let direct = warp_bilinear(&img, t, 112, 112);
         for (x, y) in [(10, 10), (56, 56), (100, 30)] {
             let (a, b) = (out.pixel(x, y), direct.pixel(x, y));
             for c in 0..3 {
-                assert!((i32::from(a[c]) - i32::from(b[c])).abs() <= 6, "{a:?} vs {b:?} at {x},{y}");
+                assert!(
+                    (i32::from(a[c]) - i32::from(b[c])).abs() <= 6,
+                    "{a:?} vs {b:?} at {x},{y}"
+                );
             }
         }
     }

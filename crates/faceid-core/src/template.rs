@@ -87,7 +87,9 @@ impl Template {
 
     /// Reads the form written by [`Template::to_bytes`].
     pub fn from_bytes(bytes: &[u8]) -> Result<Template> {
-        let bad = |reason: &str| Error::InvalidTemplate { reason: reason.into() };
+        let bad = |reason: &str| Error::InvalidTemplate {
+            reason: reason.into(),
+        };
         if bytes.len() < 8 || &bytes[..4] != MAGIC {
             return Err(bad("not a faceid template"));
         }
@@ -99,7 +101,8 @@ impl Template {
         if rest.len() < id_len + 2 {
             return Err(bad("truncated"));
         }
-        let model_id = std::str::from_utf8(&rest[..id_len]).map_err(|_| bad("model id is not UTF-8"))?;
+        let model_id =
+            std::str::from_utf8(&rest[..id_len]).map_err(|_| bad("model id is not UTF-8"))?;
         let dim = u16::from_le_bytes([rest[id_len], rest[id_len + 1]]) as usize;
         let values = &rest[id_len + 2..];
         if values.len() != dim * 4 {
@@ -150,7 +153,13 @@ mod tests {
         let t = Template::new("m@1", vec![1.0, 2.0]).unwrap();
         let bytes = t.to_bytes();
         for cut in [0, 3, 7, bytes.len() - 1] {
-            assert_eq!(Template::from_bytes(&bytes[..cut]).unwrap_err().code().as_str(), "INVALID_TEMPLATE");
+            assert_eq!(
+                Template::from_bytes(&bytes[..cut])
+                    .unwrap_err()
+                    .code()
+                    .as_str(),
+                "INVALID_TEMPLATE"
+            );
         }
     }
 }

@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Sets up faceid on a fresh Debian/Ubuntu machine: the system packages the model fetcher
+# needs (npm, pip, tar), a release build of the `faceid` CLI, and every pinned artefact
+# (models, ONNX Runtime, sample photos) checked against its sha256. Idempotent and offline
+# once done.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+need=()
+command -v npm >/dev/null 2>&1 || need+=(npm)
+command -v tar >/dev/null 2>&1 || need+=(tar)
+python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+if ((${#need[@]})); then
+  echo "installing system packages: ${need[*]}"
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
+fi
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "faceid needs a Rust toolchain (stable, 1.92 or newer): install it with rustup, then re-run." >&2
+  exit 1
+fi
+
+cargo build --release --locked -p faceid-cli
+./target/release/faceid models fetch
