@@ -14,7 +14,7 @@ run: setup
 	$(FACEID) bench --runs 50
 
 test: setup
-	cargo test --release --locked --workspace
+	cargo test --release --locked --workspace -- --show-output
 
 lint:
 	cargo fmt --all -- --check

@@ -7,8 +7,8 @@ use crate::error::Result;
 use crate::geometry::BoundingBox;
 use crate::image::Image;
 use crate::landmarks::Face;
-use crate::models::{ModelSource, OnnxModel};
-use crate::quality::{imagenet_tensor, softmax};
+use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
+use crate::quality::softmax;
 
 const SSR_SIDE: u32 = 64;
 const EXPRESSION_SIDE: u32 = 224;
@@ -62,11 +62,26 @@ pub(crate) struct AttributeModels {
 }
 
 impl AttributeModels {
+    /// SSR-Net age and gender: 64x64, ImageNet statistics, RGB.
+    const SSR_INPUT: InputSpec = InputSpec {
+        width: SSR_SIDE,
+        height: SSR_SIDE,
+        channels: Channels::Rgb,
+        scale: Scale::ImageNet,
+    };
+    /// Expression: 224x224, v/255, RGB.
+    const EXPRESSION_INPUT: InputSpec = InputSpec {
+        width: EXPRESSION_SIDE,
+        height: EXPRESSION_SIDE,
+        channels: Channels::Rgb,
+        scale: Scale::Unit,
+    };
+
     pub(crate) fn load(source: &ModelSource) -> Result<AttributeModels> {
         Ok(AttributeModels {
-            age: source.open("fr_age.onnx")?,
-            gender: source.open("fr_gender.onnx")?,
-            expression: source.open("fr_expression.onnx")?,
+            age: source.open("fr_age.onnx", Self::SSR_INPUT)?,
+            gender: source.open("fr_gender.onnx", Self::SSR_INPUT)?,
+            expression: source.open("fr_expression.onnx", Self::EXPRESSION_INPUT)?,
         })
     }
 
@@ -74,37 +89,19 @@ impl AttributeModels {
         let region = face
             .bbox
             .grown_within(1.4, image.width() as f32, image.height() as f32);
-        let input = imagenet_tensor(image, region, SSR_SIDE);
-        let shape = [1, 3, SSR_SIDE as usize, SSR_SIDE as usize];
-        let age = ssr_merge(&self.age.run(&shape, &input, &SSR_OUTPUTS)?.concat(), 101.0);
+        let age = ssr_merge(
+            &self.age.infer(image, region, &SSR_OUTPUTS)?.concat(),
+            101.0,
+        );
         let male = ssr_merge(
-            &self.gender.run(&shape, &input, &SSR_OUTPUTS)?.concat(),
+            &self.gender.infer(image, region, &SSR_OUTPUTS)?.concat(),
             1.0,
         );
+        // The expression network was trained on the box extended right and down by a fifth.
         let b = face.bbox;
         let region = BoundingBox::new(b.x1, b.y1, b.x1 + b.width() * 1.2, b.y1 + b.height() * 1.2)
             .clipped(image.width() as f32, image.height() as f32);
-        let mut rgb = Vec::new();
-        crate::sampling::crop_resized_into(
-            image,
-            region,
-            EXPRESSION_SIDE,
-            EXPRESSION_SIDE,
-            &mut rgb,
-        );
-        let plane = (EXPRESSION_SIDE * EXPRESSION_SIDE) as usize;
-        let mut expr_input = vec![0f32; plane * 3];
-        for (i, px) in rgb.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                expr_input[c * plane + i] = f32::from(px[c]) / 255.0;
-            }
-        }
-        let side = EXPRESSION_SIDE as usize;
-        let probabilities = softmax(
-            &self
-                .expression
-                .run(&[1, 3, side, side], &expr_input, &["output"])?[0],
-        );
+        let probabilities = softmax(&self.expression.infer(image, region, &["output"])?[0]);
         let best = probabilities
             .iter()
             .enumerate()

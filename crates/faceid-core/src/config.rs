@@ -10,7 +10,9 @@ use crate::liveness::LivenessPreset;
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(default, deny_unknown_fields)]
 pub struct EngineConfig {
-    /// ONNX Runtime intra-op threads per model (default 2). Spinning is always off: with
+    /// Cores the engine may use for one probe (default 2): detection gets them all, the two
+    /// parallel branches of `Engine::analyze` (embedding | liveness + quality) split them;
+    /// 1 runs everything in sequence on one core. ONNX Runtime spinning is always off: with
     /// several sessions on few cores, spinning threads starve each other (measured 2.3x).
     pub inference_threads: usize,
     /// Largest encoded image accepted, in bytes (default 5 MB).

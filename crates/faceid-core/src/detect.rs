@@ -11,8 +11,7 @@ use serde::Serialize;
 use crate::error::Result;
 use crate::geometry::{BoundingBox, nms};
 use crate::image::Image;
-use crate::models::{ModelSource, OnnxModel};
-use crate::sampling::crop_resized_into;
+use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
 
 const INPUT_W: u32 = 320;
 const INPUT_H: u32 = 240;
@@ -38,9 +37,17 @@ pub(crate) struct Detector {
 impl Detector {
     pub(crate) const FILE: &'static str = "fr_detect.onnx";
 
+    /// 320x240, (v-127)/128, RGB (BGR measured no better).
+    const INPUT: InputSpec = InputSpec {
+        width: INPUT_W,
+        height: INPUT_H,
+        channels: Channels::Rgb,
+        scale: Scale::Centered,
+    };
+
     pub(crate) fn load(source: &ModelSource) -> Result<Detector> {
         Ok(Detector {
-            model: source.open(Self::FILE)?,
+            model: source.open(Self::FILE, Self::INPUT)?,
         })
     }
 
@@ -68,20 +75,7 @@ impl Detector {
         region: BoundingBox,
         threshold: f32,
     ) -> Result<Vec<Detection>> {
-        let mut rgb = Vec::new();
-        crop_resized_into(image, region, INPUT_W, INPUT_H, &mut rgb);
-        let plane = (INPUT_W * INPUT_H) as usize;
-        let mut input = vec![0f32; plane * 3];
-        for (i, px) in rgb.chunks_exact(3).enumerate() {
-            for c in 0..3 {
-                input[c * plane + i] = (f32::from(px[c]) - 127.0) / 128.0;
-            }
-        }
-        let out = self.model.run(
-            &[1, 3, INPUT_H as usize, INPUT_W as usize],
-            &input,
-            &["scores", "boxes"],
-        )?;
+        let out = self.model.infer(image, region, &["scores", "boxes"])?;
         let (scores, boxes) = (&out[0], &out[1]);
         let mut candidates = Vec::new();
         for (i, s) in scores.chunks_exact(2).enumerate() {

@@ -6,8 +6,7 @@ use crate::detect::Detection;
 use crate::error::Result;
 use crate::geometry::{BoundingBox, Point};
 use crate::image::Image;
-use crate::models::{ModelSource, OnnxModel};
-use crate::sampling::{crop_resized_into, luma};
+use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
 
 const SIDE: u32 = 64;
 
@@ -76,9 +75,17 @@ pub(crate) struct LandmarkModel {
 impl LandmarkModel {
     pub(crate) const FILE: &'static str = "fr_landmark.onnx";
 
+    /// 64x64 luma, v/255.
+    const INPUT: InputSpec = InputSpec {
+        width: SIDE,
+        height: SIDE,
+        channels: Channels::Gray,
+        scale: Scale::Unit,
+    };
+
     pub(crate) fn load(source: &ModelSource) -> Result<LandmarkModel> {
         Ok(LandmarkModel {
-            model: source.open(Self::FILE)?,
+            model: source.open(Self::FILE, Self::INPUT)?,
         })
     }
 
@@ -86,12 +93,7 @@ impl LandmarkModel {
     /// predicts coordinates normalised to that square.
     pub(crate) fn locate(&self, image: &Image, detection: &Detection) -> Result<Face> {
         let region = crop_region(detection.bbox);
-        let mut rgb = Vec::new();
-        crop_resized_into(image, region, SIDE, SIDE, &mut rgb);
-        let input: Vec<f32> = luma(&rgb).iter().map(|&v| f32::from(v) / 255.0).collect();
-        let out = self
-            .model
-            .run(&[1, 1, SIDE as usize, SIDE as usize], &input, &["output"])?;
+        let out = self.model.infer(image, region, &["output"])?;
         let points = out[0]
             .chunks_exact(2)
             .take(68)

@@ -16,6 +16,9 @@ use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
 use crate::error::{Error, Result};
+use crate::geometry::BoundingBox;
+use crate::image::Image;
+use crate::sampling::crop_resized_into;
 
 /// The command that downloads and checks every artefact.
 pub const FETCH_COMMAND: &str = "faceid models fetch";
@@ -162,12 +165,106 @@ fn environment(dir: &Path, manifest: &Manifest) -> Result<Environment> {
     Ok(env)
 }
 
+/// Channel layout of an input tensor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Channels {
+    /// Three planes, red first.
+    Rgb,
+    /// Three planes, blue first (networks trained through OpenCV).
+    Bgr,
+    /// One luma plane (BT.601).
+    Gray,
+}
+
+/// How pixel values are scaled into floats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Scale {
+    /// `(v - 127) / 128`
+    Centered,
+    /// `v` (0..255)
+    Raw,
+    /// `v / 255`
+    Unit,
+    /// `(v / 255 - mean) / std` with the ImageNet statistics of the RGB channel.
+    ImageNet,
+}
+
+/// What one network expects as input: an NCHW float tensor of a crop resized to
+/// `width` x `height`. Declared once per model, next to the model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct InputSpec {
+    pub(crate) width: u32,
+    pub(crate) height: u32,
+    pub(crate) channels: Channels,
+    pub(crate) scale: Scale,
+}
+
+const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
+const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
+
+impl InputSpec {
+    fn plane_count(&self) -> usize {
+        if self.channels == Channels::Gray {
+            1
+        } else {
+            3
+        }
+    }
+
+    /// Converts interleaved RGB bytes into the tensor layout, reusing `out`.
+    fn fill(&self, rgb: &[u8], out: &mut Vec<f32>) {
+        let plane = (self.width * self.height) as usize;
+        out.clear();
+        out.resize(plane * self.plane_count(), 0.0);
+        let scale = |v: u8, c: usize| -> f32 {
+            let v = f32::from(v);
+            match self.scale {
+                Scale::Centered => (v - 127.0) / 128.0,
+                Scale::Raw => v,
+                Scale::Unit => v / 255.0,
+                Scale::ImageNet => (v / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c],
+            }
+        };
+        for (i, px) in rgb.chunks_exact(3).take(plane).enumerate() {
+            match self.channels {
+                Channels::Gray => {
+                    let luma = (u32::from(px[0]) * 299
+                        + u32::from(px[1]) * 587
+                        + u32::from(px[2]) * 114
+                        + 500)
+                        / 1000;
+                    out[i] = scale(luma as u8, 0);
+                }
+                Channels::Rgb => {
+                    for c in 0..3 {
+                        out[c * plane + i] = scale(px[c], c);
+                    }
+                }
+                Channels::Bgr => {
+                    for c in 0..3 {
+                        out[(2 - c) * plane + i] = scale(px[c], c);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// A session and the buffers its pre-processing reuses from call to call.
+struct ModelState {
+    session: Session,
+    rgb: Vec<u8>,
+    input: Vec<f32>,
+}
+
 /// One ONNX model with its session. Sessions need exclusive access to run, so each sits
 /// behind its own mutex: different models of one face run concurrently, the same model
-/// serialises.
+/// serialises. The crop and tensor buffers live with the session, so steady-state
+/// inference allocates no input buffers.
 pub(crate) struct OnnxModel {
     file: &'static str,
-    session: Mutex<Session>,
+    spec: InputSpec,
+    state: Mutex<ModelState>,
 }
 
 impl std::fmt::Debug for OnnxModel {
@@ -185,13 +282,18 @@ pub struct ModelSource {
 }
 
 impl ModelSource {
-    /// Models in `dir`, run with `threads` intra-op threads each.
+    /// Models in `dir`, with a budget of `threads` intra-op threads.
     pub fn new(dir: impl Into<PathBuf>, threads: usize) -> Result<ModelSource> {
         Ok(ModelSource {
             dir: dir.into(),
             manifest: Manifest::pinned()?,
             threads: threads.max(1),
         })
+    }
+
+    /// The thread budget.
+    pub fn threads(&self) -> usize {
+        self.threads
     }
 
     /// The model directory.
@@ -210,13 +312,24 @@ impl ModelSource {
         format!("{}@{short}", file.trim_end_matches(".onnx"))
     }
 
-    pub(crate) fn open(&self, file: &'static str) -> Result<OnnxModel> {
+    /// Opens `file`, fed as `spec` says, with the source's full thread budget.
+    pub(crate) fn open(&self, file: &'static str, spec: InputSpec) -> Result<OnnxModel> {
+        self.open_with_threads(file, spec, self.threads)
+    }
+
+    /// Opens `file` with `threads` intra-op threads (for models that run beside another).
+    pub(crate) fn open_with_threads(
+        &self,
+        file: &'static str,
+        spec: InputSpec,
+        threads: usize,
+    ) -> Result<OnnxModel> {
         let env = environment(&self.dir, &self.manifest)?;
         let bytes = read_verified(&self.dir, &self.manifest, file)?;
         let session = Session::builder(&env)?
             .with_optimization_level(GraphOptimizationLevel::Level3)
             .map_err(|e| Error::Runtime(e.to_string()))?
-            .with_intra_threads(self.threads)
+            .with_intra_threads(threads.max(1))
             .map_err(|e| Error::Runtime(e.to_string()))?
             .with_inter_threads(1)
             .map_err(|e| Error::Runtime(e.to_string()))?
@@ -226,23 +339,42 @@ impl ModelSource {
             .map_err(|e| Error::Runtime(format!("{file}: {e}")))?;
         Ok(OnnxModel {
             file,
-            session: Mutex::new(session),
+            spec,
+            state: Mutex::new(ModelState {
+                session,
+                rgb: Vec::new(),
+                input: Vec::new(),
+            }),
         })
     }
 }
 
 impl OnnxModel {
-    /// Runs the model on one float tensor and copies out the named outputs, in order.
-    pub(crate) fn run(
+    /// Crops `region` of `image` (black outside), resizes it to the model's input size,
+    /// converts it per the model's [`InputSpec`], runs the model and copies out the named
+    /// outputs, in order.
+    pub(crate) fn infer(
         &self,
-        shape: &[usize],
-        input: &[f32],
+        image: &Image,
+        region: BoundingBox,
         outputs: &[&str],
     ) -> Result<Vec<Vec<f32>>> {
-        let view = ndarray::ArrayViewD::from_shape(shape, input)
+        let spec = self.spec;
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let state = &mut *guard;
+        crop_resized_into(image, region, spec.width, spec.height, &mut state.rgb);
+        spec.fill(&state.rgb, &mut state.input);
+        let shape = [
+            1,
+            spec.plane_count(),
+            spec.height as usize,
+            spec.width as usize,
+        ];
+        let view = ndarray::ArrayViewD::from_shape(&shape[..], &state.input[..])
             .map_err(|e| Error::Runtime(format!("{}: input shape: {e}", self.file)))?;
-        let mut session = self.session.lock().unwrap_or_else(PoisonError::into_inner);
-        let result = session.run(ort::inputs![TensorRef::from_array_view(view)?])?;
+        let result = state
+            .session
+            .run(ort::inputs![TensorRef::from_array_view(view)?])?;
         outputs
             .iter()
             .map(|name| {
@@ -253,6 +385,12 @@ impl OnnxModel {
                 Ok(data.to_vec())
             })
             .collect()
+    }
+
+    /// [`OnnxModel::infer`] on the whole image.
+    pub(crate) fn infer_whole(&self, image: &Image, outputs: &[&str]) -> Result<Vec<Vec<f32>>> {
+        let region = BoundingBox::new(0.0, 0.0, image.width() as f32, image.height() as f32);
+        self.infer(image, region, outputs)
     }
 }
 
@@ -293,6 +431,31 @@ mod tests {
         assert_eq!(err.code().as_str(), "MODEL_CORRUPT");
         assert!(err.to_string().contains("faceid models fetch"));
         std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn input_specs_lay_out_planes_and_scale_values() {
+        let rgb = [10u8, 20, 30, 40, 50, 60];
+        let mut out = Vec::new();
+        let spec = |channels, scale| InputSpec {
+            width: 2,
+            height: 1,
+            channels,
+            scale,
+        };
+        spec(Channels::Rgb, Scale::Raw).fill(&rgb, &mut out);
+        assert_eq!(out, vec![10.0, 40.0, 20.0, 50.0, 30.0, 60.0]);
+        spec(Channels::Bgr, Scale::Raw).fill(&rgb, &mut out);
+        assert_eq!(out, vec![30.0, 60.0, 20.0, 50.0, 10.0, 40.0]);
+        spec(Channels::Rgb, Scale::Centered).fill(&[127, 255, 0], &mut out);
+        assert_eq!(&out[..1], &[0.0]);
+        spec(Channels::Gray, Scale::Unit).fill(&[255, 255, 255, 0, 0, 0], &mut out);
+        assert_eq!(out, vec![1.0, 0.0]);
+        spec(Channels::Rgb, Scale::ImageNet).fill(&[124, 116, 104, 0, 0, 0], &mut out);
+        assert!(
+            out[0].abs() < 0.01 && out[2].abs() < 0.01 && out[4].abs() < 0.01,
+            "{out:?}"
+        );
     }
 
     #[test]

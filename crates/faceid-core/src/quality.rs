@@ -10,8 +10,8 @@ use crate::error::{Error, Result};
 use crate::geometry::{BoundingBox, Point};
 use crate::image::Image;
 use crate::landmarks::Face;
-use crate::models::{ModelSource, OnnxModel};
-use crate::sampling::{crop_resized_into, luma};
+use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
+use crate::sampling::luma;
 
 /// One measured value and whether it is within its limit.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
@@ -116,15 +116,21 @@ const POSE_SIDE: u32 = 224;
 const EYE_SIDE: u32 = 24;
 /// Index of the "open" class in the eye network's two outputs.
 const EYE_OPEN_CLASS: usize = 1;
-const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
-const IMAGENET_STD: [f32; 3] = [0.229, 0.224, 0.225];
 
 impl PoseModel {
     pub(crate) const FILE: &'static str = "fr_pose.onnx";
 
-    pub(crate) fn load(source: &ModelSource) -> Result<PoseModel> {
+    /// 224x224, ImageNet statistics, RGB.
+    const INPUT: InputSpec = InputSpec {
+        width: POSE_SIDE,
+        height: POSE_SIDE,
+        channels: Channels::Rgb,
+        scale: Scale::ImageNet,
+    };
+
+    pub(crate) fn load(source: &ModelSource, threads: usize) -> Result<PoseModel> {
         Ok(PoseModel {
-            model: source.open(Self::FILE)?,
+            model: source.open_with_threads(Self::FILE, Self::INPUT, threads)?,
         })
     }
 
@@ -138,12 +144,7 @@ impl PoseModel {
             bbox.y2 + h / 4.0,
         )
         .clipped(image.width() as f32, image.height() as f32);
-        let input = imagenet_tensor(image, region, POSE_SIDE);
-        let out = self.model.run(
-            &[1, 3, POSE_SIDE as usize, POSE_SIDE as usize],
-            &input,
-            &["output", "617", "618"],
-        )?;
+        let out = self.model.infer(image, region, &["output", "617", "618"])?;
         let angle = |bins: &[f32]| expectation(bins) * 3.0 - 99.0;
         Ok((angle(&out[0]), angle(&out[1]), angle(&out[2])))
     }
@@ -152,9 +153,17 @@ impl PoseModel {
 impl EyeModel {
     pub(crate) const FILE: &'static str = "fr_eye.onnx";
 
-    pub(crate) fn load(source: &ModelSource) -> Result<EyeModel> {
+    /// 24x24 luma, v/255.
+    const INPUT: InputSpec = InputSpec {
+        width: EYE_SIDE,
+        height: EYE_SIDE,
+        channels: Channels::Gray,
+        scale: Scale::Unit,
+    };
+
+    pub(crate) fn load(source: &ModelSource, threads: usize) -> Result<EyeModel> {
         Ok(EyeModel {
-            model: source.open(Self::FILE)?,
+            model: source.open_with_threads(Self::FILE, Self::INPUT, threads)?,
         })
     }
 
@@ -176,14 +185,7 @@ impl EyeModel {
             center.x + half,
             center.y + half,
         );
-        let mut rgb = Vec::new();
-        crop_resized_into(image, region, EYE_SIDE, EYE_SIDE, &mut rgb);
-        let input: Vec<f32> = luma(&rgb).iter().map(|&v| f32::from(v) / 255.0).collect();
-        let out = self.model.run(
-            &[1, 1, EYE_SIDE as usize, EYE_SIDE as usize],
-            &input,
-            &["output"],
-        )?;
+        let out = self.model.infer(image, region, &["output"])?;
         Ok(softmax(&out[0]).get(EYE_OPEN_CLASS).copied().unwrap_or(0.0))
     }
 }
@@ -265,20 +267,6 @@ pub(crate) fn assess(
         contrast: m(contrast, contrast >= limits.min_contrast),
         uniformity: m(uniformity, uniformity >= limits.min_uniformity),
     }
-}
-
-/// Crops `region`, resizes to `side` x `side` and normalises with ImageNet statistics (NCHW).
-pub(crate) fn imagenet_tensor(image: &Image, region: BoundingBox, side: u32) -> Vec<f32> {
-    let mut rgb = Vec::new();
-    crop_resized_into(image, region, side, side, &mut rgb);
-    let plane = (side * side) as usize;
-    let mut input = vec![0f32; plane * 3];
-    for (i, px) in rgb.chunks_exact(3).enumerate() {
-        for c in 0..3 {
-            input[c * plane + i] = (f32::from(px[c]) / 255.0 - IMAGENET_MEAN[c]) / IMAGENET_STD[c];
-        }
-    }
-    input
 }
 
 /// Numerically stable softmax.
