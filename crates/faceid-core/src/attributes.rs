@@ -9,6 +9,7 @@ use crate::image::Image;
 use crate::landmarks::Face;
 use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
 use crate::quality::softmax;
+use crate::sampling::Resample;
 
 const SSR_SIDE: u32 = 64;
 const EXPRESSION_SIDE: u32 = 224;
@@ -67,6 +68,7 @@ impl AttributeModels {
         width: SSR_SIDE,
         height: SSR_SIDE,
         channels: Channels::Rgb,
+        resample: Resample::Area,
         scale: Scale::ImageNet,
     };
     /// Expression: 224x224, v/255, RGB.
@@ -74,6 +76,7 @@ impl AttributeModels {
         width: EXPRESSION_SIDE,
         height: EXPRESSION_SIDE,
         channels: Channels::Rgb,
+        resample: Resample::Area,
         scale: Scale::Unit,
     };
 

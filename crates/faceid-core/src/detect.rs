@@ -12,6 +12,7 @@ use crate::error::Result;
 use crate::geometry::{BoundingBox, nms};
 use crate::image::Image;
 use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
+use crate::sampling::Resample;
 
 const INPUT_W: u32 = 320;
 const INPUT_H: u32 = 240;
@@ -42,6 +43,7 @@ impl Detector {
         width: INPUT_W,
         height: INPUT_H,
         channels: Channels::Rgb,
+        resample: Resample::Area,
         scale: Scale::Centered,
     };
 

@@ -3,6 +3,7 @@
 use crate::align::{ALIGNED_SIDE, AlignedFace};
 use crate::error::Result;
 use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
+use crate::sampling::Resample;
 use crate::template::Template;
 
 /// The face embedding network: 112x112 ArcFace-aligned crop, (v-127)/128, BGR planes ->
@@ -22,6 +23,7 @@ impl Embedder {
         width: ALIGNED_SIDE,
         height: ALIGNED_SIDE,
         channels: Channels::Bgr,
+        resample: Resample::Area,
         scale: Scale::Centered,
     };
 

@@ -7,6 +7,7 @@ use crate::error::Result;
 use crate::geometry::{BoundingBox, Point};
 use crate::image::Image;
 use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
+use crate::sampling::Resample;
 
 const SIDE: u32 = 64;
 
@@ -80,6 +81,7 @@ impl LandmarkModel {
         width: SIDE,
         height: SIDE,
         channels: Channels::Gray,
+        resample: Resample::Area,
         scale: Scale::Unit,
     };
 

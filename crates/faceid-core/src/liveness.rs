@@ -12,6 +12,7 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::landmarks::Face;
 use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
+use crate::sampling::Resample;
 
 const SIDE: u32 = 128;
 /// The network looks at the face in context (hair, background, screen or paper edges).
@@ -143,12 +144,15 @@ pub(crate) struct LivenessModel {
 impl LivenessModel {
     pub(crate) const FILE: &'static str = "fr_liveness.onnx";
 
-    /// 128x128, raw 0..255, BGR: measured on the shared set, RGB input rejects 61 % of live
-    /// NUAA frames against 5 % with BGR (the network comes from an OpenCV pipeline).
+    /// 128x128, raw 0..255, BGR, OpenCV-style linear resize: the network comes from an
+    /// OpenCV pipeline. Measured on the shared set: RGB input rejects 61 % of live NUAA
+    /// frames against 5 % with BGR; linear instead of area resampling moves all sources
+    /// from APCER 7.2 / BPCER 22.3 % to 6.6 / 21.7 % per image (NUAA unchanged).
     const INPUT: InputSpec = InputSpec {
         width: SIDE,
         height: SIDE,
         channels: Channels::Bgr,
+        resample: Resample::Linear,
         scale: Scale::Raw,
     };
 

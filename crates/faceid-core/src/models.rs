@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::error::{Error, Result};
 use crate::geometry::BoundingBox;
 use crate::image::Image;
-use crate::sampling::crop_resized_into;
+use crate::sampling::{Resample, crop_resized_into};
 
 /// The command that downloads and checks every artefact.
 pub const FETCH_COMMAND: &str = "faceid models fetch";
@@ -197,6 +197,7 @@ pub(crate) struct InputSpec {
     pub(crate) height: u32,
     pub(crate) channels: Channels,
     pub(crate) scale: Scale,
+    pub(crate) resample: Resample,
 }
 
 const IMAGENET_MEAN: [f32; 3] = [0.485, 0.456, 0.406];
@@ -362,7 +363,14 @@ impl OnnxModel {
         let spec = self.spec;
         let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
         let state = &mut *guard;
-        crop_resized_into(image, region, spec.width, spec.height, &mut state.rgb);
+        crop_resized_into(
+            image,
+            region,
+            spec.width,
+            spec.height,
+            spec.resample,
+            &mut state.rgb,
+        );
         spec.fill(&state.rgb, &mut state.input);
         let shape = [
             1,

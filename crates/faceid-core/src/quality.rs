@@ -11,6 +11,7 @@ use crate::geometry::{BoundingBox, Point};
 use crate::image::Image;
 use crate::landmarks::Face;
 use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
+use crate::sampling::Resample;
 use crate::sampling::luma;
 
 /// One measured value and whether it is within its limit.
@@ -125,6 +126,7 @@ impl PoseModel {
         width: POSE_SIDE,
         height: POSE_SIDE,
         channels: Channels::Rgb,
+        resample: Resample::Area,
         scale: Scale::ImageNet,
     };
 
@@ -158,6 +160,7 @@ impl EyeModel {
         width: EYE_SIDE,
         height: EYE_SIDE,
         channels: Channels::Gray,
+        resample: Resample::Area,
         scale: Scale::Unit,
     };
 

@@ -7,14 +7,35 @@ use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer
 use crate::geometry::{BoundingBox, Point, Similarity};
 use crate::image::Image;
 
-/// Resizes `region` of `image` to `out_w` x `out_h` RGB bytes, written into `out`.
-/// Uses a bilinear convolution (an area-aware filter when shrinking, unlike plain
-/// bilinear sampling) so downscaled faces keep their detail without aliasing.
+/// How a crop is resampled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Resample {
+    /// Bilinear convolution that widens with the shrink factor: downscaled faces keep their
+    /// detail without aliasing. The default.
+    #[default]
+    Area,
+    /// Fixed 2x2 bilinear interpolation, like OpenCV's `INTER_LINEAR`: for networks trained
+    /// on crops resized that way (the liveness network).
+    Linear,
+}
+
+impl Resample {
+    fn algorithm(self) -> ResizeAlg {
+        match self {
+            Resample::Area => ResizeAlg::Convolution(FilterType::Bilinear),
+            Resample::Linear => ResizeAlg::Interpolation(FilterType::Bilinear),
+        }
+    }
+}
+
+/// Resizes `region` of `image` to `out_w` x `out_h` RGB bytes with `resample`, written
+/// into `out`.
 pub fn crop_resized_into(
     image: &Image,
     region: BoundingBox,
     out_w: u32,
     out_h: u32,
+    resample: Resample,
     out: &mut Vec<u8>,
 ) {
     out.clear();
@@ -24,7 +45,7 @@ pub fn crop_resized_into(
     if region.width() < 1.0 || region.height() < 1.0 {
         return;
     }
-    let options = ResizeOptions::new().resize_alg(ResizeAlg::Convolution(FilterType::Bilinear));
+    let options = ResizeOptions::new().resize_alg(resample.algorithm());
     let mut resizer = Resizer::new();
     if inside {
         let Ok(src) = ImageRef::new(image.width(), image.height(), image.rgb(), PixelType::U8x3)
@@ -79,7 +100,7 @@ pub fn crop_resized_into(
 /// Convenience form of [`crop_resized_into`] returning an [`Image`].
 pub fn crop_resized(image: &Image, region: BoundingBox, out_w: u32, out_h: u32) -> Image {
     let mut out = Vec::new();
-    crop_resized_into(image, region, out_w, out_h, &mut out);
+    crop_resized_into(image, region, out_w, out_h, Resample::Area, &mut out);
     Image::from_rgb(out_w, out_h, out).unwrap_or_else(|_| black(out_w, out_h))
 }
 
