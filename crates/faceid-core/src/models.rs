@@ -450,6 +450,7 @@ mod tests {
             height: 1,
             channels,
             scale,
+            resample: Resample::Area,
         };
         spec(Channels::Rgb, Scale::Raw).fill(&rgb, &mut out);
         assert_eq!(out, vec![10.0, 40.0, 20.0, 50.0, 30.0, 60.0]);
