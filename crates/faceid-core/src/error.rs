@@ -227,3 +227,70 @@ impl From<ort::Error> for Error {
 
 /// Result alias for the engine.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn codes_are_unique_screaming_snake_and_serialise_as_printed() {
+        let all = [
+            Error::NoFace,
+            Error::MultipleFaces { count: 2 },
+            Error::FaceTooSmall { ied_px: 10.0 },
+            Error::BadPose {
+                yaw_deg: 50.0,
+                pitch_deg: 0.0,
+                roll_deg: 0.0,
+            },
+            Error::EyesClosed,
+            Error::TooDark { exposure: 0.1 },
+            Error::TooBright { exposure: 0.9 },
+            Error::TooBlurry { sharpness: 0.0 },
+            Error::LowContrast { contrast: 0.0 },
+            Error::UnevenLighting { uniformity: 0.1 },
+            Error::EmptyInput,
+            Error::InputTooLarge {
+                bytes: 2,
+                max_bytes: 1,
+            },
+            Error::ImageTooLarge {
+                width: 1,
+                height: 1,
+                max_pixels: 0,
+            },
+            Error::UnsupportedFormat,
+            Error::CorruptImage { reason: "x".into() },
+            Error::NoPortrait,
+            Error::ModelMismatch {
+                left: "a".into(),
+                right: "b".into(),
+            },
+            Error::InvalidTemplate { reason: "x".into() },
+            Error::ModelMissing {
+                path: "m".into(),
+                fetch_command: "f",
+            },
+            Error::ModelCorrupt {
+                path: "m".into(),
+                expected: "e".into(),
+                actual: "a".into(),
+                fetch_command: "f",
+            },
+            Error::Runtime("x".into()),
+            Error::InvalidConfig("x".into()),
+            Error::NoFrames,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for e in &all {
+            let code = e.code();
+            assert!(seen.insert(code), "{code} used twice");
+            let s = code.as_str();
+            assert!(s.chars().all(|c| c.is_ascii_uppercase() || c == '_'), "{s}");
+            assert_eq!(serde_json::to_string(&code).unwrap(), format!("\"{s}\""));
+            assert!(!e.to_string().is_empty());
+        }
+        assert!(ErrorCode::NoFace.is_capture_problem());
+        assert!(!ErrorCode::CorruptImage.is_capture_problem());
+    }
+}

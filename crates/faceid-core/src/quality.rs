@@ -316,6 +316,100 @@ mod tests {
         crate::align::AlignedFace::from_image(Image::from_rgb(112, 112, rgb).unwrap())
     }
 
+    fn passing() -> Quality {
+        let ok = |value| Measure {
+            value,
+            passed: true,
+        };
+        Quality {
+            inter_eye_px: ok(60.0),
+            face_width_px: 150.0,
+            yaw_deg: ok(0.0),
+            pitch_deg: ok(0.0),
+            roll_deg: ok(0.0),
+            left_eye_open: ok(1.0),
+            right_eye_open: ok(1.0),
+            sharpness: ok(0.8),
+            exposure: ok(0.5),
+            contrast: ok(0.2),
+            uniformity: ok(0.9),
+        }
+    }
+
+    #[test]
+    fn every_quality_failure_has_its_code_in_a_fixed_order() {
+        use crate::ErrorCode as C;
+        assert!(passing().first_failure().is_none() && passing().passed());
+        let fail = |edit: &dyn Fn(&mut Quality)| {
+            let mut q = passing();
+            edit(&mut q);
+            q.first_failure().map(|e| e.code())
+        };
+        assert_eq!(
+            fail(&|q| q.inter_eye_px.passed = false),
+            Some(C::FaceTooSmall)
+        );
+        assert_eq!(fail(&|q| q.roll_deg.passed = false), Some(C::BadPose));
+        assert_eq!(
+            fail(&|q| q.right_eye_open.passed = false),
+            Some(C::EyesClosed)
+        );
+        assert_eq!(
+            fail(&|q| q.exposure = Measure {
+                value: 0.1,
+                passed: false
+            }),
+            Some(C::TooDark)
+        );
+        assert_eq!(
+            fail(&|q| q.exposure = Measure {
+                value: 0.95,
+                passed: false
+            }),
+            Some(C::TooBright)
+        );
+        assert_eq!(
+            fail(&|q| q.uniformity.passed = false),
+            Some(C::UnevenLighting)
+        );
+        assert_eq!(fail(&|q| q.contrast.passed = false), Some(C::LowContrast));
+        assert_eq!(fail(&|q| q.sharpness.passed = false), Some(C::TooBlurry));
+        // Size comes before everything a person cannot fix by stepping closer.
+        let both = fail(&|q| {
+            q.sharpness.passed = false;
+            q.inter_eye_px.passed = false;
+        });
+        assert_eq!(both, Some(C::FaceTooSmall));
+    }
+
+    #[test]
+    fn assess_applies_the_limits() {
+        let points: Vec<Point> = (0..68)
+            .map(|i| match i {
+                36..=41 => Point::new(40.0, 50.0),
+                42..=47 => Point::new(60.0, 50.0),
+                _ => Point::new(50.0, 70.0),
+            })
+            .collect();
+        let face = Face {
+            bbox: BoundingBox::new(20.0, 20.0, 80.0, 100.0),
+            score: 0.9,
+            landmarks: crate::landmarks::Landmarks::from_points(points).unwrap(),
+        };
+        let limits = QualityLimits::default();
+        let q = assess(
+            &face,
+            (45.0, 0.0, 0.0),
+            (0.9, 0.2),
+            (0.5, 0.2, 0.9, 0.8),
+            &limits,
+        );
+        assert!(!q.inter_eye_px.passed, "20 px between the eyes is under 28");
+        assert!(!q.yaw_deg.passed && q.pitch_deg.passed);
+        assert!(q.left_eye_open.passed && !q.right_eye_open.passed);
+        assert!(q.exposure.passed && q.sharpness.passed);
+    }
+
     #[test]
     fn photometric_measures_separate_flat_dark_uneven_and_sharp_faces() {
         let (exposure, contrast, uniformity, sharpness) = photometric(&aligned(|_, _| 20));
