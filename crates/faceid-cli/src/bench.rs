@@ -24,6 +24,13 @@ pub struct Latency {
 
 impl Latency {
     fn of(mut samples: Vec<f64>) -> Latency {
+        if samples.is_empty() {
+            return Latency {
+                min_ms: 0.0,
+                median_ms: 0.0,
+                p95_ms: 0.0,
+            };
+        }
         samples.sort_by(|a, b| a.total_cmp(b));
         let at = |q: f64| samples[((samples.len() as f64 - 1.0) * q).round() as usize];
         Latency {
@@ -209,4 +216,176 @@ pub fn render(report: &BenchReport) -> String {
         }
     }
     out
+}
+
+/// Results of the 1:N benchmark.
+#[derive(Debug, Serialize)]
+pub struct GalleryBenchReport {
+    /// Templates in the synthetic gallery.
+    pub templates: usize,
+    /// Probe searches timed.
+    pub queries: usize,
+    /// Threads the index scan used.
+    pub threads: usize,
+    /// Bytes held by the int8 index.
+    pub index_memory_bytes: usize,
+    /// Seconds to generate and index the gallery.
+    pub build_seconds: f64,
+    /// Index search: int8 scan for 32 candidates, then exact float re-rank.
+    pub search: Latency,
+    /// Brute-force exact float search, for comparison.
+    pub exact: Latency,
+    /// Share of probes where the index returns the same best template as exact search.
+    pub recall_at_1: f64,
+    /// Mean cosine between a probe and the template it was made from.
+    pub mean_genuine_cosine: f64,
+}
+
+/// Deterministic normal samples (xorshift64* + Box-Muller).
+struct Normal(u64);
+
+impl Normal {
+    fn uniform(&mut self) -> f64 {
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        ((self.0.wrapping_mul(0x2545_F491_4F6C_DD1D) >> 11) as f64 + 0.5) / (1u64 << 53) as f64
+    }
+
+    fn sample(&mut self) -> f32 {
+        let (u, v) = (self.uniform(), self.uniform());
+        ((-2.0 * u.ln()).sqrt() * (2.0 * std::f64::consts::PI * v).cos()) as f32
+    }
+}
+
+const EFFECTIVE_DIM: usize = 40;
+
+fn unit(mut v: Vec<f32>) -> Vec<f32> {
+    let n = v.iter().map(|a| a * a).sum::<f32>().sqrt().max(1e-12);
+    v.iter_mut().for_each(|a| *a /= n);
+    v
+}
+
+/// A synthetic template: a point of a 40-dimensional subspace of R^512 plus a little
+/// isotropic noise. Real templates of different people have cosine sd ~0.16 (about
+/// 1/sqrt(40)); uniformly random 512-d vectors would have 0.044 and make 1:N trivially easy.
+fn synthetic(basis: &[Vec<f32>], z: &[f32], rng: &mut Normal) -> Vec<f32> {
+    let dim = basis[0].len();
+    let mut v = vec![0f32; dim];
+    for (b, &zi) in basis.iter().zip(z) {
+        v.iter_mut().zip(b).for_each(|(a, &x)| *a += zi * x);
+    }
+    let v = unit(v);
+    let noise = 0.1 / (dim as f32).sqrt();
+    unit(v.into_iter().map(|a| a + noise * rng.sample()).collect())
+}
+
+/// Benchmarks 1:N search over `n` synthetic templates with `queries` probes, each a
+/// template of the gallery moved to cosine ~0.75 (a typical genuine score).
+pub fn gallery(n: usize, queries: usize, seed: u64) -> Result<GalleryBenchReport> {
+    use faceid_gallery::index::QuantizedIndex;
+    let dim = faceid_core::template::TEMPLATE_DIM;
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    let start = Instant::now();
+    let mut rng = Normal(seed | 1);
+    let basis: Vec<Vec<f32>> = (0..EFFECTIVE_DIM)
+        .map(|_| unit((0..dim).map(|_| rng.sample()).collect()))
+        .collect();
+    let mut latent: Vec<Vec<f32>> = Vec::with_capacity(n);
+    let mut exact_rows: Vec<f32> = Vec::with_capacity(n * dim);
+    let mut index = QuantizedIndex::new(dim);
+    index.reserve(n);
+    let subject: std::sync::Arc<str> = std::sync::Arc::from("synthetic");
+    for i in 0..n {
+        let z: Vec<f32> = (0..EFFECTIVE_DIM).map(|_| rng.sample()).collect();
+        let v = synthetic(&basis, &z, &mut rng);
+        index.add(i as u64, subject.clone(), &v);
+        exact_rows.extend_from_slice(&v);
+        if i < queries * 50 {
+            latent.push(z);
+        }
+    }
+    let build_seconds = start.elapsed().as_secs_f64();
+    let exact_best = |q: &[f32]| -> (usize, f32) {
+        exact_rows
+            .chunks_exact(dim)
+            .enumerate()
+            .map(|(i, row)| (i, row.iter().zip(q).map(|(a, b)| a * b).sum::<f32>()))
+            .max_by(|a, b| a.1.total_cmp(&b.1))
+            .unwrap_or((0, 0.0))
+    };
+    let (mut search_ms, mut exact_ms) = (Vec::new(), Vec::new());
+    let (mut agree, mut genuine) = (0usize, 0f64);
+    for q in 0..queries {
+        let source = (q * 37) % latent.len().max(1);
+        let z: Vec<f32> = latent[source]
+            .iter()
+            .map(|&a| a + 0.9 * rng.sample())
+            .collect();
+        let probe = synthetic(&basis, &z, &mut rng);
+        genuine += f64::from(
+            exact_rows[source * dim..(source + 1) * dim]
+                .iter()
+                .zip(&probe)
+                .map(|(a, b)| a * b)
+                .sum::<f32>(),
+        );
+        let t = Instant::now();
+        let hits = index.search(&probe, 32, threads);
+        let best = hits
+            .iter()
+            .map(|h| {
+                let row = &exact_rows[h.tag as usize * dim..(h.tag as usize + 1) * dim];
+                (
+                    h.tag as usize,
+                    row.iter().zip(&probe).map(|(a, b)| a * b).sum::<f32>(),
+                )
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        search_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        let t = Instant::now();
+        let truth = exact_best(&probe);
+        exact_ms.push(t.elapsed().as_secs_f64() * 1000.0);
+        if best.is_some_and(|b| b.0 == truth.0) {
+            agree += 1;
+        }
+    }
+    Ok(GalleryBenchReport {
+        templates: n,
+        queries,
+        threads,
+        index_memory_bytes: index.memory_bytes(),
+        build_seconds,
+        search: Latency::of(search_ms),
+        exact: Latency::of(exact_ms),
+        recall_at_1: agree as f64 / queries.max(1) as f64,
+        mean_genuine_cosine: genuine / queries.max(1) as f64,
+    })
+}
+
+/// The human-readable 1:N table.
+pub fn render_gallery(r: &GalleryBenchReport) -> String {
+    format!(
+        "faceid bench --gallery {}: {} probes, {} threads, built in {:.1} s\n\
+         index memory {:.1} MiB ({:.0} bytes per template)\n\
+         index search (int8 scan + exact re-rank of 32): min {:.2} / median {:.2} / p95 {:.2} ms\n\
+         exact brute force (f32):                      min {:.2} / median {:.2} / p95 {:.2} ms\n\
+         recall@1 of the index against exact search: {:.2} % (mean genuine cosine {:.3})\n",
+        r.templates,
+        r.queries,
+        r.threads,
+        r.build_seconds,
+        r.index_memory_bytes as f64 / (1024.0 * 1024.0),
+        r.index_memory_bytes as f64 / r.templates.max(1) as f64,
+        r.search.min_ms,
+        r.search.median_ms,
+        r.search.p95_ms,
+        r.exact.min_ms,
+        r.exact.median_ms,
+        r.exact.p95_ms,
+        r.recall_at_1 * 100.0,
+        r.mean_genuine_cosine
+    )
 }

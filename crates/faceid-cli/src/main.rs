@@ -79,6 +79,12 @@ enum Command {
         /// Benchmark the image as it is instead of a 640x480 kiosk frame cut around its largest face.
         #[arg(long)]
         as_is: bool,
+        /// Instead of the stages: 1:N search over this many synthetic templates.
+        #[arg(long)]
+        gallery: Option<usize>,
+        /// Probes for --gallery.
+        #[arg(long, default_value_t = 100)]
+        queries: usize,
     },
     /// Download or check the pinned models, runtime and sample images.
     Models {
@@ -278,7 +284,17 @@ fn run(cli: Cli) -> Result<()> {
             bar.finish_and_clear();
             print(cli.json, &report, eval::render)
         }
-        Command::Bench { image, runs, as_is } => {
+        Command::Bench {
+            gallery: Some(n),
+            queries,
+            ..
+        } => {
+            let report = bench::gallery(*n, *queries, 0x5EED)?;
+            print(cli.json, &report, bench::render_gallery)
+        }
+        Command::Bench {
+            image, runs, as_is, ..
+        } => {
             let image = image
                 .clone()
                 .unwrap_or_else(|| models_dir.join("samples/sample1.jpg"));

@@ -267,3 +267,24 @@ fn eval_on_the_shared_set_meets_the_floors() {
         );
     }
 }
+
+#[test]
+fn gallery_bench_reports_recall_and_latency() {
+    let out = faceid(&["bench", "--gallery", "3000", "--queries", "20", "--json"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let r = json(&out);
+    assert_eq!(r["templates"], 3000);
+    assert!(r["recall_at_1"].as_f64().unwrap() >= 0.95, "{r}");
+    assert!(r["search"]["median_ms"].as_f64().unwrap() > 0.0);
+    // 512 int8 codes + scale + tag + subject per template.
+    assert!(r["index_memory_bytes"].as_u64().unwrap() >= 3000 * 512);
+    let genuine = r["mean_genuine_cosine"].as_f64().unwrap();
+    assert!(
+        (0.5..0.95).contains(&genuine),
+        "probes look like genuine captures: {genuine}"
+    );
+}
