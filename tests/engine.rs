@@ -215,26 +215,7 @@ fn crc32(data: &[u8]) -> u32 {
 fn analysis_measures_a_live_frontal_face() {
     let e = engine();
     // The right-hand woman of sample1, cut out as a kiosk frame would show her.
-    let photo = sample(1);
-    let face = e
-        .faces(&photo)
-        .unwrap()
-        .into_iter()
-        .find(|f| f.bbox.center().x > 1400.0)
-        .unwrap();
-    let c = face.bbox.center();
-    let w = face.bbox.width() * 3.2;
-    let frame = crop_resized(
-        &photo,
-        BoundingBox::new(
-            c.x - w / 2.0,
-            c.y - w * 0.375,
-            c.x + w / 2.0,
-            c.y + w * 0.375,
-        ),
-        640,
-        480,
-    );
+    let frame = faceid_e2e::kiosk_frame_image(1, 1400.0..1750.0);
     let analysis = e.analyze(&frame).unwrap();
     assert!(
         analysis.liveness.probability > 0.5,

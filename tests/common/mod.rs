@@ -51,3 +51,26 @@ pub fn shared_eval(test: &str) -> Option<PathBuf> {
         None
     }
 }
+
+/// A 640x480 "kiosk frame" around the face of sample `n` whose centre lies in `x_range`
+/// (3.2 face widths wide): one person in frame, as a kiosk camera sees them.
+pub fn kiosk_frame_image(n: u32, x_range: std::ops::Range<f32>) -> Image {
+    let photo = sample(n);
+    let face = engine()
+        .faces(&photo)
+        .expect("faces")
+        .into_iter()
+        .find(|f| x_range.contains(&f.bbox.center().x))
+        .unwrap_or_else(|| panic!("no face of sample{n} in {x_range:?}"));
+    faceid_core::sampling::frame_around(&photo, face.bbox, 3.2, 640, 480)
+}
+
+/// [`kiosk_frame_image`] encoded as JPEG (quality 90), as a webcam would send it.
+pub fn kiosk_frame(n: u32, x_range: std::ops::Range<f32>) -> Vec<u8> {
+    let frame = kiosk_frame_image(n, x_range);
+    let mut jpeg = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
+        .encode(frame.rgb(), 640, 480, image::ExtendedColorType::Rgb8)
+        .expect("encode");
+    jpeg
+}

@@ -6,8 +6,7 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, Result};
-use faceid_core::geometry::BoundingBox;
-use faceid_core::sampling::crop_resized;
+use faceid_core::sampling::frame_around;
 use faceid_core::{Engine, EngineConfig, Image};
 use serde::Serialize;
 
@@ -91,15 +90,7 @@ pub fn kiosk_frame(engine: &Engine, image: &Image) -> Result<Vec<u8>> {
         .detect(image)?
         .first()
         .context("no face in the bench image")?;
-    let c = face.bbox.center();
-    let w = face.bbox.width() * 3.2;
-    let region = BoundingBox::new(
-        c.x - w / 2.0,
-        c.y - w * 3.0 / 8.0,
-        c.x + w / 2.0,
-        c.y + w * 3.0 / 8.0,
-    );
-    let frame = crop_resized(image, region, 640, 480);
+    let frame = frame_around(image, face.bbox, 3.2, 640, 480);
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
         .encode(frame.rgb(), 640, 480, image::ExtendedColorType::Rgb8)

@@ -86,11 +86,46 @@ enum Command {
         #[arg(long, default_value_t = 100)]
         queries: usize,
     },
+    /// Run the REST server on the gallery in --data.
+    Serve {
+        /// Address and port to listen on.
+        #[arg(long, default_value = "127.0.0.1:8080")]
+        listen: String,
+        /// Gallery directory (created when absent).
+        #[arg(long)]
+        data: PathBuf,
+        /// Gallery key file (0600, outside --data); default: $FACEID_GALLERY_KEY.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Engine jobs allowed to wait before answering 503.
+        #[arg(long, default_value_t = 32)]
+        queue: usize,
+    },
+    /// Manage keys.
+    Keys {
+        #[command(subcommand)]
+        action: KeysAction,
+    },
     /// Download or check the pinned models, runtime and sample images.
     Models {
         #[command(subcommand)]
         action: ModelsAction,
     },
+}
+
+#[derive(Subcommand)]
+enum KeysAction {
+    /// Create an API key; prints {"key":..,"app_id":..,"id":..,"role":..} once.
+    Create {
+        /// Gallery directory whose server will accept the key.
+        #[arg(long)]
+        data: PathBuf,
+        /// client, operator or admin.
+        #[arg(long, default_value = "client")]
+        role: String,
+    },
+    /// Write a new random gallery key to FILE (mode 0600). Keep it away from the data.
+    Gallery { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -266,6 +301,71 @@ fn run(cli: Cli) -> Result<()> {
             &commands::card(&load(&cli)?, image, portrait.as_deref())?,
             pretty,
         ),
+        Command::Serve {
+            listen,
+            data,
+            key_file,
+            queue,
+        } => {
+            let key = match key_file {
+                Some(file) => faceid_gallery::GalleryKey::from_file(file, data)?,
+                None => faceid_gallery::GalleryKey::from_env().with_context(|| {
+                    format!(
+                        "no gallery key: pass --key-file FILE or set {} (create one with `faceid keys gallery FILE`)",
+                        faceid_gallery::key::KEY_ENV
+                    )
+                })??,
+            };
+            let engine = std::sync::Arc::new(load(&cli)?);
+            std::fs::create_dir_all(data)
+                .with_context(|| format!("creating {}", data.display()))?;
+            let gallery = std::sync::Arc::new(faceid_gallery::Gallery::open(data, &key)?);
+            let keys = faceid_server::keys::ApiKeys::load(data)?;
+            let limits = faceid_server::ServerLimits {
+                queue: *queue,
+                ..faceid_server::ServerLimits::default()
+            };
+            let state = faceid_server::AppState::new(engine, gallery, keys, &limits);
+            let router = faceid_server::app(state, &limits);
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    tracing_subscriber::EnvFilter::try_from_default_env()
+                        .unwrap_or_else(|_| "info".into()),
+                )
+                .with_writer(std::io::stderr)
+                .init();
+            let runtime = tokio::runtime::Builder::new_multi_thread()
+                .enable_all()
+                .build()?;
+            runtime.block_on(async {
+                let listener = tokio::net::TcpListener::bind(listen)
+                    .await
+                    .with_context(|| format!("binding {listen}"))?;
+                eprintln!("faceid serving on http://{}", listener.local_addr()?);
+                let shutdown = async {
+                    let _ = tokio::signal::ctrl_c().await;
+                };
+                faceid_server::serve(listener, router, shutdown).await?;
+                anyhow::Ok(())
+            })
+        }
+        Command::Keys { action } => match action {
+            KeysAction::Create { data, role } => {
+                let role = faceid_server::keys::Role::parse(role)
+                    .context("role must be client, operator or admin")?;
+                let key = faceid_server::keys::ApiKeys::create(data, role)?;
+                println!("{}", serde_json::to_string(&key)?);
+                Ok(())
+            }
+            KeysAction::Gallery { file } => {
+                faceid_gallery::GalleryKey::generate().write_new(file)?;
+                eprintln!(
+                    "wrote a new gallery key to {} (mode 0600); keep it outside the data directory",
+                    file.display()
+                );
+                Ok(())
+            }
+        },
         Command::Eval { dir } => {
             anyhow::ensure!(dir.is_dir(), "no evaluation folder at {}", dir.display());
             let engine = load(&cli)?;

@@ -104,6 +104,26 @@ pub fn crop_resized(image: &Image, region: BoundingBox, out_w: u32, out_h: u32) 
     Image::from_rgb(out_w, out_h, out).unwrap_or_else(|_| black(out_w, out_h))
 }
 
+/// A `out_w` x `out_h` frame centred on `face`, `widths` face widths wide (aspect kept):
+/// how a camera at kiosk distance frames a person. Used by `faceid bench` and the tests.
+pub fn frame_around(
+    image: &Image,
+    face: BoundingBox,
+    widths: f32,
+    out_w: u32,
+    out_h: u32,
+) -> Image {
+    let c = face.center();
+    let w = face.width() * widths;
+    let h = w * out_h as f32 / out_w.max(1) as f32;
+    crop_resized(
+        image,
+        BoundingBox::new(c.x - w / 2.0, c.y - h / 2.0, c.x + w / 2.0, c.y + h / 2.0),
+        out_w,
+        out_h,
+    )
+}
+
 fn black(w: u32, h: u32) -> Image {
     Image::black(w, h)
 }

@@ -1,0 +1,311 @@
+//! The real server (`faceid serve`) on a loopback port, called as existing clients call it.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+    _data: tempfile::TempDir,
+    _key_dir: tempfile::TempDir,
+    key: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn start() -> Server {
+    let exe = env!("CARGO_BIN_EXE_faceid");
+    let data = tempfile::tempdir().unwrap();
+    let key_dir = tempfile::tempdir().unwrap();
+    let key_file = key_dir.path().join("gallery.key");
+    assert!(
+        Command::new(exe)
+            .args(["keys", "gallery", key_file.to_str().unwrap()])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = Command::new(exe)
+        .args([
+            "keys",
+            "create",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--role",
+            "client",
+        ])
+        .output()
+        .unwrap();
+    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let key = created["key"].as_str().unwrap().to_string();
+    assert!(created["app_id"].is_string());
+    let mut child = Command::new(exe)
+        .args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            data.path().to_str().unwrap(),
+            "--key-file",
+            key_file.to_str().unwrap(),
+        ])
+        .stderr(Stdio::piped())
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
+    let base = loop {
+        let line = lines
+            .next()
+            .expect("server exited before listening")
+            .unwrap();
+        if let Some(addr) = line.strip_prefix("faceid serving on ") {
+            break addr.trim().to_string();
+        }
+    };
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || for _ in lines {});
+    Server {
+        child,
+        base,
+        _data: data,
+        _key_dir: key_dir,
+        key,
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn problem_400(errors: &[&str]) -> Value {
+    json!({"status":400,"title":"Bad Request","detail":"Invalid request.",
+           "type":"https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/400","errors":errors})
+}
+
+fn problem_404() -> Value {
+    json!({"status":404,"title":"Not Found","detail":"Server cannot find the requested resource.",
+           "type":"https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/404"})
+}
+
+async fn gallery_size(client: &reqwest::Client, base: &str) -> u64 {
+    let text = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("faceid_gallery_subjects "))
+        .and_then(|v| v.trim().parse().ok())
+        .expect("gallery gauge")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surface_2_face_collection_as_existing_clients_call_it() {
+    let server = start();
+    let (base, key) = (server.base.clone(), server.key.clone());
+    let client = reqwest::Client::new();
+    // The same woman: right of sample1 (head tilted), middle of sample3 (frontal).
+    let enroll_frame = faceid_e2e::kiosk_frame(3, 1050.0..1300.0);
+    let probe_frame = faceid_e2e::kiosk_frame(1, 1400.0..1750.0);
+    let stranger = faceid_e2e::kiosk_frame(5, 0.0..2000.0);
+    let post = |path: &str, body: Value, key: Option<&str>| {
+        let mut request = client.post(format!("{base}{path}")).json(&body);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        request.send()
+    };
+
+    // Without or with a wrong key: 401, nothing stored.
+    let r = post("/users/alice", json!({"face": b64(&enroll_frame)}), None)
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let r = post(
+        "/users/alice",
+        json!({"face": b64(&enroll_frame)}),
+        Some("wrong"),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 401);
+    assert_eq!(gallery_size(&client, &base).await, 0);
+
+    // Enrollment: 200 with an empty body, then the duplicate is refused.
+    let r = post(
+        "/users/alice",
+        json!({"face": b64(&enroll_frame)}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200, "{:?}", r.text().await);
+    assert!(r.headers().contains_key("x-request-id"));
+    let r = post(
+        "/users/alice",
+        json!({"face": b64(&enroll_frame)}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 400);
+    assert_eq!(r.headers()["content-type"], "application/problem+json");
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        problem_400(&["provided userId already exists"])
+    );
+
+    // Bad input: each its answer, the gallery unchanged.
+    let blank = {
+        let mut png = Vec::new();
+        image::RgbImage::from_pixel(320, 240, image::Rgb([180, 180, 180]))
+            .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+            .unwrap();
+        png
+    };
+    let before = gallery_size(&client, &base).await;
+    let r = post("/users/bob", json!({"face": b64(&blank)}), Some(&key))
+        .await
+        .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        problem_400(&["no face detected in the provided image"])
+    );
+    let r = post(
+        "/users/bob",
+        json!({"face": "%%% not base64 %%%"}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        problem_400(&["face is not valid base64"])
+    );
+    let r = post(
+        "/users/bob",
+        json!({"face": b64(&enroll_frame[..enroll_frame.len() / 2])}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.json::<Value>().await.unwrap(),
+        problem_400(&["face is not a readable JPEG or PNG image"])
+    );
+    let r = client
+        .post(format!("{base}/users/bob"))
+        .header("x-api-key", &key)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 400);
+    let r = post(
+        "/users/bob",
+        json!({"face": b64(&vec![0u8; 6 * 1024 * 1024])}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 413);
+    assert_eq!(gallery_size(&client, &base).await, before);
+
+    // Search: the other photo of her is found above the default threshold of 80.
+    let r = post(
+        "/users/search",
+        json!({"face": b64(&probe_frame)}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 200);
+    let found = r.json::<Value>().await.unwrap();
+    assert_eq!(found["matches"][0]["userId"], "alice", "{found}");
+    assert!(
+        found["matches"][0]["similarity"].as_f64().unwrap() >= 80.0,
+        "{found}"
+    );
+    let r = post(
+        "/users/search",
+        json!({"face": b64(&probe_frame), "threshold": 99.99}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(
+        r.status(),
+        404,
+        "a threshold above her similarity finds nobody"
+    );
+    let r = post(
+        "/users/search",
+        json!({"face": b64(&stranger), "threshold": 75.5}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap(), problem_404());
+
+    // Erasure.
+    let delete = |id: &str| {
+        client
+            .delete(format!("{base}/users/{id}"))
+            .header("x-api-key", &key)
+            .send()
+    };
+    assert_eq!(delete("alice").await.unwrap().status(), 200);
+    let r = delete("alice").await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(r.json::<Value>().await.unwrap(), problem_404());
+    let r = post(
+        "/users/search",
+        json!({"face": b64(&probe_frame)}),
+        Some(&key),
+    )
+    .await
+    .unwrap();
+    assert_eq!(r.status(), 404, "an erased subject is never found");
+
+    // Operations endpoints.
+    assert_eq!(
+        client
+            .get(format!("{base}/health"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains("faceid_requests_total{route=\"/users/{user_id}\",status=\"200\"}"),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("faceid_decisions_total{kind=\"identify\",outcome=\"match\"} 1"),
+        "{metrics}"
+    );
+}

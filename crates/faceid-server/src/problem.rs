@@ -1,0 +1,127 @@
+//! Problem JSON (RFC 7807 style) exactly as surface 2's existing clients parse it.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde::Serialize;
+
+/// An error answer of surface 2 (and of the native API).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Problem {
+    /// HTTP status, repeated in the body.
+    pub status: u16,
+    /// Reason phrase.
+    pub title: &'static str,
+    /// Fixed description per status.
+    pub detail: &'static str,
+    /// MDN page of the status.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Specific messages (400 only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub errors: Option<Vec<String>>,
+    #[serde(skip)]
+    retry_after_secs: Option<u32>,
+}
+
+/// Error strings existing clients match on.
+pub mod messages {
+    /// Enrollment of an id that exists.
+    pub const DUPLICATE_ID: &str = "provided userId already exists";
+    /// No face in the image.
+    pub const NO_FACE: &str = "no face detected in the provided image";
+}
+
+impl Problem {
+    fn new(status: StatusCode, detail: &'static str, errors: Option<Vec<String>>) -> Problem {
+        Problem {
+            status: status.as_u16(),
+            title: status.canonical_reason().unwrap_or("Error"),
+            detail,
+            kind: format!(
+                "https://developer.mozilla.org/en-US/docs/Web/HTTP/Status/{}",
+                status.as_u16()
+            ),
+            errors,
+            retry_after_secs: None,
+        }
+    }
+
+    /// 400 with the given messages.
+    pub fn bad_request(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
+        Problem::new(
+            StatusCode::BAD_REQUEST,
+            "Invalid request.",
+            Some(errors.into_iter().map(Into::into).collect()),
+        )
+    }
+
+    /// 404.
+    pub fn not_found() -> Problem {
+        Problem::new(
+            StatusCode::NOT_FOUND,
+            "Server cannot find the requested resource.",
+            None,
+        )
+    }
+
+    /// 401: missing or unknown key.
+    pub fn unauthorized() -> Problem {
+        Problem::new(
+            StatusCode::UNAUTHORIZED,
+            "Missing or invalid API key.",
+            None,
+        )
+    }
+
+    /// 403: the key's role does not allow this.
+    pub fn forbidden() -> Problem {
+        Problem::new(StatusCode::FORBIDDEN, "This API key may not do that.", None)
+    }
+
+    /// 413.
+    pub fn too_large() -> Problem {
+        Problem::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "The image exceeds the size limit.",
+            None,
+        )
+    }
+
+    /// 503 with Retry-After: the inference pool is saturated.
+    pub fn busy() -> Problem {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The server is busy; retry shortly.",
+            None,
+        );
+        p.retry_after_secs = Some(1);
+        p
+    }
+
+    /// 500; the cause is logged under the request id, never returned.
+    pub fn internal() -> Problem {
+        Problem::new(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "An internal error occurred.",
+            None,
+        )
+    }
+}
+
+impl IntoResponse for Problem {
+    fn into_response(self) -> Response {
+        let status = StatusCode::from_u16(self.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+        let retry = self.retry_after_secs;
+        let mut response = (status, axum::Json(self)).into_response();
+        response.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/problem+json"),
+        );
+        if let Some(secs) = retry
+            && let Ok(value) = HeaderValue::from_str(&secs.to_string())
+        {
+            response.headers_mut().insert(header::RETRY_AFTER, value);
+        }
+        response
+    }
+}
