@@ -92,6 +92,14 @@ impl Liveness {
         Liveness::from_score((p / (1.0 - p)).ln(), 1)
     }
 
+    /// The probability re-centred on `preset`'s threshold, so that "live" is always
+    /// `>= 0.5` whatever the preset: `sigmoid(logit(p) - logit(threshold))`.
+    pub fn probability_at(&self, preset: LivenessPreset) -> f32 {
+        let t = preset.threshold().clamp(1e-6, 1.0 - 1e-6);
+        let shift = (t / (1.0 - t)).ln();
+        1.0 / (1.0 + (-(self.score - shift)).exp())
+    }
+
     /// Whether the estimate passes `preset`.
     pub fn is_live(&self, preset: LivenessPreset) -> bool {
         self.probability >= preset.threshold()
@@ -209,6 +217,24 @@ mod tests {
         acc.add(Liveness::from_score(1000.0, 1));
         // Unclipped, the one frame would outvote four confident ones.
         assert!(acc.result().unwrap().probability < 0.5);
+    }
+
+    #[test]
+    fn preset_probabilities_put_each_threshold_at_one_half() {
+        for preset in [
+            LivenessPreset::Soft,
+            LivenessPreset::Regular,
+            LivenessPreset::Hardened,
+        ] {
+            let at = Liveness::from_probability(preset.threshold());
+            assert!((at.probability_at(preset) - 0.5).abs() < 1e-4, "{preset:?}");
+            let live = Liveness::from_probability(0.7);
+            assert_eq!(
+                live.probability_at(preset) >= 0.5,
+                live.is_live(preset),
+                "{preset:?}"
+            );
+        }
     }
 
     #[test]

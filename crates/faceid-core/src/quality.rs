@@ -48,6 +48,9 @@ pub struct Quality {
     pub contrast: Measure,
     /// Left/right illumination balance 0..1 (1 = even).
     pub uniformity: Measure,
+    /// How suitable the face is for recognition and liveness, 0..1: the mean of one 0..1
+    /// score per measure, each reaching 0.5 at its limit (see `assess`).
+    pub overall: f32,
 }
 
 impl Quality {
@@ -254,7 +257,32 @@ pub(crate) fn assess(
     let (exposure, contrast, uniformity, sharpness) = photometric;
     let ied = face.landmarks.inter_eye_distance();
     let m = |value: f32, passed: bool| Measure { value, passed };
+    // Per-measure suitability in 0..1, 0.5 exactly at the limit.
+    let ratio = |value: f32, limit: f32| (value / (2.0 * limit).max(1e-6)).clamp(0.0, 1.0);
+    let within =
+        |value: f32, limit: f32| (1.0 - value.abs() / (2.0 * limit).max(1e-6)).clamp(0.0, 1.0);
+    let (lo, hi) = limits.exposure_range;
+    let exposure_score = if exposure < lo {
+        0.5 * exposure / lo.max(1e-6)
+    } else if exposure > hi {
+        0.5 * (1.0 - exposure) / (1.0 - hi).max(1e-6)
+    } else {
+        1.0
+    };
+    let scores = [
+        ratio(ied, limits.min_inter_eye_px),
+        within(yaw, limits.max_yaw_deg)
+            .min(within(pitch, limits.max_pitch_deg))
+            .min(within(roll, limits.max_roll_deg)),
+        eyes.0.min(eyes.1),
+        exposure_score.clamp(0.0, 1.0),
+        ratio(contrast, limits.min_contrast),
+        ratio(uniformity, limits.min_uniformity),
+        ratio(sharpness, limits.min_sharpness),
+    ];
+    let overall = scores.iter().sum::<f32>() / scores.len() as f32;
     Quality {
+        overall,
         inter_eye_px: m(ied, ied >= limits.min_inter_eye_px),
         face_width_px: face.bbox.width(),
         yaw_deg: m(yaw, yaw.abs() <= limits.max_yaw_deg),
@@ -333,6 +361,7 @@ mod tests {
             exposure: ok(0.5),
             contrast: ok(0.2),
             uniformity: ok(0.9),
+            overall: 0.9,
         }
     }
 
@@ -408,6 +437,23 @@ mod tests {
         assert!(!q.yaw_deg.passed && q.pitch_deg.passed);
         assert!(q.left_eye_open.passed && !q.right_eye_open.passed);
         assert!(q.exposure.passed && q.sharpness.passed);
+        assert!((0.0..=1.0).contains(&q.overall));
+        let good = assess(
+            &face,
+            (0.0, 0.0, 0.0),
+            (1.0, 1.0),
+            (0.5, 0.3, 1.0, 0.9),
+            &QualityLimits {
+                min_inter_eye_px: 10.0,
+                ..limits.clone()
+            },
+        );
+        assert!(
+            good.overall > q.overall && good.overall > 0.9,
+            "{} vs {}",
+            good.overall,
+            q.overall
+        );
     }
 
     #[test]

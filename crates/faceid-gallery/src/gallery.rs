@@ -133,6 +133,43 @@ pub struct AuditVerification {
     pub first_invalid_seq: Option<u64>,
 }
 
+/// One liveness check as the BI endpoints report it (no image, no template).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BiRecord {
+    /// Time, milliseconds since the Unix epoch.
+    pub at_ms: u64,
+    /// UTC date, `yyyy-MM-dd`.
+    pub date: String,
+    /// Pipeline that ran.
+    pub pipeline: String,
+    /// Domain (`GENERAL`, `DESKTOP`, or `UNKNOWN` when not given).
+    pub domain: String,
+    /// Live probability, when the check ran.
+    pub probability: Option<f32>,
+    /// Image quality 0..1, when the check ran.
+    pub quality: Option<f32>,
+    /// Error code, when the image was refused.
+    pub error_code: Option<String>,
+    /// Request id.
+    pub request_id: String,
+}
+
+/// The UTC date (`yyyy-MM-dd`) of a Unix time in milliseconds (proleptic Gregorian).
+pub fn utc_date(at_ms: u64) -> String {
+    let days = (at_ms / 86_400_000) as i64;
+    // Howard Hinnant's civil_from_days.
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}")
+}
+
 /// A subject found by a 1:N search, with its best template's exact cosine.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Candidate {
@@ -150,6 +187,7 @@ pub struct Gallery {
     images: sled::Tree,
     audit: sled::Tree,
     meta: sled::Tree,
+    bi: sled::Tree,
     cipher: Aes256Gcm,
     index: RwLock<QuantizedIndex>,
     search_threads: usize,
@@ -204,6 +242,7 @@ impl Gallery {
             images: db.open_tree("images")?,
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
+            bi: db.open_tree("bi")?,
             db,
             cipher,
             index: RwLock::new(QuantizedIndex::new(faceid_core::template::TEMPLATE_DIM)),
@@ -602,6 +641,28 @@ impl Gallery {
         best.sort_by(|a, b| b.cosine.total_cmp(&a.cosine));
         best.truncate(max_subjects);
         Ok(best)
+    }
+
+    /// Stores a BI record (fields filled by the caller; `at_ms`/`date` set here).
+    pub fn record_bi(&self, mut record: BiRecord) -> Result<BiRecord> {
+        record.at_ms = now_ms();
+        record.date = utc_date(record.at_ms);
+        let key = self.db.generate_id()?.to_be_bytes();
+        let json = serde_json::to_vec(&record).map_err(|e| Error::Corrupt(e.to_string()))?;
+        self.bi.insert(key, json)?;
+        Ok(record)
+    }
+
+    /// BI records whose date lies in `[from, to]` (inclusive, `yyyy-MM-dd`; open ends when
+    /// `None`), oldest first.
+    pub fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
+        let all: Vec<BiRecord> = read_all(&self.bi)?;
+        Ok(all
+            .into_iter()
+            .filter(|r| {
+                from.is_none_or(|f| r.date.as_str() >= f) && to.is_none_or(|t| r.date.as_str() <= t)
+            })
+            .collect())
     }
 
     /// Bytes the in-memory index holds.

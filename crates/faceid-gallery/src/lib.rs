@@ -16,6 +16,6 @@ pub mod key;
 
 pub use crate::error::{Error, Result};
 pub use crate::gallery::{
-    AuditContext, AuditEvent, AuditVerification, Candidate, Gallery, NewSubject, Subject,
+    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Gallery, NewSubject, Subject,
 };
 pub use crate::key::GalleryKey;

@@ -278,3 +278,46 @@ fn a_killed_writer_loses_no_acknowledged_enrollment() {
         gallery.reset(&ctx()).unwrap();
     }
 }
+
+#[test]
+fn utc_dates_and_bi_record_filters() {
+    use faceid_gallery::gallery::utc_date;
+    assert_eq!(utc_date(0), "1970-01-01");
+    assert_eq!(utc_date(951_782_400_000), "2000-02-29");
+    assert_eq!(utc_date(1_795_219_200_000), "2026-11-21");
+    assert_eq!(utc_date(1_795_219_199_999), "2026-11-20");
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = Gallery::open(dir.path(), &GalleryKey::generate()).unwrap();
+    let record = faceid_gallery::BiRecord {
+        at_ms: 0,
+        date: String::new(),
+        pipeline: "passive".into(),
+        domain: "UNKNOWN".into(),
+        probability: Some(0.9),
+        quality: Some(0.7),
+        error_code: None,
+        request_id: "r".into(),
+    };
+    let stored = gallery.record_bi(record).unwrap();
+    assert_eq!(stored.date.len(), 10);
+    assert_eq!(gallery.bi_records(None, None).unwrap().len(), 1);
+    assert_eq!(
+        gallery
+            .bi_records(Some(&stored.date), Some(&stored.date))
+            .unwrap()
+            .len(),
+        1
+    );
+    assert!(
+        gallery
+            .bi_records(Some("2999-01-01"), None)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        gallery
+            .bi_records(None, Some("1999-12-31"))
+            .unwrap()
+            .is_empty()
+    );
+}
