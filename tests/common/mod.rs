@@ -67,10 +67,41 @@ pub fn kiosk_frame_image(n: u32, x_range: std::ops::Range<f32>) -> Image {
 
 /// [`kiosk_frame_image`] encoded as JPEG (quality 90), as a webcam would send it.
 pub fn kiosk_frame(n: u32, x_range: std::ops::Range<f32>) -> Vec<u8> {
-    let frame = kiosk_frame_image(n, x_range);
+    jpeg(&kiosk_frame_image(n, x_range))
+}
+
+/// A 640x480 JPEG of one person standing far away: the kiosk frame of sample `n` shrunk
+/// `shrink` times and centred on a grey background (only that one face in view).
+pub fn distant_frame(n: u32, x_range: std::ops::Range<f32>, shrink: u32) -> Vec<u8> {
+    let near = kiosk_frame_image(n, x_range);
+    let (w, h) = (640 / shrink.max(1), 480 / shrink.max(1));
+    let small = faceid_core::sampling::crop_resized(
+        &near,
+        faceid_core::geometry::BoundingBox::new(0.0, 0.0, 640.0, 480.0),
+        w,
+        h,
+    );
+    let mut rgb = vec![128u8; 640 * 480 * 3];
+    let (ox, oy) = ((640 - w) / 2, (480 - h) / 2);
+    for y in 0..h {
+        for x in 0..w {
+            let i = (((y + oy) * 640 + x + ox) * 3) as usize;
+            rgb[i..i + 3].copy_from_slice(&small.pixel(i64::from(x), i64::from(y)));
+        }
+    }
+    jpeg(&Image::from_rgb(640, 480, rgb).expect("frame"))
+}
+
+/// JPEG (quality 90) of an image.
+pub fn jpeg(frame: &Image) -> Vec<u8> {
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
-        .encode(frame.rgb(), 640, 480, image::ExtendedColorType::Rgb8)
+        .encode(
+            frame.rgb(),
+            frame.width(),
+            frame.height(),
+            image::ExtendedColorType::Rgb8,
+        )
         .expect("encode");
     jpeg
 }

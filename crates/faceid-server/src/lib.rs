@@ -4,12 +4,14 @@
 //! [`pool::InferencePool`], stores through the gallery and answers in the shape of its API
 //! surface. Every request gets an id (`x-request-id`) carried into logs and audit events.
 //!
-//! Implemented so far: surface 2 (face collection, [`collection`]), `GET /health`,
-//! `GET /metrics`. The other surfaces of DESIGN.md section 5 come next.
+//! Implemented so far: surface 2 (face collection, [`collection`]), surface 3 (liveness,
+//! [`liveness_server`]), `GET /health`, `GET /metrics`. Surfaces 1, 4, 5 and the native
+//! `/v1` API of DESIGN.md section 5 come next.
 #![deny(missing_docs)]
 
 pub mod collection;
 pub mod keys;
+pub mod liveness_server;
 pub mod metrics;
 pub mod pool;
 pub mod problem;
@@ -98,6 +100,15 @@ pub fn app(state: AppState, limits: &ServerLimits) -> Router {
             "/users/{user_id}",
             post(collection::enroll).delete(collection::delete),
         )
+        .route("/api_version", get(liveness_server::api_version))
+        .route("/check_liveness", post(liveness_server::check_liveness))
+        .route(
+            "/check_liveness_batch",
+            post(liveness_server::check_liveness_batch),
+        )
+        .route("/check_image", post(liveness_server::check_image))
+        .route("/bi_report", get(liveness_server::bi_report))
+        .route("/bi_records", get(liveness_server::bi_records))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -170,7 +181,10 @@ pub async fn serve(
     router: Router,
     shutdown: impl std::future::Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    axum::serve(
+        listener,
+        router.into_make_service_with_connect_info::<std::net::SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown)
+    .await
 }

@@ -1,0 +1,528 @@
+//! Surface 3, the liveness server: `GET /api_version`, `POST /check_liveness` (several
+//! images, one accumulated result), `POST /check_liveness_batch` (one result per file),
+//! `POST /check_image` (per pipeline and calibration), `GET /bi_report`, `GET /bi_records`.
+//! Checks answer 200 even when an image is refused; the refusal is in `error`/`error_code`.
+//!
+//! `probability` is the engine's live probability re-centred on the calibration preset, so
+//! live is always `>= 0.5`; `score` is the raw log-odds; `quality` the engine's overall
+//! quality score. Keyless callers are accepted from loopback only, others need `x-api-key`.
+//!
+//! Error codes: `FACE_NOT_FOUND`, `TOO_MANY_FACES`, `FACE_TOO_SMALL`, `INVALID_IMAGE`,
+//! `IMAGE_TOO_LARGE`, `NO_IMAGE`, `UNSUPPORTED_PIPELINE`, `INVALID_DATA`, `INVALID_DATE`,
+//! `INTERNAL_ERROR`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, FromRequestParts, Multipart, Query, State};
+use axum::http::StatusCode;
+use axum::http::request::Parts;
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use faceid_core::{ErrorCode, Liveness, LivenessAccumulator, LivenessPreset};
+use faceid_gallery::BiRecord;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::{AppState, RequestId};
+
+/// The one liveness pipeline this server runs.
+pub const PIPELINE: &str = "passive";
+const LICENSE_EXPIRATION: &str = "9999-12-31T23:59:59Z";
+
+/// A caller allowed to use this surface: from loopback, or holding a valid API key.
+#[derive(Debug)]
+pub struct Caller;
+
+impl FromRequestParts<AppState> for Caller {
+    type Rejection = Response;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        let loopback = parts
+            .extensions
+            .get::<ConnectInfo<SocketAddr>>()
+            .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
+        let keyed = parts
+            .headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| state.keys.find(k).is_some());
+        if loopback || keyed {
+            Ok(Caller)
+        } else {
+            Err((
+                StatusCode::UNAUTHORIZED,
+                Json(json!({"error": "Missing or invalid API key", "error_code": "UNAUTHORIZED"})),
+            )
+                .into_response())
+        }
+    }
+}
+
+/// Optional `pipeline` query parameter.
+#[derive(Debug, Deserialize)]
+pub struct PipelineQuery {
+    pipeline: Option<String>,
+}
+
+/// Optional date range, `yyyy-MM-dd`, inclusive.
+#[derive(Debug, Deserialize)]
+pub struct DateRange {
+    date_from: Option<String>,
+    date_to: Option<String>,
+}
+
+fn error_body(message: &str, code: Option<&str>) -> Value {
+    json!({"error": message, "error_code": code})
+}
+
+/// The surface's message and code for an engine refusal.
+fn refusal(error: &faceid_core::Error) -> (&'static str, &'static str) {
+    match error.code() {
+        ErrorCode::NoFace => ("Failed to detect face", "FACE_NOT_FOUND"),
+        ErrorCode::MultipleFaces => ("More than one face in the image", "TOO_MANY_FACES"),
+        ErrorCode::FaceTooSmall => ("Interpupillary distance is too small", "FACE_TOO_SMALL"),
+        ErrorCode::InputTooLarge | ErrorCode::ImageTooLarge => {
+            ("The image is too large", "IMAGE_TOO_LARGE")
+        }
+        ErrorCode::UnsupportedFormat | ErrorCode::CorruptImage | ErrorCode::EmptyInput => {
+            ("The image could not be read", "INVALID_IMAGE")
+        }
+        _ => ("Internal error", "INTERNAL_ERROR"),
+    }
+}
+
+/// One image checked: liveness and overall quality, or the refusal.
+type Checked = Result<(Liveness, f32), faceid_core::Error>;
+
+fn check(engine: &faceid_core::Engine, bytes: &[u8]) -> Checked {
+    let image = engine.decode(bytes)?;
+    let face = engine.single_face(&image)?;
+    let aligned = engine.align(&image, &face);
+    let quality = engine.quality(&image, &face, &aligned)?;
+    if !quality.inter_eye_px.passed {
+        return Err(faceid_core::Error::FaceTooSmall {
+            ied_px: quality.inter_eye_px.value,
+        });
+    }
+    Ok((engine.liveness(&image, &face)?, quality.overall))
+}
+
+/// Runs `check` on every image in the pool; `None` when the pool is saturated.
+async fn check_all(state: &AppState, images: Vec<Vec<u8>>) -> Option<Vec<Checked>> {
+    let engine = state.engine.clone();
+    state
+        .pool
+        .run(move || images.iter().map(|bytes| check(&engine, bytes)).collect())
+        .await
+        .ok()
+}
+
+fn result_body(liveness: &Liveness, quality: f32, preset: LivenessPreset) -> Value {
+    json!({"probability": liveness.probability_at(preset), "quality": quality, "score": liveness.score})
+}
+
+fn record(
+    state: &AppState,
+    request_id: &RequestId,
+    domain: &str,
+    outcome: Result<(f32, f32), &str>,
+) {
+    let (probability, quality, error_code) = match outcome {
+        Ok((p, q)) => (Some(p), Some(q), None),
+        Err(code) => (None, None, Some(code.to_string())),
+    };
+    let _ = state.gallery.record_bi(BiRecord {
+        at_ms: 0,
+        date: String::new(),
+        pipeline: PIPELINE.into(),
+        domain: domain.into(),
+        probability,
+        quality,
+        error_code,
+        request_id: request_id.0.clone(),
+    });
+    state.metrics.decision(
+        "liveness",
+        if probability.is_some_and(|p| p >= 0.5) {
+            "live"
+        } else {
+            "not_live"
+        },
+    );
+}
+
+fn busy() -> Response {
+    let mut response = (
+        StatusCode::SERVICE_UNAVAILABLE,
+        Json(error_body(
+            "The server is busy; retry shortly",
+            Some("BUSY"),
+        )),
+    )
+        .into_response();
+    response.headers_mut().insert(
+        axum::http::header::RETRY_AFTER,
+        axum::http::HeaderValue::from_static("1"),
+    );
+    response
+}
+
+/// Reads every file part: (file name, bytes). Non-file parts are returned by name too.
+async fn parts(mut multipart: Multipart) -> Result<Vec<(String, Option<String>, Vec<u8>)>, String> {
+    let mut out = Vec::new();
+    while let Some(field) = multipart.next_field().await.map_err(|e| e.body_text())? {
+        let name = field.name().unwrap_or_default().to_string();
+        let file_name = field.file_name().map(str::to_string);
+        let bytes = field.bytes().await.map_err(|e| e.body_text())?.to_vec();
+        out.push((name, file_name, bytes));
+    }
+    Ok(out)
+}
+
+fn unsupported_pipeline(query: &PipelineQuery) -> bool {
+    query.pipeline.as_deref().is_some_and(|p| p != PIPELINE)
+}
+
+/// `GET /api_version`.
+pub async fn api_version() -> Json<Value> {
+    Json(json!({
+        "product": "faceid",
+        "version": env!("CARGO_PKG_VERSION"),
+        "defaultPipeline": PIPELINE,
+        "availablePipelines": [PIPELINE],
+        "expirationDate": LICENSE_EXPIRATION,
+    }))
+}
+
+/// `POST /check_liveness`: every image part accumulated into one result.
+pub async fn check_liveness(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    _caller: Caller,
+    Query(query): Query<PipelineQuery>,
+    multipart: Multipart,
+) -> Response {
+    if unsupported_pipeline(&query) {
+        return Json(error_body(
+            "The request contains an unsupported pipeline, rejecting",
+            None,
+        ))
+        .into_response();
+    }
+    let images: Vec<Vec<u8>> = match parts(multipart).await {
+        Ok(parts) => parts.into_iter().map(|(_, _, bytes)| bytes).collect(),
+        Err(e) => {
+            return Json(error_body(
+                &format!("Malformed multipart body: {e}"),
+                Some("INVALID_IMAGE"),
+            ))
+            .into_response();
+        }
+    };
+    if images.is_empty() {
+        return Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response();
+    }
+    let Some(checked) = check_all(&state, images).await else {
+        return busy();
+    };
+    let mut accumulator = LivenessAccumulator::new();
+    let mut quality = 0.0;
+    for result in &checked {
+        match result {
+            Ok((liveness, q)) => {
+                accumulator.add(*liveness);
+                quality += q;
+            }
+            Err(e) => {
+                let (message, code) = refusal(e);
+                record(&state, &request_id, "UNKNOWN", Err(code));
+                return Json(error_body(message, Some(code))).into_response();
+            }
+        }
+    }
+    let Ok(liveness) = accumulator.result() else {
+        return Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response();
+    };
+    let quality = quality / checked.len() as f32;
+    let preset = LivenessPreset::Regular;
+    record(
+        &state,
+        &request_id,
+        "UNKNOWN",
+        Ok((liveness.probability_at(preset), quality)),
+    );
+    Json(result_body(&liveness, quality, preset)).into_response()
+}
+
+/// `POST /check_liveness_batch`: one result per file, each with its `file_name`.
+pub async fn check_liveness_batch(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    _caller: Caller,
+    Query(query): Query<PipelineQuery>,
+    multipart: Multipart,
+) -> Response {
+    if unsupported_pipeline(&query) {
+        return Json(error_body(
+            "The request contains an unsupported pipeline, rejecting",
+            None,
+        ))
+        .into_response();
+    }
+    let files = match parts(multipart).await {
+        Ok(parts) => parts,
+        Err(e) => {
+            return Json(error_body(
+                &format!("Malformed multipart body: {e}"),
+                Some("INVALID_IMAGE"),
+            ))
+            .into_response();
+        }
+    };
+    let names: Vec<String> = files
+        .iter()
+        .map(|(name, file, _)| file.clone().unwrap_or_else(|| name.clone()))
+        .collect();
+    let Some(checked) = check_all(
+        &state,
+        files.into_iter().map(|(_, _, bytes)| bytes).collect(),
+    )
+    .await
+    else {
+        return busy();
+    };
+    let preset = LivenessPreset::Regular;
+    let results: Vec<Value> = names
+        .into_iter()
+        .zip(checked)
+        .map(|(file_name, result)| match result {
+            Ok((liveness, quality)) => {
+                record(
+                    &state,
+                    &request_id,
+                    "UNKNOWN",
+                    Ok((liveness.probability_at(preset), quality)),
+                );
+                let mut body = result_body(&liveness, quality, preset);
+                body["file_name"] = json!(file_name);
+                body
+            }
+            Err(e) => {
+                let (message, code) = refusal(&e);
+                record(&state, &request_id, "UNKNOWN", Err(code));
+                json!({"file_name": file_name, "error": message, "error_code": code})
+            }
+        })
+        .collect();
+    Json(Value::Array(results)).into_response()
+}
+
+/// The `data` part of `/check_image`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CheckImageData {
+    domain: String,
+    pipelines: Vec<PipelineRequest>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PipelineRequest {
+    pipeline: String,
+    calibration: String,
+}
+
+/// `POST /check_image`: one image, results per requested pipeline and calibration.
+/// 400 when the `data` part is missing or malformed.
+pub async fn check_image(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    _caller: Caller,
+    multipart: Multipart,
+) -> Response {
+    let bad = |message: String| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(error_body(&message, Some("INVALID_DATA"))),
+        )
+            .into_response()
+    };
+    let parts = match parts(multipart).await {
+        Ok(parts) => parts,
+        Err(e) => return bad(format!("Malformed multipart body: {e}")),
+    };
+    let Some((_, _, data)) = parts.iter().find(|(name, _, _)| name == "data") else {
+        return bad("The data part is missing".into());
+    };
+    let data: CheckImageData = match serde_json::from_slice(data) {
+        Ok(data) => data,
+        Err(e) => return bad(format!("The data part is malformed: {e}")),
+    };
+    if !matches!(data.domain.as_str(), "GENERAL" | "DESKTOP") {
+        return bad("domain must be GENERAL or DESKTOP".into());
+    }
+    if data.pipelines.is_empty() {
+        return bad("pipelines must list at least one pipeline".into());
+    }
+    let Some((_, _, image)) = parts.into_iter().find(|(name, _, _)| name == "image") else {
+        return Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response();
+    };
+    let Some(mut checked) = check_all(&state, vec![image]).await else {
+        return busy();
+    };
+    let checked = checked.pop().unwrap_or(Err(faceid_core::Error::NoFace));
+    let results: Vec<Value> = data
+        .pipelines
+        .iter()
+        .map(|request| {
+            let head = json!({"pipeline": request.pipeline, "calibration": request.calibration});
+            let preset = LivenessPreset::parse(&request.calibration);
+            let mut body = match (&checked, preset) {
+                _ if request.pipeline != PIPELINE => {
+                    error_body("Unsupported pipeline", Some("UNSUPPORTED_PIPELINE"))
+                }
+                (_, None) => error_body("Unsupported calibration", Some("INVALID_DATA")),
+                (Ok((liveness, quality)), Some(preset)) => {
+                    record(
+                        &state,
+                        &request_id,
+                        &data.domain,
+                        Ok((liveness.probability_at(preset), *quality)),
+                    );
+                    result_body(liveness, *quality, preset)
+                }
+                (Err(e), Some(_)) => {
+                    let (message, code) = refusal(e);
+                    record(&state, &request_id, &data.domain, Err(code));
+                    error_body(message, Some(code))
+                }
+            };
+            if let (Value::Object(map), Value::Object(head)) = (&mut body, head) {
+                for (k, v) in head {
+                    map.insert(k, v);
+                }
+            }
+            body
+        })
+        .collect();
+    Json(json!({
+        "serverVersion": env!("CARGO_PKG_VERSION"),
+        "licenseExpirationDate": LICENSE_EXPIRATION,
+        "results": results,
+    }))
+    .into_response()
+}
+
+fn valid_date(date: &Option<String>) -> bool {
+    date.as_deref().is_none_or(|d| {
+        let b = d.as_bytes();
+        b.len() == 10
+            && b[4] == b'-'
+            && b[7] == b'-'
+            && b.iter()
+                .enumerate()
+                .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    })
+}
+
+/// The BI records in the range; a bad date is 400.
+fn records(
+    state: &AppState,
+    range: &DateRange,
+) -> Result<Vec<BiRecord>, (StatusCode, Json<Value>)> {
+    if !valid_date(&range.date_from) || !valid_date(&range.date_to) {
+        return Err((
+            StatusCode::BAD_REQUEST,
+            Json(error_body("Dates must be yyyy-MM-dd", Some("INVALID_DATE"))),
+        ));
+    }
+    state
+        .gallery
+        .bi_records(range.date_from.as_deref(), range.date_to.as_deref())
+        .map_err(|_| {
+            (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                Json(error_body("Internal error", Some("INTERNAL_ERROR"))),
+            )
+        })
+}
+
+fn bin(value: f32) -> String {
+    let lower = ((value.clamp(0.0, 1.0) * 10.0).floor() as i32).min(9);
+    format!(
+        "{:.1}-{:.1}",
+        f64::from(lower) / 10.0,
+        f64::from(lower + 1) / 10.0
+    )
+}
+
+/// `GET /bi_report`: counts per pipeline, domain and 0.1 bin of probability and quality,
+/// and per error code, plus `total`.
+pub async fn bi_report(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(range): Query<DateRange>,
+) -> Response {
+    let records = match records(&state, &range) {
+        Ok(r) => r,
+        Err(refused) => return refused.into_response(),
+    };
+    let mut report: BTreeMap<String, u64> = BTreeMap::new();
+    for r in &records {
+        if let Some(p) = r.probability {
+            *report
+                .entry(format!(
+                    "{}_{}_probability_{}",
+                    r.pipeline,
+                    r.domain,
+                    bin(p)
+                ))
+                .or_default() += 1;
+        }
+        if let Some(q) = r.quality {
+            *report
+                .entry(format!("{}_{}_quality_{}", r.pipeline, r.domain, bin(q)))
+                .or_default() += 1;
+        }
+        if let Some(code) = &r.error_code {
+            *report
+                .entry(format!("{}_{}_{}", r.pipeline, r.domain, code))
+                .or_default() += 1;
+        }
+    }
+    report.insert("total".into(), records.len() as u64);
+    Json(report).into_response()
+}
+
+/// `GET /bi_records`: the individual records.
+pub async fn bi_records(
+    State(state): State<AppState>,
+    _caller: Caller,
+    Query(range): Query<DateRange>,
+) -> Response {
+    match records(&state, &range) {
+        Ok(records) => Json(records).into_response(),
+        Err(refused) => refused.into_response(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bins_and_dates() {
+        assert_eq!(bin(0.95), "0.9-1.0");
+        assert_eq!(bin(1.0), "0.9-1.0");
+        assert_eq!(bin(0.0), "0.0-0.1");
+        assert_eq!(bin(0.72), "0.7-0.8");
+        assert!(valid_date(&Some("2026-11-21".into())));
+        assert!(valid_date(&None));
+        assert!(!valid_date(&Some("21/11/2026".into())));
+        assert!(!valid_date(&Some("2026-1-21".into())));
+    }
+}
