@@ -5,7 +5,8 @@
 //! surface. Every request gets an id (`x-request-id`) carried into logs and audit events.
 //!
 //! Implemented so far: surface 2 (face collection, [`collection`]), surface 3 (liveness,
-//! [`liveness_server`]), `GET /health`, `GET /metrics`. Surfaces 1, 4, 5 and the native
+//! [`liveness_server`]), surface 5 (template enrollment, [`templates_api`]), `GET /health`,
+//! `GET /metrics`. Surfaces 1, 4 and the native
 //! `/v1` API of DESIGN.md section 5 come next.
 #![deny(missing_docs)]
 
@@ -15,6 +16,7 @@ pub mod liveness_server;
 pub mod metrics;
 pub mod pool;
 pub mod problem;
+pub mod templates_api;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -109,6 +111,7 @@ pub fn app(state: AppState, limits: &ServerLimits) -> Router {
         .route("/check_image", post(liveness_server::check_image))
         .route("/bi_report", get(liveness_server::bi_report))
         .route("/bi_records", get(liveness_server::bi_records))
+        .route("/api/v1.0/add", post(templates_api::add))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

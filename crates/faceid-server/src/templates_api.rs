@@ -1,0 +1,283 @@
+//! Surface 5, template enrollment with a quality report: `POST /api/v1.0/add`
+//! (`check_liveness`, `check_deepfake` query flags; multipart `photo`, optional
+//! `templateId`), authenticated with `APP-ID` / `APP-KEY`.
+//!
+//! Quality fields map to the engine's measures: `blur` = 1 - sharpness, `left/right_eye_closed`
+//! = 1 - open probability, `emotion` = 1 - P(neutral), `crfiqa` = the overall quality score.
+//! Measures the engine does not make (`flare`, `macroblocks`, `distortion`, `occlusion`,
+//! `deepfake`) are `{"score": null, "fine": null}`: no invented numbers. `race` is always
+//! `null`: faceid does not infer race.
+//!
+//! Error `code`s: 1 invalid request (no photo, bad templateId), 2 unreadable image,
+//! 3 more than one face, 4 templateId already exists, 5 can not detect face,
+//! 6 missing or invalid APP-ID/APP-KEY (401), 7 face quality too low, 8 server busy (503).
+
+use axum::extract::{Multipart, Query, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::{Extension, Json};
+use faceid_core::ErrorCode;
+use faceid_gallery::{AuditContext, NewSubject};
+use serde::Deserialize;
+use serde_json::json;
+
+use crate::{AppState, RequestId};
+
+/// Query flags.
+#[derive(Debug, Deserialize)]
+pub struct AddQuery {
+    #[serde(default)]
+    check_liveness: bool,
+    #[serde(default)]
+    check_deepfake: bool,
+}
+
+fn failure(status: StatusCode, transaction: &str, code: u8, info: &str) -> Response {
+    let mut response = (
+        status,
+        Json(json!({"transactionId": transaction, "result": {"status": "error", "code": code, "info": info}})),
+    )
+        .into_response();
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(
+            axum::http::header::RETRY_AFTER,
+            axum::http::HeaderValue::from_static("1"),
+        );
+    }
+    response
+}
+
+/// `POST /api/v1.0/add`.
+pub async fn add(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    Query(query): Query<AddQuery>,
+    mut multipart: Multipart,
+) -> Response {
+    let transaction = uuid::Uuid::new_v4().to_string();
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let Some(key) = state
+        .keys
+        .find_app(&header("APP-ID"), &header("APP-KEY"))
+        .cloned()
+    else {
+        return failure(
+            StatusCode::UNAUTHORIZED,
+            &transaction,
+            6,
+            "missing or invalid APP-ID / APP-KEY",
+        );
+    };
+    let (mut photo, mut template_id) = (None, None);
+    loop {
+        match multipart.next_field().await {
+            Ok(Some(field)) => {
+                let name = field.name().unwrap_or_default().to_string();
+                let Ok(bytes) = field.bytes().await else {
+                    return failure(
+                        StatusCode::BAD_REQUEST,
+                        &transaction,
+                        1,
+                        "malformed multipart body",
+                    );
+                };
+                match name.as_str() {
+                    "photo" => photo = Some(bytes.to_vec()),
+                    "templateId" => {
+                        template_id = Some(String::from_utf8_lossy(&bytes).trim().to_string())
+                    }
+                    _ => {}
+                }
+            }
+            Ok(None) => break,
+            Err(_) => {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    &transaction,
+                    1,
+                    "malformed multipart body",
+                );
+            }
+        }
+    }
+    let Some(photo) = photo.filter(|p| !p.is_empty()) else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            &transaction,
+            1,
+            "photo is required",
+        );
+    };
+    let template_id = match template_id.filter(|t| !t.is_empty()) {
+        Some(t) => match uuid::Uuid::parse_str(&t) {
+            Ok(id) => id.to_string(),
+            Err(_) => {
+                return failure(
+                    StatusCode::BAD_REQUEST,
+                    &transaction,
+                    1,
+                    "templateId must be a UUID",
+                );
+            }
+        },
+        None => uuid::Uuid::new_v4().to_string(),
+    };
+    let engine = state.engine.clone();
+    let analysed = state
+        .pool
+        .run(
+            move || -> faceid_core::Result<(faceid_core::Analysis, faceid_core::Attributes)> {
+                let image = engine.decode(&photo)?;
+                let analysis = engine.analyze(&image)?;
+                let attributes = engine.attributes(&image, &analysis.face)?;
+                Ok((analysis, attributes))
+            },
+        )
+        .await;
+    let (analysis, attributes) = match analysed {
+        Err(_) => {
+            return failure(
+                StatusCode::SERVICE_UNAVAILABLE,
+                &transaction,
+                8,
+                "server busy, retry shortly",
+            );
+        }
+        Ok(Err(e)) => {
+            return match e.code() {
+                ErrorCode::NoFace => failure(
+                    StatusCode::BAD_REQUEST,
+                    &transaction,
+                    5,
+                    "can not detect face",
+                ),
+                ErrorCode::MultipleFaces => failure(
+                    StatusCode::BAD_REQUEST,
+                    &transaction,
+                    3,
+                    "more than one face",
+                ),
+                ErrorCode::InputTooLarge | ErrorCode::ImageTooLarge => failure(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    &transaction,
+                    2,
+                    "image too large",
+                ),
+                ErrorCode::UnsupportedFormat | ErrorCode::CorruptImage | ErrorCode::EmptyInput => {
+                    failure(
+                        StatusCode::BAD_REQUEST,
+                        &transaction,
+                        2,
+                        "image can not be read",
+                    )
+                }
+                _ => {
+                    tracing::error!(request_id = %request_id.0, error = %e, "analysis failed");
+                    failure(
+                        StatusCode::INTERNAL_SERVER_ERROR,
+                        &transaction,
+                        1,
+                        "internal error",
+                    )
+                }
+            };
+        }
+        Ok(Ok(done)) => done,
+    };
+    if let Some(problem) = analysis.quality.first_failure()
+        && problem.code() == ErrorCode::FaceTooSmall
+    {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            &transaction,
+            7,
+            "face quality too low: FACE_TOO_SMALL",
+        );
+    }
+    let ctx = AuditContext {
+        actor: key.id.clone(),
+        request_id: request_id.0.clone(),
+    };
+    let new = NewSubject {
+        id: template_id.clone(),
+        display_name: None,
+        source: Some("server".into()),
+    };
+    match state
+        .gallery
+        .enroll(&new, std::slice::from_ref(&analysis.template), None, &ctx)
+    {
+        Ok(_) => state.metrics.decision("enroll", "ok"),
+        Err(faceid_gallery::Error::DuplicateSubject(_)) => {
+            return failure(
+                StatusCode::BAD_REQUEST,
+                &transaction,
+                4,
+                "templateId already exists",
+            );
+        }
+        Err(e) => {
+            tracing::error!(request_id = %request_id.0, error = %e, "storing the template failed");
+            return failure(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                &transaction,
+                1,
+                "internal error",
+            );
+        }
+    }
+    let q = &analysis.quality;
+    let scored = |score: f32, fine: bool| json!({"score": score, "fine": fine});
+    let valued = |m: faceid_core::Measure| json!({"value": m.value, "fine": m.passed});
+    let unmeasured = json!({"score": null, "fine": null});
+    let neutral = attributes
+        .expression_probabilities
+        .get(6)
+        .copied()
+        .unwrap_or(0.0);
+    let mut face = json!({
+        "quality": {
+            "age": attributes.age_years.round(),
+            "gender": attributes.gender(),
+            "race": null,
+            "pitch": q.pitch_deg.value,
+            "yaw": q.yaw_deg.value,
+            "roll": q.roll_deg.value,
+            "uniformity": valued(q.uniformity),
+            "exposure": valued(q.exposure),
+            "contrast": valued(q.contrast),
+            "flare": unmeasured,
+            "blur": scored(1.0 - q.sharpness.value, q.sharpness.passed),
+            "macroblocks": unmeasured,
+            "distortion": unmeasured,
+            "occlusion": unmeasured,
+            "emotion": scored(1.0 - neutral, neutral >= 0.5),
+            "left_eye_closed": scored(1.0 - q.left_eye_open.value, q.left_eye_open.passed),
+            "right_eye_closed": scored(1.0 - q.right_eye_open.value, q.right_eye_open.passed),
+            "crfiqa": scored(q.overall, q.passed()),
+        },
+        "box": {
+            "x": analysis.face.bbox.x1.round(),
+            "y": analysis.face.bbox.y1.round(),
+            "w": analysis.face.bbox.width().round(),
+            "h": analysis.face.bbox.height().round(),
+        },
+        "landmarks": analysis.face.landmarks.five().iter().map(|p| [p.x.round(), p.y.round()]).collect::<Vec<_>>(),
+    });
+    if query.check_liveness {
+        let preset = state.engine.config().liveness_preset;
+        face["liveness"] = json!({"score": analysis.liveness.probability_at(preset), "fine": analysis.liveness.is_live(preset)});
+    }
+    if query.check_deepfake {
+        face["deepfake"] = unmeasured;
+    }
+    Json(json!({"transactionId": transaction, "result": {"templateId": template_id, "face": face}}))
+        .into_response()
+}
