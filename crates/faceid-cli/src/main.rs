@@ -85,6 +85,9 @@ enum Command {
         /// Probes for --gallery.
         #[arg(long, default_value_t = 100)]
         queries: usize,
+        /// Also write the 640x480 kiosk frame that is benchmarked (JPEG) to this file.
+        #[arg(long)]
+        save_frame: Option<PathBuf>,
     },
     /// Run the REST server on the gallery in --data.
     Serve {
@@ -393,11 +396,20 @@ fn run(cli: Cli) -> Result<()> {
             print(cli.json, &report, bench::render_gallery)
         }
         Command::Bench {
-            image, runs, as_is, ..
+            image,
+            runs,
+            as_is,
+            save_frame,
+            ..
         } => {
             let image = image
                 .clone()
                 .unwrap_or_else(|| models_dir.join("samples/sample1.jpg"));
+            if let Some(out) = save_frame {
+                let engine = load(&cli)?;
+                let frame = bench::kiosk_frame(&engine, &commands::load_image(&engine, &image)?)?;
+                std::fs::write(out, frame).with_context(|| format!("writing {}", out.display()))?;
+            }
             let threads = match cli.threads {
                 Some(n) => vec![n],
                 None => vec![1, 2],

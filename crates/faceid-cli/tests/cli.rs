@@ -160,7 +160,26 @@ fn liveness_accumulates_the_frames_given() {
 
 #[test]
 fn bench_reports_every_stage_at_each_thread_count() {
-    let out = faceid(&["bench", "--runs", "3", "--json"]);
+    let dir = tempfile::tempdir().unwrap();
+    let frame = dir.path().join("frame.jpg");
+    let out = faceid(&[
+        "bench",
+        "--runs",
+        "3",
+        "--json",
+        "--save-frame",
+        frame.to_str().unwrap(),
+    ]);
+    let detected = json(&faceid(&["detect", frame.to_str().unwrap(), "--json"]));
+    assert_eq!(
+        (detected["width"].as_u64(), detected["height"].as_u64()),
+        (Some(640), Some(480))
+    );
+    assert_eq!(
+        detected["faces"].as_array().unwrap().len(),
+        1,
+        "the benchmarked frame shows one person"
+    );
     assert!(
         out.status.success(),
         "{}",

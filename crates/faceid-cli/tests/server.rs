@@ -777,3 +777,42 @@ async fn a_killed_server_loses_no_acknowledged_enrollment() {
     assert!(gallery.verify_audit().unwrap().valid);
     drop(restarted);
 }
+
+/// Regression: a request refused for its credentials must not leave its body unread on a
+/// keep-alive connection, or the client's next request on it is cut off (IncompleteMessage).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_request_does_not_break_the_next_one_on_the_same_connection() {
+    let server = start();
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(1)
+        .build()
+        .unwrap();
+    let body = vec![7u8; 300_000];
+    for round in 0..20 {
+        let form = reqwest::multipart::Form::new().part(
+            "photo",
+            reqwest::multipart::Part::bytes(body.clone()).file_name("p.jpg"),
+        );
+        let r = client
+            .post(format!("{}/api/v1.0/add", server.base))
+            .multipart(form)
+            .send()
+            .await;
+        assert_eq!(
+            r.unwrap_or_else(|e| panic!("round {round}: {e}")).status(),
+            401
+        );
+        let form = reqwest::multipart::Form::new().text("templateId", "x");
+        let r = client
+            .post(format!("{}/api/v1.0/add", server.base))
+            .header("APP-ID", &server.app_id)
+            .header("APP-KEY", &server.key)
+            .multipart(form)
+            .send()
+            .await;
+        assert_eq!(
+            r.unwrap_or_else(|e| panic!("round {round}: {e}")).status(),
+            400
+        );
+    }
+}

@@ -15,8 +15,8 @@ use std::collections::BTreeMap;
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, FromRequestParts, Multipart, Query, State};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use faceid_core::{ErrorCode, Liveness, LivenessAccumulator, LivenessPreset};
@@ -34,6 +34,34 @@ const LICENSE_EXPIRATION: &str = "9999-12-31T23:59:59Z";
 #[derive(Debug)]
 pub struct Caller;
 
+impl Caller {
+    /// Whether the caller may use this surface. POST handlers ask only after reading their
+    /// body: answering before it leaves unread bytes on a keep-alive connection, which the
+    /// client then reuses and sees cut off.
+    fn allowed(
+        state: &AppState,
+        headers: &HeaderMap,
+        peer: Option<&ConnectInfo<SocketAddr>>,
+    ) -> bool {
+        let loopback = peer.is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
+        let keyed = headers
+            .get("x-api-key")
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|k| state.keys.find(k).is_some());
+        loopback || keyed
+    }
+
+    /// The 401 answer.
+    fn refused() -> Response {
+        (
+            StatusCode::UNAUTHORIZED,
+            Json(json!({"error": "Missing or invalid API key", "error_code": "UNAUTHORIZED"})),
+        )
+            .into_response()
+    }
+}
+
+/// For requests without a body (the BI endpoints).
 impl FromRequestParts<AppState> for Caller {
     type Rejection = Response;
 
@@ -41,24 +69,33 @@ impl FromRequestParts<AppState> for Caller {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let loopback = parts
-            .extensions
-            .get::<ConnectInfo<SocketAddr>>()
-            .is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
-        let keyed = parts
-            .headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|k| state.keys.find(k).is_some());
-        if loopback || keyed {
+        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
+        if Caller::allowed(state, &parts.headers, peer) {
             Ok(Caller)
         } else {
-            Err((
-                StatusCode::UNAUTHORIZED,
-                Json(json!({"error": "Missing or invalid API key", "error_code": "UNAUTHORIZED"})),
-            )
-                .into_response())
+            Err(Caller::refused())
         }
+    }
+}
+
+/// What a POST handler needs to check its caller once the body is read.
+#[derive(Debug)]
+pub struct CallerParts {
+    headers: HeaderMap,
+    peer: Option<ConnectInfo<SocketAddr>>,
+}
+
+impl FromRequestParts<AppState> for CallerParts {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(CallerParts {
+            headers: parts.headers.clone(),
+            peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().copied(),
+        })
     }
 }
 
@@ -202,10 +239,14 @@ pub async fn api_version() -> Json<Value> {
 pub async fn check_liveness(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
-    _caller: Caller,
+    caller: CallerParts,
     Query(query): Query<PipelineQuery>,
     multipart: Multipart,
 ) -> Response {
+    let read = parts(multipart).await;
+    if !Caller::allowed(&state, &caller.headers, caller.peer.as_ref()) {
+        return Caller::refused();
+    }
     if unsupported_pipeline(&query) {
         return Json(error_body(
             "The request contains an unsupported pipeline, rejecting",
@@ -213,7 +254,7 @@ pub async fn check_liveness(
         ))
         .into_response();
     }
-    let images: Vec<Vec<u8>> = match parts(multipart).await {
+    let images: Vec<Vec<u8>> = match read {
         Ok(parts) => parts.into_iter().map(|(_, _, bytes)| bytes).collect(),
         Err(e) => {
             return Json(error_body(
@@ -262,10 +303,14 @@ pub async fn check_liveness(
 pub async fn check_liveness_batch(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
-    _caller: Caller,
+    caller: CallerParts,
     Query(query): Query<PipelineQuery>,
     multipart: Multipart,
 ) -> Response {
+    let read = parts(multipart).await;
+    if !Caller::allowed(&state, &caller.headers, caller.peer.as_ref()) {
+        return Caller::refused();
+    }
     if unsupported_pipeline(&query) {
         return Json(error_body(
             "The request contains an unsupported pipeline, rejecting",
@@ -273,7 +318,7 @@ pub async fn check_liveness_batch(
         ))
         .into_response();
     }
-    let files = match parts(multipart).await {
+    let files = match read {
         Ok(parts) => parts,
         Err(e) => {
             return Json(error_body(
@@ -341,9 +386,13 @@ struct PipelineRequest {
 pub async fn check_image(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
-    _caller: Caller,
+    caller: CallerParts,
     multipart: Multipart,
 ) -> Response {
+    let read = parts(multipart).await;
+    if !Caller::allowed(&state, &caller.headers, caller.peer.as_ref()) {
+        return Caller::refused();
+    }
     let bad = |message: String| {
         (
             StatusCode::BAD_REQUEST,
@@ -351,7 +400,7 @@ pub async fn check_image(
         )
             .into_response()
     };
-    let parts = match parts(multipart).await {
+    let parts = match read {
         Ok(parts) => parts,
         Err(e) => return bad(format!("Malformed multipart body: {e}")),
     };

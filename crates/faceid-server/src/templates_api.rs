@@ -56,25 +56,6 @@ pub async fn add(
     mut multipart: Multipart,
 ) -> Response {
     let transaction = uuid::Uuid::new_v4().to_string();
-    let header = |name: &str| {
-        headers
-            .get(name)
-            .and_then(|v| v.to_str().ok())
-            .unwrap_or_default()
-            .to_string()
-    };
-    let Some(key) = state
-        .keys
-        .find_app(&header("APP-ID"), &header("APP-KEY"))
-        .cloned()
-    else {
-        return failure(
-            StatusCode::UNAUTHORIZED,
-            &transaction,
-            6,
-            "missing or invalid APP-ID / APP-KEY",
-        );
-    };
     let (mut photo, mut template_id) = (None, None);
     loop {
         match multipart.next_field().await {
@@ -107,6 +88,27 @@ pub async fn add(
             }
         }
     }
+    // Authorise only once the body is read: answering before it leaves unread bytes on a
+    // keep-alive connection, which the client then reuses and sees cut off.
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_string()
+    };
+    let Some(key) = state
+        .keys
+        .find_app(&header("APP-ID"), &header("APP-KEY"))
+        .cloned()
+    else {
+        return failure(
+            StatusCode::UNAUTHORIZED,
+            &transaction,
+            6,
+            "missing or invalid APP-ID / APP-KEY",
+        );
+    };
     let Some(photo) = photo.filter(|p| !p.is_empty()) else {
         return failure(
             StatusCode::BAD_REQUEST,
