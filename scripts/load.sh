@@ -35,10 +35,17 @@ wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
 wrk.headers["x-api-key"] = "$KEY"
 local f = io.open("$WORK/body.json", "rb"); local body = f:read("*a"); f:close()
+-- Every wrk thread has its own Lua state with the same random seed: give each a distinct
+-- id prefix so enrollments never collide (a collision is correctly refused as a duplicate).
+local threads = 0
+function setup(thread)
+  thread:set("tid", threads)
+  threads = threads + 1
+end
 local n = 0
 request = function()
   n = n + 1
-  return wrk.format(nil, "/users/load-" .. tostring(math.random(1, 1e9)) .. "-" .. n, nil, body)
+  return wrk.format(nil, "/users/load-" .. tid .. "-" .. n, nil, body)
 end
 LUA
 echo "== search (1:N, probe vs gallery): $CONNS connections, ${SECS}s"
@@ -46,4 +53,4 @@ wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/search.lua" "http://127.0.0.
 echo "== enroll (quality-gated, durable write + audit): $CONNS connections, ${SECS}s"
 wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/enroll.lua" "http://127.0.0.1:$PORT"
 echo "== statuses seen by the server"
-grep -o 'status=[0-9]*' "$WORK/server.log" | sort | uniq -c
+sed 's/\x1b\[[0-9;]*m//g' "$WORK/server.log" | grep -o 'status=[0-9]*' | sort | uniq -c
