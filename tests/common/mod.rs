@@ -105,3 +105,27 @@ pub fn jpeg(frame: &Image) -> Vec<u8> {
         .expect("encode");
     jpeg
 }
+
+/// A PNG that declares `width` x `height` in its header and carries no pixel data: decoding
+/// it must be refused from the header alone.
+pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
+    let mut chunk = b"IHDR".to_vec();
+    chunk.extend_from_slice(&width.to_be_bytes());
+    chunk.extend_from_slice(&height.to_be_bytes());
+    chunk.extend_from_slice(&[8, 2, 0, 0, 0]);
+    let mut crc = 0xFFFF_FFFFu32;
+    for &b in &chunk {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 {
+                0xEDB8_8320 ^ (crc >> 1)
+            } else {
+                crc >> 1
+            };
+        }
+    }
+    let mut png = vec![0x89, b'P', b'N', b'G', 0x0D, 0x0A, 0x1A, 0x0A, 0, 0, 0, 13];
+    png.extend_from_slice(&chunk);
+    png.extend_from_slice(&(!crc).to_be_bytes());
+    png
+}

@@ -235,6 +235,34 @@ pub async fn api_version() -> Json<Value> {
     }))
 }
 
+/// Reads the parts of a check request, then checks the caller and the pipeline (in that
+/// order: see [`Caller::allowed`]). `Err` is the answer to send instead.
+async fn read_images(
+    state: &AppState,
+    caller: &CallerParts,
+    query: &PipelineQuery,
+    multipart: Multipart,
+) -> Result<Vec<(String, Option<String>, Vec<u8>)>, Box<Response>> {
+    let read = parts(multipart).await;
+    if !Caller::allowed(state, &caller.headers, caller.peer.as_ref()) {
+        return Err(Box::new(Caller::refused()));
+    }
+    if unsupported_pipeline(query) {
+        let body = error_body(
+            "The request contains an unsupported pipeline, rejecting",
+            None,
+        );
+        return Err(Box::new(Json(body).into_response()));
+    }
+    read.map_err(|e| {
+        let body = error_body(
+            &format!("Malformed multipart body: {e}"),
+            Some("INVALID_IMAGE"),
+        );
+        Box::new(Json(body).into_response())
+    })
+}
+
 /// `POST /check_liveness`: every image part accumulated into one result.
 pub async fn check_liveness(
     State(state): State<AppState>,
@@ -243,26 +271,9 @@ pub async fn check_liveness(
     Query(query): Query<PipelineQuery>,
     multipart: Multipart,
 ) -> Response {
-    let read = parts(multipart).await;
-    if !Caller::allowed(&state, &caller.headers, caller.peer.as_ref()) {
-        return Caller::refused();
-    }
-    if unsupported_pipeline(&query) {
-        return Json(error_body(
-            "The request contains an unsupported pipeline, rejecting",
-            None,
-        ))
-        .into_response();
-    }
-    let images: Vec<Vec<u8>> = match read {
+    let images: Vec<Vec<u8>> = match read_images(&state, &caller, &query, multipart).await {
         Ok(parts) => parts.into_iter().map(|(_, _, bytes)| bytes).collect(),
-        Err(e) => {
-            return Json(error_body(
-                &format!("Malformed multipart body: {e}"),
-                Some("INVALID_IMAGE"),
-            ))
-            .into_response();
-        }
+        Err(answer) => return *answer,
     };
     if images.is_empty() {
         return Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response();
@@ -307,26 +318,9 @@ pub async fn check_liveness_batch(
     Query(query): Query<PipelineQuery>,
     multipart: Multipart,
 ) -> Response {
-    let read = parts(multipart).await;
-    if !Caller::allowed(&state, &caller.headers, caller.peer.as_ref()) {
-        return Caller::refused();
-    }
-    if unsupported_pipeline(&query) {
-        return Json(error_body(
-            "The request contains an unsupported pipeline, rejecting",
-            None,
-        ))
-        .into_response();
-    }
-    let files = match read {
-        Ok(parts) => parts,
-        Err(e) => {
-            return Json(error_body(
-                &format!("Malformed multipart body: {e}"),
-                Some("INVALID_IMAGE"),
-            ))
-            .into_response();
-        }
+    let files = match read_images(&state, &caller, &query, multipart).await {
+        Ok(files) => files,
+        Err(answer) => return *answer,
     };
     let names: Vec<String> = files
         .iter()
