@@ -1,7 +1,6 @@
 //! The `faceid` binary as a user runs it, and the evaluation floors on the shared set.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 use faceid_core::models;
@@ -28,18 +27,6 @@ fn sample(n: u32) -> String {
         .join(format!("samples/sample{n}.jpg"))
         .display()
         .to_string()
-}
-
-fn shared_eval(test: &str) -> Option<PathBuf> {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../../shared/eval");
-    if dir.join("faces/pairs.tsv").exists() {
-        Some(dir)
-    } else {
-        println!(
-            "SKIPPED {test}: ../shared/eval is absent on this machine (it holds the research-use evaluation set)"
-        );
-        None
-    }
 }
 
 #[test]
@@ -219,7 +206,7 @@ fn bench_reports_every_stage_at_each_thread_count() {
 /// counted as non-matches. A regression in any stage shows up here.
 #[test]
 fn eval_on_the_shared_set_meets_the_floors() {
-    let Some(root) = shared_eval("eval_on_the_shared_set_meets_the_floors") else {
+    let Some(root) = faceid_e2e::shared_eval("eval_on_the_shared_set_meets_the_floors") else {
         return;
     };
     let out = faceid(&["eval", root.to_str().unwrap(), "--json"]);
