@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Sets up faceid on a fresh Debian/Ubuntu machine: the system packages the model fetcher
-# needs (npm, pip, tar), a release build of the `faceid` CLI, and every pinned artefact
+# needs (npm, pip, tar), FFmpeg's libraries for selfie videos (and the `ffmpeg` command the
+# video tests derive clips with), a release build of the `faceid` CLI, and every pinned artefact
 # (models, ONNX Runtime, sample photos) checked against its sha256. Idempotent and offline
 # once done.
 set -euo pipefail
@@ -11,6 +12,11 @@ command -v npm >/dev/null 2>&1 || need+=(npm)
 command -v tar >/dev/null 2>&1 || need+=(tar)
 python3 -m pip --version >/dev/null 2>&1 || need+=(python3-pip)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
+for pkg in libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libclang-dev; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
 if ((${#need[@]})); then
   echo "installing system packages: ${need[*]}"
   sudo=""

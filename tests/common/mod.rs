@@ -129,3 +129,151 @@ pub fn png_header_only(width: u32, height: u32) -> Vec<u8> {
     png.extend_from_slice(&(!crc).to_be_bytes());
     png
 }
+
+/// Clips derived from the shared selfie videos with the `ffmpeg` command (installed by
+/// `make setup`) into a temporary folder, so the decoder meets what phones and browsers
+/// record without copying the research-use data into the repository.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DerivedVideo {
+    /// H.264 in fragmented MP4 (`frag_keyframe+empty_moov`), as streaming recorders write.
+    Fragmented,
+    /// Pixels stored turned a quarter clockwise with a display matrix that turns them back,
+    /// as a phone held upright records.
+    Rotated,
+    /// VP9 in WebM (browser MediaRecorder).
+    Vp9,
+    /// The first second only: below the 2 s minimum.
+    Short,
+    /// An MP4 with a sound track and no video stream.
+    AudioOnly,
+    /// A fragmented MP4 cut after its header: a video stream with no frames.
+    NoFrames,
+}
+
+/// Path of a derived clip, or `None` after printing why the caller skips.
+pub fn derived_video(kind: DerivedVideo) -> Option<PathBuf> {
+    let eval = shared_eval(&format!("derived video {kind:?}"))?;
+    let fragmented = match kind {
+        DerivedVideo::NoFrames => derived_video(DerivedVideo::Fragmented),
+        _ => None,
+    };
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temporary folder"));
+    let source = eval.join("video/live/lestari15_real.mp4");
+    let out = |name: &str| dir.path().join(name);
+    let ffmpeg = |args: &[&str]| {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y"])
+            .args(args)
+            .status()
+            .expect("the ffmpeg command (make setup installs it)");
+        assert!(status.success(), "ffmpeg {args:?} failed");
+    };
+    let src = source.to_str().expect("utf-8 path");
+    let path = match kind {
+        DerivedVideo::Fragmented => out("fragmented.mp4"),
+        DerivedVideo::Rotated => out("rotated.mp4"),
+        DerivedVideo::Vp9 => out("vp9.webm"),
+        DerivedVideo::Short => out("short.mp4"),
+        DerivedVideo::AudioOnly => out("audio-only.mp4"),
+        DerivedVideo::NoFrames => out("no-frames.mp4"),
+    };
+    if path.exists() {
+        return Some(path);
+    }
+    let dst = path.to_str().expect("utf-8 path");
+    match kind {
+        DerivedVideo::Fragmented => ffmpeg(&[
+            "-i",
+            src,
+            "-c",
+            "copy",
+            "-movflags",
+            "frag_keyframe+empty_moov",
+            dst,
+        ]),
+        DerivedVideo::Rotated => {
+            let sideways = out("sideways.mp4");
+            let sideways = sideways.to_str().expect("utf-8 path");
+            ffmpeg(&[
+                "-i",
+                src,
+                "-t",
+                "3",
+                "-vf",
+                "transpose=1,scale=360:-2",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-an",
+                sideways,
+            ]);
+            ffmpeg(&[
+                "-i",
+                sideways,
+                "-c",
+                "copy",
+                "-metadata:s:v:0",
+                "rotate=90",
+                dst,
+            ]);
+        }
+        DerivedVideo::Vp9 => ffmpeg(&[
+            "-i",
+            src,
+            "-t",
+            "3",
+            "-vf",
+            "scale=480:-2",
+            "-c:v",
+            "libvpx-vp9",
+            "-deadline",
+            "realtime",
+            "-cpu-used",
+            "8",
+            "-b:v",
+            "600k",
+            "-an",
+            dst,
+        ]),
+        DerivedVideo::Short => ffmpeg(&["-i", src, "-t", "1", "-c", "copy", dst]),
+        DerivedVideo::AudioOnly => ffmpeg(&[
+            "-f",
+            "lavfi",
+            "-i",
+            "anullsrc=r=8000:cl=mono",
+            "-t",
+            "3",
+            "-c:a",
+            "aac",
+            dst,
+        ]),
+        DerivedVideo::NoFrames => {
+            let full = fragmented.expect("the fragmented clip");
+            let bytes = std::fs::read(full).expect("fragmented clip");
+            let moof = bytes
+                .windows(4)
+                .position(|w| w == b"moof")
+                .expect("a fragmented MP4 has a moof box");
+            std::fs::write(&path, &bytes[..moof - 4]).expect("write clip");
+        }
+    }
+    Some(path)
+}
+
+/// What FFmpeg's own player shows as the first frame of `path` (autorotation applied).
+pub fn ffmpeg_first_frame(path: &Path) -> image::RgbImage {
+    let png = path.with_extension("first.png");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-i"])
+        .arg(path)
+        .args(["-frames:v", "1"])
+        .arg(&png)
+        .status()
+        .expect("the ffmpeg command");
+    assert!(status.success());
+    image::open(&png).expect("ffmpeg's frame").to_rgb8()
+}

@@ -34,6 +34,9 @@ pub struct EngineConfig {
     /// Target false-positive identification rate for 1:N (default 1e-3); the per-comparison
     /// threshold tightens with gallery size (FPIR ~ N x FAR).
     pub identify_fpir: f64,
+    /// Shortest selfie video accepted, in seconds (default 2): passive liveness needs
+    /// several moments of the face, and a very short clip is a classic replay trick.
+    pub min_video_seconds: f32,
 }
 
 impl Default for EngineConfig {
@@ -48,6 +51,7 @@ impl Default for EngineConfig {
             liveness_preset: LivenessPreset::Regular,
             verify_threshold: 0.6,
             identify_fpir: 1e-3,
+            min_video_seconds: 2.0,
         }
     }
 }
@@ -76,6 +80,9 @@ impl EngineConfig {
         }
         if !(self.identify_fpir > 0.0 && self.identify_fpir < 1.0) {
             return bad("identify_fpir must be in (0, 1)");
+        }
+        if !(0.0..=60.0).contains(&self.min_video_seconds) {
+            return bad("min_video_seconds must be in 0..=60");
         }
         self.quality.validate()
     }

@@ -58,6 +58,8 @@ pub enum ErrorCode {
     InvalidConfig,
     /// An empty sequence of frames was given where at least one is needed.
     NoFrames,
+    /// A selfie video shorter than the configured minimum (`min_video_seconds`).
+    VideoTooShort,
 }
 
 impl ErrorCode {
@@ -87,6 +89,7 @@ impl ErrorCode {
             ErrorCode::RuntimeError => "RUNTIME_ERROR",
             ErrorCode::InvalidConfig => "INVALID_CONFIG",
             ErrorCode::NoFrames => "NO_FRAMES",
+            ErrorCode::VideoTooShort => "VIDEO_TOO_SHORT",
         }
     }
 
@@ -106,6 +109,7 @@ impl ErrorCode {
                 | ErrorCode::LowContrast
                 | ErrorCode::UnevenLighting
                 | ErrorCode::NoPortrait
+                | ErrorCode::VideoTooShort
         )
     }
 }
@@ -186,6 +190,8 @@ pub enum Error {
     InvalidConfig(String),
     #[error("no frames given")]
     NoFrames,
+    #[error("the video lasts {seconds:.1} s; at least {min_seconds:.1} s are needed")]
+    VideoTooShort { seconds: f32, min_seconds: f32 },
 }
 
 impl Error {
@@ -215,6 +221,7 @@ impl Error {
             Error::Runtime(_) => ErrorCode::RuntimeError,
             Error::InvalidConfig(_) => ErrorCode::InvalidConfig,
             Error::NoFrames => ErrorCode::NoFrames,
+            Error::VideoTooShort { .. } => ErrorCode::VideoTooShort,
         }
     }
 }
@@ -280,6 +287,10 @@ mod tests {
             Error::Runtime("x".into()),
             Error::InvalidConfig("x".into()),
             Error::NoFrames,
+            Error::VideoTooShort {
+                seconds: 1.0,
+                min_seconds: 2.0,
+            },
         ];
         let mut seen = std::collections::HashSet::new();
         for e in &all {

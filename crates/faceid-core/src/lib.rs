@@ -35,6 +35,7 @@ pub mod liveness;
 pub mod models;
 pub mod quality;
 pub mod sampling;
+pub mod sequence;
 pub mod template;
 
 pub use crate::align::AlignedFace;
@@ -50,4 +51,5 @@ pub use crate::image::{DecodeLimits, Image, Rotation};
 pub use crate::landmarks::{Face, Landmarks};
 pub use crate::liveness::{Liveness, LivenessAccumulator, LivenessPreset};
 pub use crate::quality::{Measure, Quality};
+pub use crate::sequence::SequenceAnalysis;
 pub use crate::template::Template;
