@@ -277,3 +277,45 @@ pub fn ffmpeg_first_frame(path: &Path) -> image::RgbImage {
     assert!(status.success());
     image::open(&png).expect("ffmpeg's frame").to_rgb8()
 }
+
+/// A clip of `seconds` showing the still image `image` (H.264 in MP4, made with the `ffmpeg`
+/// command into a temporary folder): a selfie video whose face is known.
+pub fn still_video(image: &Path, seconds: f32) -> PathBuf {
+    static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temporary folder"));
+    let stem = image
+        .file_stem()
+        .and_then(|s| s.to_str())
+        .unwrap_or("still");
+    let out = dir.path().join(format!("{stem}-{seconds}s.mp4"));
+    if !out.exists() {
+        let status = std::process::Command::new("ffmpeg")
+            .args(["-v", "error", "-y", "-loop", "1", "-framerate", "15", "-i"])
+            .arg(image)
+            .args([
+                "-t",
+                &seconds.to_string(),
+                "-vf",
+                "scale=trunc(iw/2)*2:trunc(ih/2)*2",
+            ])
+            .args([
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-crf",
+                "18",
+                "-pix_fmt",
+                "yuv420p",
+            ])
+            .arg(&out)
+            .status()
+            .expect("the ffmpeg command (make setup installs it)");
+        assert!(
+            status.success(),
+            "ffmpeg could not make a clip of {}",
+            image.display()
+        );
+    }
+    out
+}

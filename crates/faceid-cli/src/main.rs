@@ -103,6 +103,16 @@ enum Command {
         /// Engine jobs allowed to wait before answering 503.
         #[arg(long, default_value_t = 32)]
         queue: usize,
+        /// Largest selfie-video upload in MiB.
+        #[arg(long, default_value_t = 50)]
+        max_video_mb: usize,
+        /// Seconds a request may take before it is answered 503 (Retry-After).
+        #[arg(long, default_value_t = 30)]
+        timeout_secs: u64,
+        /// Refuse keyless callers on loopback too (surfaces 1 and 3 accept them by default,
+        /// as their existing clients send no credentials).
+        #[arg(long)]
+        require_keys: bool,
     },
     /// Manage keys.
     Keys {
@@ -309,6 +319,9 @@ fn run(cli: Cli) -> Result<()> {
             data,
             key_file,
             queue,
+            max_video_mb,
+            timeout_secs,
+            require_keys,
         } => {
             let key = match key_file {
                 Some(file) => faceid_gallery::GalleryKey::from_file(file, data)?,
@@ -326,6 +339,9 @@ fn run(cli: Cli) -> Result<()> {
             let keys = faceid_server::keys::ApiKeys::load(data)?;
             let limits = faceid_server::ServerLimits {
                 queue: *queue,
+                max_video_bytes: max_video_mb.saturating_mul(1024 * 1024),
+                request_timeout: std::time::Duration::from_secs((*timeout_secs).max(1)),
+                keyless_loopback: !*require_keys,
                 ..faceid_server::ServerLimits::default()
             };
             let state = faceid_server::AppState::new(engine, gallery, keys, &limits);

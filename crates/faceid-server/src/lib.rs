@@ -4,18 +4,21 @@
 //! [`pool::InferencePool`], stores through the gallery and answers in the shape of its API
 //! surface. Every request gets an id (`x-request-id`) carried into logs and audit events.
 //!
-//! Implemented so far: surface 2 (face collection, [`collection`]), surface 3 (liveness,
-//! [`liveness_server`]), surface 5 (template enrollment, [`templates_api`]), `GET /health`,
-//! `GET /metrics`. Surfaces 1, 4 and the native
-//! `/v1` API of DESIGN.md section 5 come next.
+//! Surfaces (DESIGN.md section 5): 1, ID card and selfie video ([`card_auth`]); 2, face
+//! collection ([`collection`]); 3, liveness ([`liveness_server`]); 5, template enrollment
+//! ([`templates_api`]); plus `GET /health` and `GET /metrics`. Callers without credentials
+//! are handled in [`access`]; selfie uploads (video or still) in [`selfie`].
 #![deny(missing_docs)]
 
+pub mod access;
+pub mod card_auth;
 pub mod collection;
 pub mod keys;
 pub mod liveness_server;
 pub mod metrics;
 pub mod pool;
 pub mod problem;
+pub mod selfie;
 pub mod templates_api;
 
 use std::sync::Arc;
@@ -47,6 +50,16 @@ pub struct ServerLimits {
     pub queue: usize,
     /// Largest request body in bytes (default 8 MiB: a 5 MB image in base64 plus JSON).
     pub max_body_bytes: usize,
+    /// Time a request may take, body and inference included (default 30 s); beyond, 503
+    /// with Retry-After.
+    pub request_timeout: std::time::Duration,
+    /// Largest body of the endpoints that take a selfie video (default 50 MiB).
+    pub max_video_bytes: usize,
+    /// How many frames are sampled from a selfie video, over how many seconds.
+    pub video_plan: faceid_video::SamplingPlan,
+    /// Whether callers on loopback may use surfaces 1 and 3 without a key (their existing
+    /// clients send none). `faceid serve --require-keys` turns it off.
+    pub keyless_loopback: bool,
 }
 
 impl Default for ServerLimits {
@@ -57,6 +70,10 @@ impl Default for ServerLimits {
                 .unwrap_or(1),
             queue: 32,
             max_body_bytes: 8 * 1024 * 1024,
+            request_timeout: std::time::Duration::from_secs(30),
+            max_video_bytes: 50 * 1024 * 1024,
+            video_plan: faceid_video::SamplingPlan::default(),
+            keyless_loopback: true,
         }
     }
 }
@@ -74,6 +91,12 @@ pub struct AppState {
     pub pool: InferencePool,
     /// Counters for `/metrics`.
     pub metrics: Arc<Metrics>,
+    /// Frame sampling for selfie videos.
+    pub video_plan: faceid_video::SamplingPlan,
+    /// See [`ServerLimits::keyless_loopback`].
+    pub keyless_loopback: bool,
+    /// See [`ServerLimits::request_timeout`].
+    pub request_timeout: std::time::Duration,
 }
 
 impl AppState {
@@ -90,6 +113,9 @@ impl AppState {
             keys: Arc::new(keys),
             pool: InferencePool::new(limits.workers, limits.queue),
             metrics: Arc::new(Metrics::default()),
+            video_plan: limits.video_plan,
+            keyless_loopback: limits.keyless_loopback,
+            request_timeout: limits.request_timeout,
         }
     }
 }
@@ -112,6 +138,12 @@ pub fn app(state: AppState, limits: &ServerLimits) -> Router {
         .route("/bi_report", get(liveness_server::bi_report))
         .route("/bi_records", get(liveness_server::bi_records))
         .route("/api/v1.0/add", post(templates_api::add))
+        .route("/api/enroll", post(card_auth::enroll))
+        .route(
+            "/api/authentificate",
+            post(card_auth::authenticate).layer(DefaultBodyLimit::max(limits.max_video_bytes)),
+        )
+        .route("/api/reset", post(card_auth::reset))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
@@ -136,7 +168,22 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let start = Instant::now();
-    let mut response = next.run(request).await;
+    let mut response = match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+        Ok(response) => response,
+        Err(_) => {
+            tracing::warn!(request_id = %id, route = %route, "request timed out");
+            let mut timed_out = (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"error": "the request took too long", "error_code": "TIMEOUT"})),
+            )
+                .into_response();
+            timed_out.headers_mut().insert(
+                axum::http::header::RETRY_AFTER,
+                HeaderValue::from_static("1"),
+            );
+            timed_out
+        }
+    };
     let seconds = start.elapsed().as_secs_f64();
     let status = response.status().as_u16();
     state.metrics.observe(&route, status, seconds);

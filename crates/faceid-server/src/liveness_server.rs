@@ -11,93 +11,22 @@
 //! `IMAGE_TOO_LARGE`, `NO_IMAGE`, `UNSUPPORTED_PIPELINE`, `INVALID_DATA`, `INVALID_DATE`,
 //! `INTERNAL_ERROR`.
 
-use std::collections::BTreeMap;
-use std::net::SocketAddr;
-
-use axum::extract::{ConnectInfo, FromRequestParts, Multipart, Query, State};
-use axum::http::request::Parts;
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Multipart, Query, State};
+use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use faceid_core::{ErrorCode, Liveness, LivenessAccumulator, LivenessPreset};
 use faceid_gallery::BiRecord;
 use serde::Deserialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 
+use crate::access::{CallerParts, Part, read_parts};
 use crate::{AppState, RequestId};
 
 /// The one liveness pipeline this server runs.
 pub const PIPELINE: &str = "passive";
 const LICENSE_EXPIRATION: &str = "9999-12-31T23:59:59Z";
-
-/// A caller allowed to use this surface: from loopback, or holding a valid API key.
-#[derive(Debug)]
-pub struct Caller;
-
-impl Caller {
-    /// Whether the caller may use this surface. POST handlers ask only after reading their
-    /// body: answering before it leaves unread bytes on a keep-alive connection, which the
-    /// client then reuses and sees cut off.
-    fn allowed(
-        state: &AppState,
-        headers: &HeaderMap,
-        peer: Option<&ConnectInfo<SocketAddr>>,
-    ) -> bool {
-        let loopback = peer.is_some_and(|ConnectInfo(addr)| addr.ip().is_loopback());
-        let keyed = headers
-            .get("x-api-key")
-            .and_then(|v| v.to_str().ok())
-            .is_some_and(|k| state.keys.find(k).is_some());
-        loopback || keyed
-    }
-
-    /// The 401 answer.
-    fn refused() -> Response {
-        (
-            StatusCode::UNAUTHORIZED,
-            Json(json!({"error": "Missing or invalid API key", "error_code": "UNAUTHORIZED"})),
-        )
-            .into_response()
-    }
-}
-
-/// For requests without a body (the BI endpoints).
-impl FromRequestParts<AppState> for Caller {
-    type Rejection = Response;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        let peer = parts.extensions.get::<ConnectInfo<SocketAddr>>();
-        if Caller::allowed(state, &parts.headers, peer) {
-            Ok(Caller)
-        } else {
-            Err(Caller::refused())
-        }
-    }
-}
-
-/// What a POST handler needs to check its caller once the body is read.
-#[derive(Debug)]
-pub struct CallerParts {
-    headers: HeaderMap,
-    peer: Option<ConnectInfo<SocketAddr>>,
-}
-
-impl FromRequestParts<AppState> for CallerParts {
-    type Rejection = std::convert::Infallible;
-
-    async fn from_request_parts(
-        parts: &mut Parts,
-        _state: &AppState,
-    ) -> Result<Self, Self::Rejection> {
-        Ok(CallerParts {
-            headers: parts.headers.clone(),
-            peer: parts.extensions.get::<ConnectInfo<SocketAddr>>().copied(),
-        })
-    }
-}
 
 /// Optional `pipeline` query parameter.
 #[derive(Debug, Deserialize)]
@@ -208,16 +137,13 @@ fn busy() -> Response {
     response
 }
 
-/// Reads every file part: (file name, bytes). Non-file parts are returned by name too.
-async fn parts(mut multipart: Multipart) -> Result<Vec<(String, Option<String>, Vec<u8>)>, String> {
-    let mut out = Vec::new();
-    while let Some(field) = multipart.next_field().await.map_err(|e| e.body_text())? {
-        let name = field.name().unwrap_or_default().to_string();
-        let file_name = field.file_name().map(str::to_string);
-        let bytes = field.bytes().await.map_err(|e| e.body_text())?.to_vec();
-        out.push((name, file_name, bytes));
-    }
-    Ok(out)
+/// The 401 answer of this surface.
+fn refused() -> Response {
+    (
+        StatusCode::UNAUTHORIZED,
+        Json(json!({"error": "Missing or invalid API key", "error_code": "UNAUTHORIZED"})),
+    )
+        .into_response()
 }
 
 fn unsupported_pipeline(query: &PipelineQuery) -> bool {
@@ -236,16 +162,16 @@ pub async fn api_version() -> Json<Value> {
 }
 
 /// Reads the parts of a check request, then checks the caller and the pipeline (in that
-/// order: see [`Caller::allowed`]). `Err` is the answer to send instead.
+/// order: see [`crate::access`]). `Err` is the answer to send instead.
 async fn read_images(
     state: &AppState,
     caller: &CallerParts,
     query: &PipelineQuery,
     multipart: Multipart,
-) -> Result<Vec<(String, Option<String>, Vec<u8>)>, Box<Response>> {
-    let read = parts(multipart).await;
-    if !Caller::allowed(state, &caller.headers, caller.peer.as_ref()) {
-        return Err(Box::new(Caller::refused()));
+) -> Result<Vec<Part>, Box<Response>> {
+    let read = read_parts(multipart).await;
+    if !caller.allowed(state) {
+        return Err(Box::new(refused()));
     }
     if unsupported_pipeline(query) {
         let body = error_body(
@@ -383,9 +309,9 @@ pub async fn check_image(
     caller: CallerParts,
     multipart: Multipart,
 ) -> Response {
-    let read = parts(multipart).await;
-    if !Caller::allowed(&state, &caller.headers, caller.peer.as_ref()) {
-        return Caller::refused();
+    let read = read_parts(multipart).await;
+    if !caller.allowed(&state) {
+        return refused();
     }
     let bad = |message: String| {
         (
@@ -507,9 +433,12 @@ fn bin(value: f32) -> String {
 /// and per error code, plus `total`.
 pub async fn bi_report(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: CallerParts,
     Query(range): Query<DateRange>,
 ) -> Response {
+    if !caller.allowed(&state) {
+        return refused();
+    }
     let records = match records(&state, &range) {
         Ok(r) => r,
         Err(refused) => return refused.into_response(),
@@ -544,9 +473,12 @@ pub async fn bi_report(
 /// `GET /bi_records`: the individual records.
 pub async fn bi_records(
     State(state): State<AppState>,
-    _caller: Caller,
+    caller: CallerParts,
     Query(range): Query<DateRange>,
 ) -> Response {
+    if !caller.allowed(&state) {
+        return refused();
+    }
     match records(&state, &range) {
         Ok(records) => Json(records).into_response(),
         Err(refused) => refused.into_response(),
