@@ -109,10 +109,26 @@ enum Command {
         /// Seconds a request may take before it is answered 503 (Retry-After).
         #[arg(long, default_value_t = 30)]
         timeout_secs: u64,
+        /// Transport key of surface 4's encrypted fields (0600, outside --data); default:
+        /// $FACEID_TRANSPORT_KEY. Without one, surface 4 answers 500.
+        #[arg(long)]
+        transport_key_file: Option<PathBuf>,
         /// Refuse keyless callers on loopback too (surfaces 1 and 3 accept them by default,
         /// as their existing clients send no credentials).
         #[arg(long)]
         require_keys: bool,
+    },
+    /// Seal a file for one of surface 4's encrypted form fields (AES-256-GCM, base64 on
+    /// stdout).
+    Encrypt {
+        /// Transport key file (64 hex digits); default: $FACEID_TRANSPORT_KEY.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// The form field the value is for: encrypted_video or encrypted_image.
+        #[arg(long)]
+        field: String,
+        /// The file to seal.
+        file: PathBuf,
     },
     /// Manage keys.
     Keys {
@@ -139,6 +155,9 @@ enum KeysAction {
     },
     /// Write a new random gallery key to FILE (mode 0600). Keep it away from the data.
     Gallery { file: PathBuf },
+    /// Write a new random transport key (surface 4's encrypted fields) to FILE (mode 0600);
+    /// give it to the server (`serve --transport-key-file`) and to its clients.
+    Transport { file: PathBuf },
 }
 
 #[derive(Subcommand)]
@@ -321,6 +340,7 @@ fn run(cli: Cli) -> Result<()> {
             queue,
             max_video_mb,
             timeout_secs,
+            transport_key_file,
             require_keys,
         } => {
             let key = match key_file {
@@ -344,7 +364,16 @@ fn run(cli: Cli) -> Result<()> {
                 keyless_loopback: !*require_keys,
                 ..faceid_server::ServerLimits::default()
             };
-            let state = faceid_server::AppState::new(engine, gallery, keys, &limits);
+            let mut state = faceid_server::AppState::new(engine, gallery, keys, &limits);
+            let transport = match transport_key_file {
+                Some(file) => Some(faceid_server::transport::TransportKey::from_file(
+                    file, data,
+                )?),
+                None => faceid_server::transport::TransportKey::from_env().transpose()?,
+            };
+            if let Some(key) = transport {
+                state = state.with_transport_key(key);
+            }
             let router = faceid_server::app(state, &limits);
             tracing_subscriber::fmt()
                 .with_env_filter(
@@ -376,6 +405,14 @@ fn run(cli: Cli) -> Result<()> {
                 println!("{}", serde_json::to_string(&key)?);
                 Ok(())
             }
+            KeysAction::Transport { file } => {
+                faceid_gallery::GalleryKey::generate().write_new(file)?;
+                eprintln!(
+                    "wrote a new transport key to {} (mode 0600)",
+                    file.display()
+                );
+                Ok(())
+            }
             KeysAction::Gallery { file } => {
                 faceid_gallery::GalleryKey::generate().write_new(file)?;
                 eprintln!(
@@ -385,6 +422,34 @@ fn run(cli: Cli) -> Result<()> {
                 Ok(())
             }
         },
+        Command::Encrypt {
+            key_file,
+            field,
+            file,
+        } => {
+            anyhow::ensure!(
+                matches!(field.as_str(), "encrypted_video" | "encrypted_image"),
+                "--field must be encrypted_video or encrypted_image"
+            );
+            let key = match key_file {
+                Some(path) => faceid_server::transport::TransportKey::from_file(
+                    path,
+                    std::path::Path::new("/nonexistent"),
+                )?,
+                None => {
+                    faceid_server::transport::TransportKey::from_env().with_context(|| {
+                        format!(
+                            "no transport key: pass --key-file FILE or set {}",
+                            faceid_server::transport::TRANSPORT_KEY_ENV
+                        )
+                    })??
+                }
+            };
+            let bytes =
+                std::fs::read(file).with_context(|| format!("reading {}", file.display()))?;
+            println!("{}", key.seal(field, &bytes));
+            Ok(())
+        }
         Command::Eval { dir } => {
             anyhow::ensure!(dir.is_dir(), "no evaluation folder at {}", dir.display());
             let engine = load(&cli)?;

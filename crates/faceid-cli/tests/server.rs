@@ -16,6 +16,26 @@ struct Server {
     app_id: String,
 }
 
+impl Server {
+    /// Seals `bytes` for a surface-4 field with this server's transport key.
+    fn seal(&self, field: &str, bytes: &[u8]) -> String {
+        let plain = self._key_dir.path().join("plain.bin");
+        std::fs::write(&plain, bytes).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_faceid"))
+            .args(["encrypt", "--field", field, "--key-file"])
+            .arg(self._key_dir.path().join("transport.key"))
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = self.child.kill();
@@ -28,6 +48,10 @@ fn start() -> Server {
 }
 
 fn start_on(data: tempfile::TempDir, key_dir: tempfile::TempDir) -> Server {
+    start_with(data, key_dir, &[])
+}
+
+fn start_with(data: tempfile::TempDir, key_dir: tempfile::TempDir, extra_args: &[&str]) -> Server {
     let exe = env!("CARGO_BIN_EXE_faceid");
     let key_file = key_dir.path().join("gallery.key");
     if !key_file.exists() {
@@ -48,6 +72,14 @@ fn start_on(data: tempfile::TempDir, key_dir: tempfile::TempDir) -> Server {
         ])
         .output()
         .unwrap();
+    let transport_file = key_dir.path().join("transport.key");
+    if !transport_file.exists() {
+        let made = Command::new(exe)
+            .args(["keys", "transport", transport_file.to_str().unwrap()])
+            .status()
+            .unwrap();
+        assert!(made.success());
+    }
     let created: Value = serde_json::from_slice(&out.stdout).unwrap();
     let key = created["key"].as_str().unwrap().to_string();
     let app_id = created["app_id"].as_str().unwrap().to_string();
@@ -60,7 +92,10 @@ fn start_on(data: tempfile::TempDir, key_dir: tempfile::TempDir) -> Server {
             data.path().to_str().unwrap(),
             "--key-file",
             key_file.to_str().unwrap(),
+            "--transport-key-file",
+            transport_file.to_str().unwrap(),
         ])
+        .args(extra_args)
         .stderr(Stdio::piped())
         .stdout(Stdio::null())
         .spawn()
@@ -536,6 +571,39 @@ async fn surface_3_liveness_server_as_existing_clients_call_it() {
     assert_eq!(r.status(), 400);
 }
 
+/// A card holder from the shared synthetic ID cards, with the clips the video surfaces need.
+struct CardHolder {
+    card: Vec<u8>,
+    selfie: Vec<u8>,
+    video: Vec<u8>,
+    short_video: Vec<u8>,
+    other_video: Vec<u8>,
+    replay: Vec<u8>,
+    audio_only: Vec<u8>,
+    no_frames: Vec<u8>,
+}
+
+fn card_holder(eval: &std::path::Path) -> CardHolder {
+    use faceid_e2e::{DerivedVideo, derived_video, still_video};
+    let read = |p: &std::path::Path| std::fs::read(p).unwrap();
+    let synthetic = eval.join("idcards/synthetic");
+    let selfie_path = synthetic.join("celeba_07207_selfie.jpg");
+    CardHolder {
+        card: read(&synthetic.join("celeba_07207_card.jpg")),
+        selfie: read(&selfie_path),
+        video: read(&still_video(&selfie_path, 3.0)),
+        short_video: read(&still_video(&selfie_path, 1.0)),
+        // Another identity, live and of good quality.
+        other_video: read(&still_video(
+            &synthetic.join("celeba_07462_selfie.jpg"),
+            3.0,
+        )),
+        replay: read(&eval.join("video/spoof/lestari15_fake.mp4")),
+        audio_only: read(&derived_video(DerivedVideo::AudioOnly).unwrap()),
+        no_frames: read(&derived_video(DerivedVideo::NoFrames).unwrap()),
+    }
+}
+
 /// Multipart parts: (field, file name, bytes).
 type Parts<'a> = Vec<(&'a str, &'a str, Vec<u8>)>;
 
@@ -553,7 +621,6 @@ fn rejected(reason: &str) -> Value {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn surface_1_id_card_enrollment_and_video_authentication() {
-    use faceid_e2e::{DerivedVideo, derived_video, still_video};
     let Some(eval) =
         faceid_e2e::shared_eval("surface_1_id_card_enrollment_and_video_authentication")
     else {
@@ -562,17 +629,16 @@ async fn surface_1_id_card_enrollment_and_video_authentication() {
     let server = start();
     let base = server.base.clone();
     let client = reqwest::Client::new();
-    let synthetic = eval.join("idcards/synthetic");
-    let card = std::fs::read(synthetic.join("celeba_07207_card.jpg")).unwrap();
-    let selfie_path = synthetic.join("celeba_07207_selfie.jpg");
-    let selfie = std::fs::read(&selfie_path).unwrap();
-    let selfie_video = std::fs::read(still_video(&selfie_path, 3.0)).unwrap();
-    let short_video = std::fs::read(still_video(&selfie_path, 1.0)).unwrap();
-    let other_path = synthetic.join("celeba_07462_selfie.jpg");
-    let other_video = std::fs::read(still_video(&other_path, 3.0)).unwrap();
-    let replay = std::fs::read(eval.join("video/spoof/lestari15_fake.mp4")).unwrap();
-    let audio_only = std::fs::read(derived_video(DerivedVideo::AudioOnly).unwrap()).unwrap();
-    let no_frames = std::fs::read(derived_video(DerivedVideo::NoFrames).unwrap()).unwrap();
+    let CardHolder {
+        card,
+        selfie,
+        video: selfie_video,
+        short_video,
+        other_video,
+        replay,
+        audio_only,
+        no_frames,
+    } = card_holder(&eval);
 
     let call = |path: &str, query: &str, parts: Vec<(&str, &str, Vec<u8>)>| {
         let request = client
@@ -759,6 +825,279 @@ async fn surface_1_id_card_enrollment_and_video_authentication() {
     assert_eq!(gallery_size(&client, &base).await, 0);
     let (_, body) = auth("?username=brahim", vec![("auth_video", "v.jpg", selfie)]).await;
     assert_eq!(body, rejected("UNKNOWN_USERNAME"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn surface_4_photo_vs_video_verification_with_sealed_fields() {
+    let Some(eval) =
+        faceid_e2e::shared_eval("surface_4_photo_vs_video_verification_with_sealed_fields")
+    else {
+        return;
+    };
+    let server = start();
+    let url = format!(
+        "{}/identity/silent_image_verification/stateless",
+        server.base
+    );
+    let client = reqwest::Client::new();
+    let CardHolder {
+        card,
+        video,
+        short_video: short,
+        other_video: other,
+        replay,
+        no_frames,
+        ..
+    } = card_holder(&eval);
+    let sealed_card = server.seal("encrypted_image", &card);
+    let sealed_video = server.seal("encrypted_video", &video);
+
+    let send = |fields: Vec<(&str, String)>| {
+        let form = fields
+            .into_iter()
+            .fold(reqwest::multipart::Form::new(), |f, (k, v)| {
+                f.text(k.to_string(), v)
+            });
+        let request = client.post(&url).multipart(form);
+        async move {
+            let r = request.send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    let fields = |video: String, image: String, flags: &[(&'static str, &'static str)]| {
+        let mut f = vec![("encrypted_video", video), ("encrypted_image", image)];
+        f.extend(flags.iter().map(|(k, v)| (*k, v.to_string())));
+        f
+    };
+
+    // The card holder's selfie video against the card photo (found by auto_rotate).
+    let flags = [
+        ("auto_rotate", "true"),
+        ("check_quality", "true"),
+        ("return_image", "true"),
+        ("return_face_image", "true"),
+        ("return_status", "true"),
+    ];
+    let (status, body) = send(fields(sealed_video.clone(), sealed_card.clone(), &flags)).await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["code"], 1000);
+    assert_eq!(body["passed"], true, "{body}");
+    assert_eq!(body["liveness_status"], "ok");
+    assert!(body["liveness_score"].as_f64().unwrap() >= 0.5);
+    assert!(body["verification_score"].as_f64().unwrap() >= 0.6);
+    assert!(body["image_timestamp"].as_u64().is_some());
+    assert!(body["request_id"].as_str().is_some_and(|s| !s.is_empty()));
+    for field in ["base64_image", "base64_face_image"] {
+        let jpeg = base64::engine::general_purpose::STANDARD
+            .decode(body[field].as_str().unwrap())
+            .unwrap();
+        assert_eq!(&jpeg[..2], &[0xFF, 0xD8], "{field} is a JPEG");
+    }
+    assert_eq!(body["status"]["frames_with_face"], body["status"]["frames"]);
+
+    // Without the flags: only the normal fields.
+    let (status, body) = send(fields(
+        sealed_video.clone(),
+        sealed_card.clone(),
+        &[("auto_rotate", "1")],
+    ))
+    .await;
+    assert_eq!(status, 200);
+    let mut keys: Vec<&str> = body
+        .as_object()
+        .unwrap()
+        .keys()
+        .map(String::as_str)
+        .collect();
+    keys.sort_unstable();
+    assert_eq!(
+        keys,
+        [
+            "code",
+            "image_timestamp",
+            "liveness_score",
+            "liveness_status",
+            "passed",
+            "request_id",
+            "verification_score"
+        ]
+    );
+
+    // The same as a urlencoded form.
+    let r = client
+        .post(&url)
+        .form(&[
+            ("encrypted_video", sealed_video.as_str()),
+            ("encrypted_image", sealed_card.as_str()),
+            ("auto_rotate", "true"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap()["passed"], true);
+
+    // Someone else, a replay, a short clip: answered, not passed.
+    let (_, body) = send(fields(
+        server.seal("encrypted_video", &other),
+        sealed_card.clone(),
+        &[("auto_rotate", "true")],
+    ))
+    .await;
+    assert_eq!(
+        (
+            body["code"].clone(),
+            body["passed"].clone(),
+            body["liveness_status"].clone()
+        ),
+        (json!(1000), json!(false), json!("ok")),
+        "{body}"
+    );
+    assert!(body["verification_score"].as_f64().unwrap() < 0.6);
+    assert!(body.get("base64_image").is_none());
+    let (_, body) = send(fields(
+        server.seal("encrypted_video", &replay),
+        sealed_card.clone(),
+        &[("auto_rotate", "true"), ("return_image", "true")],
+    ))
+    .await;
+    assert_eq!(
+        (body["passed"].clone(), body["liveness_status"].clone()),
+        (json!(false), json!("hack")),
+        "{body}"
+    );
+    assert!(
+        body.get("base64_image").is_none(),
+        "images only when passed"
+    );
+    let (_, body) = send(fields(
+        server.seal("encrypted_video", &short),
+        sealed_card.clone(),
+        &[("auto_rotate", "true")],
+    ))
+    .await;
+    assert_eq!(
+        (body["passed"].clone(), body["liveness_status"].clone()),
+        (json!(false), json!("short_time")),
+        "{body}"
+    );
+
+    // Abnormal answers.
+    let abnormal = |status: u16, code: u16, message: &str| (status, code, message.to_string());
+    let got = |(status, body): (u16, Value)| {
+        assert!(body["request_id"].as_str().is_some(), "{body}");
+        assert_eq!(body.as_object().unwrap().len(), 3, "{body}");
+        (
+            status,
+            body["code"].as_u64().unwrap() as u16,
+            body["message"].as_str().unwrap().to_string(),
+        )
+    };
+    let invalid = abnormal(400, 1200, "invalid argument");
+    assert_eq!(
+        got(send(vec![("encrypted_image", sealed_card.clone())]).await),
+        invalid,
+        "missing video"
+    );
+    assert_eq!(
+        got(send(fields(String::new(), sealed_card.clone(), &[])).await),
+        invalid,
+        "empty video"
+    );
+    assert_eq!(
+        got(send(fields("***".into(), sealed_card.clone(), &[])).await),
+        invalid,
+        "bad base64"
+    );
+    assert_eq!(
+        got(send(fields(sealed_card.clone(), sealed_video.clone(), &[])).await),
+        invalid,
+        "fields swapped"
+    );
+    let foreign = base64::engine::general_purpose::STANDARD.encode([7u8; 64]);
+    assert_eq!(
+        got(send(fields(foreign, sealed_card.clone(), &[])).await),
+        invalid,
+        "wrong key"
+    );
+    assert_eq!(
+        got(send(fields(
+            sealed_video.clone(),
+            sealed_card.clone(),
+            &[("auto_rotate", "maybe")]
+        ))
+        .await),
+        invalid,
+        "bad flag"
+    );
+    let r = client
+        .post(&url)
+        .json(&json!({"encrypted_video": sealed_video}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        got((r.status().as_u16(), r.json().await.unwrap())),
+        invalid,
+        "JSON instead of a form"
+    );
+    let corrupt = abnormal(400, 2005, "invalid image type or corrupted");
+    assert_eq!(
+        got(send(fields(
+            server.seal("encrypted_video", b"just some text"),
+            sealed_card.clone(),
+            &[]
+        ))
+        .await),
+        corrupt
+    );
+    assert_eq!(
+        got(send(fields(
+            server.seal("encrypted_video", &no_frames),
+            sealed_card.clone(),
+            &[]
+        ))
+        .await),
+        corrupt
+    );
+    assert_eq!(
+        got(send(fields(
+            sealed_video.clone(),
+            server.seal("encrypted_image", b"GIF89a not really"),
+            &[]
+        ))
+        .await),
+        corrupt
+    );
+    assert_eq!(
+        got(send(fields(
+            sealed_video.clone(),
+            server.seal("encrypted_image", &blank_png()),
+            &[]
+        ))
+        .await),
+        abnormal(400, 4000, "detection failed")
+    );
+    assert_eq!(
+        got(send(fields(
+            server.seal("encrypted_video", &replay),
+            sealed_card.clone(),
+            &[("auto_rotate", "true"), ("check_quality", "true")]
+        ))
+        .await),
+        abnormal(400, 4004, "face occlusion"),
+        "the replay's best frame fails the quality gate"
+    );
+    let big = vec![0u8; 6 * 1024 * 1024];
+    assert_eq!(
+        got(send(fields(
+            sealed_video.clone(),
+            server.seal("encrypted_image", &big),
+            &[]
+        ))
+        .await),
+        abnormal(413, 2004, "invalid content length")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -107,6 +107,12 @@ impl GalleryKey {
         file.sync_all().map_err(|e| Error::Key(e.to_string()))
     }
 
+    /// The raw key, for other 256-bit secrets kept under the same file rules (the server's
+    /// transport key for surface 4's encrypted fields).
+    pub fn into_bytes(self) -> [u8; 32] {
+        self.0
+    }
+
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }

@@ -6,7 +6,8 @@
 //!
 //! Surfaces (DESIGN.md section 5): 1, ID card and selfie video ([`card_auth`]); 2, face
 //! collection ([`collection`]); 3, liveness ([`liveness_server`]); 5, template enrollment
-//! ([`templates_api`]); plus `GET /health` and `GET /metrics`. Callers without credentials
+//! ([`templates_api`]); 4, photo-vs-video verification ([`silent_verification`], fields
+//! sealed as [`transport`] says); plus `GET /health` and `GET /metrics`. Callers without credentials
 //! are handled in [`access`]; selfie uploads (video or still) in [`selfie`].
 #![deny(missing_docs)]
 
@@ -19,7 +20,9 @@ pub mod metrics;
 pub mod pool;
 pub mod problem;
 pub mod selfie;
+pub mod silent_verification;
 pub mod templates_api;
+pub mod transport;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -97,6 +100,8 @@ pub struct AppState {
     pub keyless_loopback: bool,
     /// See [`ServerLimits::request_timeout`].
     pub request_timeout: std::time::Duration,
+    /// Key of surface 4's encrypted fields; without one, surface 4 answers 500.
+    pub transport_key: Option<transport::TransportKey>,
 }
 
 impl AppState {
@@ -116,7 +121,14 @@ impl AppState {
             video_plan: limits.video_plan,
             keyless_loopback: limits.keyless_loopback,
             request_timeout: limits.request_timeout,
+            transport_key: None,
         }
+    }
+
+    /// The same state with surface 4's transport key.
+    pub fn with_transport_key(mut self, key: transport::TransportKey) -> AppState {
+        self.transport_key = Some(key);
+        self
     }
 }
 
@@ -144,6 +156,11 @@ pub fn app(state: AppState, limits: &ServerLimits) -> Router {
             post(card_auth::authenticate).layer(DefaultBodyLimit::max(limits.max_video_bytes)),
         )
         .route("/api/reset", post(card_auth::reset))
+        .route(
+            "/identity/silent_image_verification/stateless",
+            post(silent_verification::verify)
+                .layer(DefaultBodyLimit::max(limits.max_video_bytes * 4 / 3 + 4096)),
+        )
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))

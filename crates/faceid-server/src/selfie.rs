@@ -14,6 +14,8 @@ pub struct SelfieFrames {
     pub images: Vec<Image>,
     /// Clip length for videos, `None` for a still.
     pub duration_secs: Option<f64>,
+    /// Time of each frame from the start of the clip, in seconds (0 for a still).
+    pub times_secs: Vec<f64>,
 }
 
 /// Why an upload gave no frames.
@@ -37,9 +39,11 @@ pub fn frames(
         return Ok(SelfieFrames {
             images: vec![engine.decode(bytes)?],
             duration_secs: None,
+            times_secs: vec![0.0],
         });
     }
     let clip = faceid_video::decode(bytes, plan)?;
+    let times_secs = clip.frames.iter().map(|f| f.at_secs).collect();
     let images = clip
         .frames
         .into_iter()
@@ -51,5 +55,6 @@ pub fn frames(
     Ok(SelfieFrames {
         images,
         duration_secs: Some(clip.duration_secs),
+        times_secs,
     })
 }
