@@ -252,6 +252,20 @@ impl Engine {
         ))
     }
 
+    /// 1:N decision over candidates already compared by cosine (an index's exact re-rank),
+    /// from a gallery of `gallery_size`: calibrated here, thresholded for the gallery size.
+    pub fn identify_cosines<Id>(
+        &self,
+        candidates: Vec<(Id, f32)>,
+        gallery_size: usize,
+    ) -> Identification<Id> {
+        let compared = candidates
+            .into_iter()
+            .map(|(id, cosine)| (id, Comparison::new(cosine, &self.calibration)))
+            .collect();
+        decision::identify(compared, gallery_size, self.config.identify_fpir)
+    }
+
     /// 1:N decision over `(subject, template)` candidates from a gallery of `gallery_size`.
     pub fn identify<'a, Id: Clone + 'a>(
         &self,

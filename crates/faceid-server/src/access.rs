@@ -12,6 +12,7 @@ use axum::http::request::Parts;
 
 use crate::AppState;
 use crate::keys::Role;
+use crate::problem::Problem;
 
 /// What a POST handler needs to check its caller once the body is read.
 #[derive(Debug)]
@@ -73,4 +74,18 @@ pub async fn read_parts(mut multipart: Multipart) -> Result<Vec<Part>, String> {
         out.push((name, file_name, bytes));
     }
     Ok(out)
+}
+
+/// The id of the caller's `x-api-key` if its role is at least `role` (surface 2 and the
+/// native API, whose clients always send one): 401 without a valid key, 403 below the role.
+pub fn keyed(state: &AppState, headers: &HeaderMap, role: Role) -> Result<String, Problem> {
+    let secret = headers
+        .get("x-api-key")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(Problem::unauthorized)?;
+    let key = state.keys.find(secret).ok_or_else(Problem::unauthorized)?;
+    if key.role < role {
+        return Err(Problem::forbidden());
+    }
+    Ok(key.id)
 }

@@ -10,14 +10,15 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use base64::Engine as _;
 use faceid_core::{Comparison, ErrorCode};
 use faceid_gallery::gallery::validate_subject_id;
 use faceid_gallery::{AuditContext, NewSubject};
 use serde::{Deserialize, Serialize};
 
+use crate::access::keyed;
 use crate::keys::Role;
 use crate::problem::{Problem, messages};
+use crate::selfie::base64_media;
 use crate::{AppState, RequestId};
 
 /// Body of enroll and search.
@@ -46,18 +47,6 @@ pub struct Matches {
 const DEFAULT_THRESHOLD_PERCENT: f64 = 80.0;
 const MAX_MATCHES: usize = 10;
 
-fn authorize(state: &AppState, headers: &HeaderMap, role: Role) -> Result<String, Problem> {
-    let secret = headers
-        .get("x-api-key")
-        .and_then(|v| v.to_str().ok())
-        .ok_or_else(Problem::unauthorized)?;
-    let key = state.keys.find(secret).ok_or_else(Problem::unauthorized)?;
-    if key.role < role {
-        return Err(Problem::forbidden());
-    }
-    Ok(key.id.clone())
-}
-
 fn image_bytes(
     body: Result<Json<FaceBody>, JsonRejection>,
     max_bytes: usize,
@@ -73,18 +62,13 @@ fn image_bytes(
         .face
         .filter(|f| !f.is_empty())
         .ok_or_else(|| Problem::bad_request(["face is required"]))?;
-    let data = face
-        .split_once(";base64,")
-        .map_or(face.as_str(), |(_, d)| d);
-    if data.len() / 4 * 3 > max_bytes + 3 {
-        return Err(Problem::too_large());
-    }
-    let bytes = base64::engine::general_purpose::STANDARD
-        .decode(data.trim())
-        .map_err(|_| Problem::bad_request(["face is not valid base64"]))?;
-    if bytes.len() > max_bytes {
-        return Err(Problem::too_large());
-    }
+    let bytes = base64_media(&face, max_bytes).map_err(|p| {
+        if p.status == 413 {
+            p
+        } else {
+            Problem::bad_request(["face is not valid base64"])
+        }
+    })?;
     Ok((bytes, body.threshold))
 }
 
@@ -114,7 +98,7 @@ pub async fn enroll(
     headers: HeaderMap,
     body: Result<Json<FaceBody>, JsonRejection>,
 ) -> Result<Response, Problem> {
-    let actor = authorize(&state, &headers, Role::Client)?;
+    let actor = keyed(&state, &headers, Role::Client)?;
     validate_subject_id(&user_id).map_err(|_| Problem::bad_request(["invalid userId"]))?;
     let (bytes, _) = image_bytes(body, state.engine.config().max_image_bytes)?;
     if state
@@ -170,7 +154,7 @@ pub async fn search(
     headers: HeaderMap,
     body: Result<Json<FaceBody>, JsonRejection>,
 ) -> Result<Json<Matches>, Problem> {
-    let actor = authorize(&state, &headers, Role::Client)?;
+    let actor = keyed(&state, &headers, Role::Client)?;
     let (bytes, threshold) = image_bytes(body, state.engine.config().max_image_bytes)?;
     let threshold = threshold.unwrap_or(DEFAULT_THRESHOLD_PERCENT);
     if !(0.0..=100.0).contains(&threshold) {
@@ -231,7 +215,7 @@ pub async fn delete(
     Path(user_id): Path<String>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
-    let actor = authorize(&state, &headers, Role::Client)?;
+    let actor = keyed(&state, &headers, Role::Client)?;
     let ctx = AuditContext {
         actor,
         request_id: request_id.0,

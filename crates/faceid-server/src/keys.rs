@@ -2,6 +2,7 @@
 //! (`api-keys.json` in the data directory), with a role and, for surface 5, an app id.
 
 use std::path::{Path, PathBuf};
+use std::sync::RwLock;
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -43,14 +44,16 @@ pub struct StoredKey {
     pub sha256: String,
 }
 
-/// The key store.
-#[derive(Debug, Clone, Default)]
+/// The key store of a data directory: loaded at start, changed at run time by the admin
+/// API (each change saved atomically before it takes effect).
+#[derive(Debug, Default)]
 pub struct ApiKeys {
-    keys: Vec<StoredKey>,
+    dir: Option<PathBuf>,
+    keys: RwLock<Vec<StoredKey>>,
 }
 
 /// A key just created: the secret is shown once.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
 pub struct NewKey {
     /// The secret, for `x-api-key` / `APP-KEY`.
     pub key: String,
@@ -59,6 +62,7 @@ pub struct NewKey {
     /// Public id.
     pub id: String,
     /// Role.
+    #[schema(value_type = String, example = "client")]
     pub role: Role,
 }
 
@@ -75,54 +79,109 @@ pub fn key_file(data_dir: &Path) -> PathBuf {
     data_dir.join("api-keys.json")
 }
 
+fn read_keys(data_dir: &Path) -> std::io::Result<Vec<StoredKey>> {
+    match std::fs::read(key_file(data_dir)) {
+        Ok(bytes) => serde_json::from_slice(&bytes).map_err(std::io::Error::other),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e),
+    }
+}
+
+fn write_keys(data_dir: &Path, keys: &[StoredKey]) -> std::io::Result<()> {
+    std::fs::create_dir_all(data_dir)?;
+    let path = key_file(data_dir);
+    let partial = path.with_extension("json.partial");
+    std::fs::write(
+        &partial,
+        serde_json::to_vec_pretty(keys).map_err(std::io::Error::other)?,
+    )?;
+    std::fs::File::open(&partial)?.sync_all()?;
+    std::fs::rename(&partial, &path)
+}
+
+fn mint(role: Role) -> (NewKey, StoredKey) {
+    let secret = hex(uuid::Uuid::new_v4().as_bytes()) + &hex(uuid::Uuid::new_v4().as_bytes());
+    let id = format!("key-{}", &hex(uuid::Uuid::new_v4().as_bytes())[..12]);
+    let app_id = uuid::Uuid::new_v4().to_string();
+    let stored = StoredKey {
+        id: id.clone(),
+        app_id: app_id.clone(),
+        role,
+        sha256: digest(&secret),
+    };
+    let new = NewKey {
+        key: secret,
+        app_id,
+        id,
+        role,
+    };
+    (new, stored)
+}
+
 impl ApiKeys {
     /// Loads the keys of `data_dir` (none when the file is absent).
     pub fn load(data_dir: &Path) -> std::io::Result<ApiKeys> {
-        match std::fs::read(key_file(data_dir)) {
-            Ok(bytes) => Ok(ApiKeys {
-                keys: serde_json::from_slice(&bytes).map_err(std::io::Error::other)?,
-            }),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(ApiKeys::default()),
-            Err(e) => Err(e),
-        }
-    }
-
-    /// Creates a key with `role`, saves the store atomically, returns the secret once.
-    pub fn create(data_dir: &Path, role: Role) -> std::io::Result<NewKey> {
-        let mut store = ApiKeys::load(data_dir)?;
-        let secret = hex(uuid::Uuid::new_v4().as_bytes()) + &hex(uuid::Uuid::new_v4().as_bytes());
-        let id = format!("key-{}", &hex(uuid::Uuid::new_v4().as_bytes())[..12]);
-        let app_id = uuid::Uuid::new_v4().to_string();
-        store.keys.push(StoredKey {
-            id: id.clone(),
-            app_id: app_id.clone(),
-            role,
-            sha256: digest(&secret),
-        });
-        std::fs::create_dir_all(data_dir)?;
-        let path = key_file(data_dir);
-        let partial = path.with_extension("json.partial");
-        std::fs::write(
-            &partial,
-            serde_json::to_vec_pretty(&store.keys).map_err(std::io::Error::other)?,
-        )?;
-        std::fs::rename(&partial, &path)?;
-        Ok(NewKey {
-            key: secret,
-            app_id,
-            id,
-            role,
+        Ok(ApiKeys {
+            dir: Some(data_dir.to_path_buf()),
+            keys: RwLock::new(read_keys(data_dir)?),
         })
     }
 
+    /// Creates a key with `role` in the store of `data_dir` (the `faceid keys create`
+    /// command), saves it atomically, returns the secret once.
+    pub fn create(data_dir: &Path, role: Role) -> std::io::Result<NewKey> {
+        let mut keys = read_keys(data_dir)?;
+        let (new, stored) = mint(role);
+        keys.push(stored);
+        write_keys(data_dir, &keys)?;
+        Ok(new)
+    }
+
+    /// Creates a key at run time (admin API): saved, then usable at once.
+    pub fn issue(&self, role: Role) -> std::io::Result<NewKey> {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let (new, stored) = mint(role);
+        let mut next = keys.clone();
+        next.push(stored);
+        if let Some(dir) = &self.dir {
+            write_keys(dir, &next)?;
+        }
+        *keys = next;
+        Ok(new)
+    }
+
+    /// Revokes the key with public id `id`; false when there is none.
+    pub fn revoke(&self, id: &str) -> std::io::Result<bool> {
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let next: Vec<StoredKey> = keys.iter().filter(|k| k.id != id).cloned().collect();
+        if next.len() == keys.len() {
+            return Ok(false);
+        }
+        if let Some(dir) = &self.dir {
+            write_keys(dir, &next)?;
+        }
+        *keys = next;
+        Ok(true)
+    }
+
+    /// Every stored key (hashes, never secrets).
+    pub fn list(&self) -> Vec<StoredKey> {
+        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
     /// The key whose secret is `secret`, compared by hash.
-    pub fn find(&self, secret: &str) -> Option<&StoredKey> {
+    pub fn find(&self, secret: &str) -> Option<StoredKey> {
         let wanted = digest(secret);
-        self.keys.iter().find(|k| k.sha256 == wanted)
+        self.keys
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .iter()
+            .find(|k| k.sha256 == wanted)
+            .cloned()
     }
 
     /// The key with this app id and secret (surface 5).
-    pub fn find_app(&self, app_id: &str, secret: &str) -> Option<&StoredKey> {
+    pub fn find_app(&self, app_id: &str, secret: &str) -> Option<StoredKey> {
         self.find(secret).filter(|k| k.app_id == app_id)
     }
 }
@@ -142,5 +201,24 @@ mod tests {
         assert!(keys.find("guess").is_none());
         assert!(keys.find_app(&new.app_id, &new.key).is_some());
         assert!(keys.find_app("other", &new.key).is_none());
+        let issued = keys.issue(Role::Admin).unwrap();
+        assert_eq!(keys.find(&issued.key).unwrap().role, Role::Admin);
+        assert!(
+            ApiKeys::load(dir.path())
+                .unwrap()
+                .find(&issued.key)
+                .is_some(),
+            "saved"
+        );
+        assert!(keys.revoke(&issued.id).unwrap());
+        assert!(keys.find(&issued.key).is_none());
+        assert!(!keys.revoke(&issued.id).unwrap());
+        assert!(
+            ApiKeys::load(dir.path())
+                .unwrap()
+                .find(&issued.key)
+                .is_none(),
+            "saved"
+        );
     }
 }

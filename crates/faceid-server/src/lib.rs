@@ -23,6 +23,7 @@ pub mod selfie;
 pub mod silent_verification;
 pub mod templates_api;
 pub mod transport;
+pub mod v1;
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -96,6 +97,8 @@ pub struct AppState {
     pub metrics: Arc<Metrics>,
     /// Frame sampling for selfie videos.
     pub video_plan: faceid_video::SamplingPlan,
+    /// Largest selfie video accepted, in bytes.
+    pub video_plan_bytes: usize,
     /// See [`ServerLimits::keyless_loopback`].
     pub keyless_loopback: bool,
     /// See [`ServerLimits::request_timeout`].
@@ -119,6 +122,7 @@ impl AppState {
             pool: InferencePool::new(limits.workers, limits.queue),
             metrics: Arc::new(Metrics::default()),
             video_plan: limits.video_plan,
+            video_plan_bytes: limits.max_video_bytes,
             keyless_loopback: limits.keyless_loopback,
             request_timeout: limits.request_timeout,
             transport_key: None,
@@ -161,11 +165,39 @@ pub fn app(state: AppState, limits: &ServerLimits) -> Router {
             post(silent_verification::verify)
                 .layer(DefaultBodyLimit::max(limits.max_video_bytes * 4 / 3 + 4096)),
         )
+        .nest("/v1", native(limits))
+        .merge(utoipa_swagger_ui::SwaggerUi::new("/swagger-ui").url(
+            "/v1/openapi.json",
+            <v1::ApiDoc as utoipa::OpenApi>::openapi(),
+        ))
         .route("/health", get(health))
         .route("/metrics", get(metrics))
         .layer(DefaultBodyLimit::max(limits.max_body_bytes))
         .layer(axum::middleware::from_fn_with_state(state.clone(), observe))
         .with_state(state)
+}
+
+/// The native API's routes (under `/v1`).
+fn native(limits: &ServerLimits) -> Router<AppState> {
+    use axum::routing::delete;
+    let selfie_limit = DefaultBodyLimit::max(limits.max_video_bytes * 4 / 3 + 4096);
+    Router::new()
+        .route("/subjects", get(v1::list_subjects).post(v1::enroll))
+        .route(
+            "/subjects/{id}",
+            get(v1::get_subject).delete(v1::delete_subject),
+        )
+        .route("/subjects/{id}/image", get(v1::subject_image))
+        .route("/verify", post(v1::verify).layer(selfie_limit))
+        .route("/identify", post(v1::identify).layer(selfie_limit))
+        .route("/liveness", post(v1::liveness).layer(selfie_limit))
+        .route("/quality", post(v1::quality))
+        .route("/card", post(v1::card))
+        .route("/audit", get(v1::audit))
+        .route("/admin/keys", get(v1::list_keys).post(v1::create_key))
+        .route("/admin/keys/{id}", delete(v1::revoke_key))
+        .route("/admin/reset", post(v1::reset))
+        .route("/admin/status", get(v1::status))
 }
 
 /// Assigns the request id, logs the request and feeds the per-route metrics.

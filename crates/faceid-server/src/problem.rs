@@ -5,7 +5,7 @@ use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 
 /// An error answer of surface 2 (and of the native API).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, utoipa::ToSchema)]
 pub struct Problem {
     /// HTTP status, repeated in the body.
     pub status: u16,
@@ -20,6 +20,7 @@ pub struct Problem {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub errors: Option<Vec<String>>,
     #[serde(skip)]
+    #[schema(ignore)]
     retry_after_secs: Option<u32>,
 }
 
@@ -51,6 +52,25 @@ impl Problem {
         Problem::new(
             StatusCode::BAD_REQUEST,
             "Invalid request.",
+            Some(errors.into_iter().map(Into::into).collect()),
+        )
+    }
+
+    /// 409 with the given codes (native API: duplicate id).
+    pub fn conflict(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
+        Problem::new(
+            StatusCode::CONFLICT,
+            "The request conflicts with stored data.",
+            Some(errors.into_iter().map(Into::into).collect()),
+        )
+    }
+
+    /// 422 with the engine's codes: the input was read but cannot be used (no face,
+    /// several faces, quality gate).
+    pub fn unprocessable(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
+        Problem::new(
+            StatusCode::UNPROCESSABLE_ENTITY,
+            "The image was read but cannot be used.",
             Some(errors.into_iter().map(Into::into).collect()),
         )
     }

@@ -4,7 +4,11 @@
 //! native verify): the container is sniffed, videos go through `faceid-video`, stills through
 //! the engine's image decoder, and the engine's [`Engine::analyze_sequence`] decides.
 
+use base64::Engine as _;
+use faceid_core::geometry::BoundingBox;
 use faceid_core::{Engine, Image};
+
+use crate::problem::Problem;
 use faceid_video::{SamplingPlan, VideoError};
 
 /// The frames of one upload.
@@ -57,4 +61,42 @@ pub fn frames(
         duration_secs: Some(clip.duration_secs),
         times_secs,
     })
+}
+
+/// Decodes base64 media (standard alphabet, optional `data:...;base64,` prefix): 413 when
+/// it would exceed `max_bytes` (checked before decoding), 400 when it is not base64.
+pub fn base64_media(text: &str, max_bytes: usize) -> Result<Vec<u8>, Problem> {
+    let data = text.split_once(";base64,").map_or(text, |(_, d)| d).trim();
+    if data.len() / 4 * 3 > max_bytes + 3 {
+        return Err(Problem::too_large());
+    }
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(data)
+        .map_err(|_| Problem::bad_request(["INVALID_BASE64"]))?;
+    if bytes.len() > max_bytes {
+        return Err(Problem::too_large());
+    }
+    Ok(bytes)
+}
+
+/// `image`, or the part of it inside `crop`, as base64 JPEG (quality 90).
+pub fn jpeg_base64(image: &Image, crop: Option<&BoundingBox>) -> Option<String> {
+    let full = image::RgbImage::from_raw(image.width(), image.height(), image.rgb().to_vec())?;
+    let view = match crop {
+        Some(b) => {
+            let (x, y) = (b.x1.max(0.0) as u32, b.y1.max(0.0) as u32);
+            let w = (b.width() as u32).min(image.width().saturating_sub(x));
+            let h = (b.height() as u32).min(image.height().saturating_sub(y));
+            if w == 0 || h == 0 {
+                return None;
+            }
+            image::imageops::crop_imm(&full, x, y, w, h).to_image()
+        }
+        None => full,
+    };
+    let mut out = Vec::new();
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
+        .encode_image(&view)
+        .ok()?;
+    Some(base64::engine::general_purpose::STANDARD.encode(out))
 }

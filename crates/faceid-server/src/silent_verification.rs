@@ -37,13 +37,12 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
-use base64::Engine as _;
 use faceid_core::{Engine, ErrorCode, Image, Template};
 use faceid_gallery::AuditContext;
 use serde_json::{Value, json};
 
 use crate::access::{CallerParts, read_parts};
-use crate::selfie::{SelfieError, frames};
+use crate::selfie::{SelfieError, frames, jpeg_base64};
 use crate::{AppState, RequestId};
 
 /// An abnormal answer.
@@ -369,15 +368,6 @@ fn sequence_failure(error: &faceid_core::Error) -> Failure {
     }
 }
 
-fn jpeg(image: &Image) -> Option<String> {
-    let rgb = image::RgbImage::from_raw(image.width(), image.height(), image.rgb().to_vec())?;
-    let mut out = Vec::new();
-    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut out, 90)
-        .encode_image(&rgb)
-        .ok()?;
-    Some(base64::engine::general_purpose::STANDARD.encode(out))
-}
-
 fn body(verdict: &Verdict, request_id: &RequestId) -> Value {
     let options = verdict.options;
     let mut body = json!({
@@ -391,13 +381,13 @@ fn body(verdict: &Verdict, request_id: &RequestId) -> Value {
     });
     if let Some(frame) = &verdict.frame {
         if options.return_image
-            && let Some(encoded) = jpeg(frame)
+            && let Some(encoded) = jpeg_base64(frame, None)
         {
             body["base64_image"] = json!(encoded);
         }
         if let Some(bbox) = verdict.face_box {
             let crop = bbox.grown_within(1.3, frame.width() as f32, frame.height() as f32);
-            if let Some(encoded) = face_crop(frame, &crop).as_ref().and_then(jpeg) {
+            if let Some(encoded) = jpeg_base64(frame, Some(&crop)) {
                 body["base64_face_image"] = json!(encoded);
             }
         }
@@ -410,19 +400,4 @@ fn body(verdict: &Verdict, request_id: &RequestId) -> Value {
         });
     }
     body
-}
-
-fn face_crop(frame: &Image, crop: &faceid_core::geometry::BoundingBox) -> Option<Image> {
-    let (x, y) = (crop.x1.max(0.0) as u32, crop.y1.max(0.0) as u32);
-    let (w, h) = (crop.width() as u32, crop.height() as u32);
-    if w == 0 || h == 0 || x + w > frame.width() || y + h > frame.height() {
-        return None;
-    }
-    let stride = frame.width() as usize * 3;
-    let mut rgb = Vec::with_capacity(w as usize * h as usize * 3);
-    for row in y..y + h {
-        let start = row as usize * stride + x as usize * 3;
-        rgb.extend_from_slice(frame.rgb().get(start..start + w as usize * 3)?);
-    }
-    Image::from_rgb(w, h, rgb).ok()
 }

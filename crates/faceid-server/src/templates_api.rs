@@ -97,11 +97,7 @@ pub async fn add(
             .unwrap_or_default()
             .to_string()
     };
-    let Some(key) = state
-        .keys
-        .find_app(&header("APP-ID"), &header("APP-KEY"))
-        .cloned()
-    else {
+    let Some(key) = state.keys.find_app(&header("APP-ID"), &header("APP-KEY")) else {
         return failure(
             StatusCode::UNAUTHORIZED,
             &transaction,

@@ -1,0 +1,842 @@
+//! The native API, `/v1/...`: JSON in and out, images and videos as base64, errors as
+//! problem JSON whose `errors` carry the engine's stable codes (`NO_FACE`, `TOO_DARK`, ...).
+//! Every call needs an `x-api-key`; the role each needs is in its OpenAPI description
+//! (served at `/v1/openapi.json`, browsable at `/swagger-ui`).
+//!
+//! Statuses: 400 unreadable input, 401/403 key, 404 unknown subject or key, 409 duplicate
+//! id, 413 too large, 422 readable but unusable (no face, several faces, quality gate),
+//! 503 busy (Retry-After), 500 server fault.
+
+use axum::Json;
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Extension, Path, Query, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use faceid_core::{ErrorCode, Identification};
+use faceid_gallery::{AuditContext, NewSubject, Subject};
+use serde::{Deserialize, Serialize};
+use utoipa::{IntoParams, OpenApi, ToSchema};
+
+use crate::access::keyed;
+use crate::keys::Role;
+use crate::problem::Problem;
+use crate::selfie::{base64_media, frames};
+use crate::{AppState, RequestId};
+
+/// The OpenAPI document of the native API.
+#[derive(Debug, OpenApi)]
+#[openapi(
+    info(
+        title = "faceid native API",
+        description = "On-device face identity: enrollment, 1:1 verification and 1:N identification with calibrated scores and passive liveness. Authenticate with `x-api-key`."
+    ),
+    paths(
+        list_subjects, get_subject, enroll, delete_subject, subject_image, verify, identify,
+        liveness, quality, card, audit, create_key, list_keys, revoke_key, reset, status
+    ),
+    components(schemas(
+        SubjectView, EnrollRequest, MediaRequest, VerifyRequest, VerifyResponse, LivenessView,
+        IdentifyResponse, QualityResponse, CardResponse, AuditResponse, KeyRequest, KeyView,
+        StatusResponse, Problem, crate::keys::NewKey
+    )),
+    modifiers(&ApiKeyScheme),
+    security(("api_key" = []))
+)]
+pub struct ApiDoc;
+
+struct ApiKeyScheme;
+
+impl utoipa::Modify for ApiKeyScheme {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, SecurityScheme};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "api_key",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::new("x-api-key"))),
+        );
+    }
+}
+
+// ---- shapes ----
+
+/// An enrolled person (never their template).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct SubjectView {
+    /// Stable id.
+    id: String,
+    /// Name shown to operators.
+    display_name: Option<String>,
+    /// Creation time, ms since the Unix epoch.
+    created_at_ms: u64,
+    /// Last change, ms since the Unix epoch.
+    updated_at_ms: u64,
+    /// Kiosk or server that enrolled the subject.
+    source: Option<String>,
+    /// Number of templates.
+    templates: usize,
+    /// Whether an enrollment image is retained (encrypted).
+    has_image: bool,
+}
+
+impl From<Subject> for SubjectView {
+    fn from(s: Subject) -> Self {
+        SubjectView {
+            templates: s.template_tags.len(),
+            has_image: s.has_image,
+            id: s.id,
+            display_name: s.display_name,
+            created_at_ms: s.created_at_ms,
+            updated_at_ms: s.updated_at_ms,
+            source: s.source,
+        }
+    }
+}
+
+/// Enroll a new subject from one photo.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct EnrollRequest {
+    /// New subject id (1-128 printable characters).
+    id: String,
+    /// Optional name shown to operators.
+    display_name: Option<String>,
+    /// Base64 JPEG, PNG, WebP or BMP with exactly one face.
+    image: String,
+    /// Keep the image (encrypted) for operators; off by default.
+    #[serde(default)]
+    retain_image: bool,
+    /// Enrolling kiosk or system, recorded with the subject.
+    source: Option<String>,
+}
+
+/// A photo, or for verify/identify/liveness also a selfie video (MP4/MOV/WebM), base64.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct MediaRequest {
+    /// Base64 bytes.
+    media: String,
+}
+
+/// 1:1: is this the claimed person?
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct VerifyRequest {
+    /// The claimed identity.
+    subject_id: String,
+    /// Base64 selfie photo or video.
+    media: String,
+}
+
+/// Accumulated passive liveness.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct LivenessView {
+    /// Probability of a live face re-centred on the preset: live when >= 0.5.
+    probability: f32,
+    /// Raw log-odds (bigger = more live).
+    score: f32,
+    /// Whether it passes the configured preset.
+    live: bool,
+    /// Frames accumulated.
+    frames: usize,
+    /// Preset applied (SOFT, REGULAR, HARDENED).
+    preset: String,
+}
+
+/// Verification decision.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct VerifyResponse {
+    /// Accepted as the claimed identity (live, good quality, score at the threshold).
+    accepted: bool,
+    /// `MATCH`, `NO_MATCH`, `LIVENESS_FAILED` or the quality code of the chosen frame.
+    reason: String,
+    /// Calibrated score 0..1: a score s means an impostor reaches it with probability
+    /// 10^(3 - 10 s) (0.6 = 1e-3).
+    score: f32,
+    /// Threshold applied.
+    threshold: f32,
+    /// Liveness behind the decision.
+    liveness: LivenessView,
+}
+
+/// Identification decision: a named subject or nobody, never "the closest person".
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IdentifyResponse {
+    /// Whether someone cleared the threshold.
+    matched: bool,
+    /// Who, when matched.
+    subject_id: Option<String>,
+    /// Calibrated score of the best candidate (null for an empty gallery).
+    score: Option<f32>,
+    /// Threshold for this gallery size (keeps false positives near the configured FPIR).
+    threshold: f32,
+    /// Subjects searched.
+    gallery_size: usize,
+    /// Liveness of the probe.
+    liveness: LivenessView,
+}
+
+/// Quality of the face in a photo.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct QualityResponse {
+    /// Whether every measure passes the gate.
+    passed: bool,
+    /// The first failing measure's code, in the order a person can act on.
+    failure: Option<String>,
+    /// Every measure: value and whether it passes.
+    #[schema(value_type = Object)]
+    measures: faceid_core::Quality,
+}
+
+/// The holder's portrait on an identity document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardResponse {
+    /// Clockwise quarter turn that makes the document upright (0, 90, 180, 270).
+    rotation_degrees: u16,
+    /// Portrait face box and landmarks in the upright document.
+    #[schema(value_type = Object)]
+    face: faceid_core::Face,
+    /// The portrait (face box grown 1.4x), base64 JPEG.
+    portrait_jpeg: String,
+}
+
+/// Audit events and the state of the hash chain.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AuditResponse {
+    /// Events after `after`, oldest first.
+    #[schema(value_type = Vec<Object>)]
+    events: Vec<faceid_gallery::AuditEvent>,
+    /// Whether the whole chain verifies.
+    chain_valid: bool,
+    /// Events in the log.
+    chain_events: u64,
+    /// First event that fails verification, if any.
+    first_invalid_seq: Option<u64>,
+}
+
+/// Which events to read.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct AuditQuery {
+    /// Only events with a larger sequence number.
+    after: Option<u64>,
+    /// At most this many (default 100, max 1000).
+    limit: Option<usize>,
+    /// Only events about this subject.
+    subject: Option<String>,
+}
+
+/// Which subjects to list.
+#[derive(Debug, Deserialize, IntoParams)]
+pub struct ListQuery {
+    /// Only ids or names containing this text (case-insensitive).
+    search: Option<String>,
+    /// At most this many (default 100, max 1000).
+    limit: Option<usize>,
+}
+
+/// A key to create.
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct KeyRequest {
+    /// client, operator or admin.
+    role: String,
+}
+
+/// A stored key (never its secret or hash).
+#[derive(Debug, Serialize, ToSchema)]
+pub struct KeyView {
+    /// Public id.
+    id: String,
+    /// Surface 5's APP-ID.
+    app_id: String,
+    /// Role.
+    role: String,
+}
+
+/// Server state for operators.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct StatusResponse {
+    /// Server version.
+    version: String,
+    /// Recognition model id.
+    model: String,
+    /// Enrolled subjects.
+    gallery_size: usize,
+    /// Bytes held by the 1:N index.
+    index_memory_bytes: usize,
+    /// Engine jobs waiting.
+    queue_depth: usize,
+}
+
+// ---- helpers ----
+
+fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+    body.map(|Json(b)| b).map_err(|e| {
+        if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+            Problem::too_large()
+        } else {
+            Problem::bad_request([format!("request body: {}", e.body_text())])
+        }
+    })
+}
+
+/// The native answer for an engine refusal.
+fn refusal(error: &faceid_core::Error) -> Problem {
+    let code = error.code();
+    match code {
+        ErrorCode::InputTooLarge => Problem::too_large(),
+        ErrorCode::NoPortrait => Problem::unprocessable([code.as_str()]),
+        c if c.is_capture_problem() => Problem::unprocessable([c.as_str()]),
+        ErrorCode::EmptyInput
+        | ErrorCode::UnsupportedFormat
+        | ErrorCode::CorruptImage
+        | ErrorCode::ImageTooLarge
+        | ErrorCode::NoFrames => Problem::bad_request([code.as_str()]),
+        _ => Problem::internal(),
+    }
+}
+
+fn selfie_refusal(error: &crate::selfie::SelfieError) -> Problem {
+    use faceid_video::VideoError;
+    match error {
+        crate::selfie::SelfieError::Engine(e) => refusal(e),
+        crate::selfie::SelfieError::Video(VideoError::NoFrames) => {
+            Problem::bad_request(["NO_FRAMES"])
+        }
+        crate::selfie::SelfieError::Video(VideoError::Io(_)) => Problem::internal(),
+        crate::selfie::SelfieError::Video(VideoError::TooLarge { .. }) => {
+            Problem::bad_request(["IMAGE_TOO_LARGE"])
+        }
+        crate::selfie::SelfieError::Video(_) => Problem::bad_request(["UNSUPPORTED_FORMAT"]),
+    }
+}
+
+fn liveness_view(
+    liveness: &faceid_core::Liveness,
+    preset: faceid_core::LivenessPreset,
+) -> LivenessView {
+    LivenessView {
+        probability: liveness.probability_at(preset),
+        score: liveness.score,
+        live: liveness.is_live(preset),
+        frames: liveness.frames,
+        preset: preset.name().to_string(),
+    }
+}
+
+fn ctx(actor: String, request_id: &RequestId) -> AuditContext {
+    AuditContext {
+        actor,
+        request_id: request_id.0.clone(),
+    }
+}
+
+/// Runs a selfie (photo or video) through the sequence rules on the pool.
+async fn selfie(state: &AppState, media: String) -> Result<faceid_core::SequenceAnalysis, Problem> {
+    let bytes = base64_media(&media, state.video_plan_bytes)?;
+    let engine = state.engine.clone();
+    let plan = state.video_plan;
+    state
+        .pool
+        .run(move || {
+            let selfie = frames(&engine, &bytes, &plan).map_err(|e| selfie_refusal(&e))?;
+            engine
+                .analyze_sequence(&selfie.images, selfie.duration_secs)
+                .map_err(|e| refusal(&e))
+        })
+        .await
+        .map_err(|_| Problem::busy())?
+}
+
+// ---- subjects ----
+
+/// List subjects (operator).
+#[utoipa::path(get, path = "/v1/subjects", params(ListQuery), tag = "subjects",
+    responses((status = 200, body = Vec<SubjectView>), (status = 401, body = Problem)))]
+pub async fn list_subjects(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<ListQuery>,
+) -> Result<Json<Vec<SubjectView>>, Problem> {
+    keyed(&state, &headers, Role::Operator)?;
+    let needle = query.search.unwrap_or_default().to_lowercase();
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let subjects = state.gallery.subjects().map_err(|_| Problem::internal())?;
+    Ok(Json(
+        subjects
+            .into_iter()
+            .filter(|s| {
+                needle.is_empty()
+                    || s.id.to_lowercase().contains(&needle)
+                    || s.display_name
+                        .as_deref()
+                        .is_some_and(|n| n.to_lowercase().contains(&needle))
+            })
+            .take(limit)
+            .map(SubjectView::from)
+            .collect(),
+    ))
+}
+
+/// One subject (operator).
+#[utoipa::path(get, path = "/v1/subjects/{id}", tag = "subjects",
+    responses((status = 200, body = SubjectView), (status = 404, body = Problem)))]
+pub async fn get_subject(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Json<SubjectView>, Problem> {
+    keyed(&state, &headers, Role::Operator)?;
+    match state.gallery.subject(&id) {
+        Ok(Some(s)) => Ok(Json(s.into())),
+        Ok(None) => Err(Problem::not_found()),
+        Err(_) => Err(Problem::internal()),
+    }
+}
+
+/// Enroll a subject from one photo (client). The face must pass the quality gate.
+#[utoipa::path(post, path = "/v1/subjects", request_body = EnrollRequest, tag = "subjects",
+    responses((status = 201, body = SubjectView), (status = 409, body = Problem),
+              (status = 422, body = Problem, description = "no face, several faces, or quality gate")))]
+pub async fn enroll(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    request: Result<Json<EnrollRequest>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let request = body(request)?;
+    let actor = keyed(&state, &headers, Role::Client)?;
+    faceid_gallery::gallery::validate_subject_id(&request.id)
+        .map_err(|_| Problem::bad_request(["INVALID_SUBJECT_ID"]))?;
+    if state
+        .gallery
+        .subject(&request.id)
+        .map_err(|_| Problem::internal())?
+        .is_some()
+    {
+        return Err(Problem::conflict(["DUPLICATE_SUBJECT"]));
+    }
+    let bytes = base64_media(&request.image, state.engine.config().max_image_bytes)?;
+    let engine = state.engine.clone();
+    let retained = request.retain_image.then(|| bytes.clone());
+    let analysis = state
+        .pool
+        .run(move || {
+            let image = engine.decode(&bytes)?;
+            let analysis = engine.analyze(&image)?;
+            match analysis.quality.first_failure() {
+                Some(failure) => Err(failure),
+                None => Ok(analysis),
+            }
+        })
+        .await
+        .map_err(|_| Problem::busy())?
+        .map_err(|e| refusal(&e))?;
+    let new = NewSubject {
+        id: request.id,
+        display_name: request.display_name,
+        source: request.source.or(Some("server".into())),
+    };
+    let subject = state
+        .gallery
+        .enroll(
+            &new,
+            &[analysis.template],
+            retained.as_deref(),
+            &ctx(actor, &request_id),
+        )
+        .map_err(|e| match e {
+            faceid_gallery::Error::DuplicateSubject(_) => Problem::conflict(["DUPLICATE_SUBJECT"]),
+            e => {
+                tracing::error!(request_id = %request_id.0, error = %e, "enrollment failed");
+                Problem::internal()
+            }
+        })?;
+    state.metrics.decision("enroll", "ok");
+    Ok((StatusCode::CREATED, Json(SubjectView::from(subject))).into_response())
+}
+
+/// Erase a subject: templates, image and index entries (operator).
+#[utoipa::path(delete, path = "/v1/subjects/{id}", tag = "subjects",
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn delete_subject(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let actor = keyed(&state, &headers, Role::Operator)?;
+    match state.gallery.delete(&id, &ctx(actor, &request_id)) {
+        Ok(true) => Ok(StatusCode::NO_CONTENT),
+        Ok(false) => Err(Problem::not_found()),
+        Err(_) => Err(Problem::internal()),
+    }
+}
+
+/// The retained enrollment image, as uploaded (operator; 404 when none is kept).
+#[utoipa::path(get, path = "/v1/subjects/{id}/image", tag = "subjects",
+    responses((status = 200, content_type = "application/octet-stream"), (status = 404, body = Problem)))]
+pub async fn subject_image(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<Response, Problem> {
+    keyed(&state, &headers, Role::Operator)?;
+    match state.gallery.image(&id) {
+        Ok(Some(bytes)) => {
+            Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
+        }
+        Ok(None) => Err(Problem::not_found()),
+        Err(_) => Err(Problem::internal()),
+    }
+}
+
+// ---- decisions ----
+
+/// 1:1 verification of a selfie photo or video against a subject (client).
+#[utoipa::path(post, path = "/v1/verify", request_body = VerifyRequest, tag = "decisions",
+    responses((status = 200, body = VerifyResponse), (status = 404, body = Problem), (status = 422, body = Problem)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    request: Result<Json<VerifyRequest>, JsonRejection>,
+) -> Result<Json<VerifyResponse>, Problem> {
+    let request = body(request)?;
+    let actor = keyed(&state, &headers, Role::Client)?;
+    let references = match state.gallery.templates(&request.subject_id) {
+        Ok(t) if !t.is_empty() => t,
+        Ok(_) | Err(faceid_gallery::Error::UnknownSubject(_)) => return Err(Problem::not_found()),
+        Err(_) => return Err(Problem::internal()),
+    };
+    let sequence = selfie(&state, request.media).await?;
+    let engine = &state.engine;
+    let preset = engine.config().liveness_preset;
+    let mut best: Option<faceid_core::Decision> = None;
+    for reference in &references {
+        let decision = engine
+            .verify(&sequence.best.template, reference)
+            .map_err(|e| refusal(&e))?;
+        if best.is_none_or(|b| decision.comparison.score > b.comparison.score) {
+            best = Some(decision);
+        }
+    }
+    let decision = best.ok_or_else(Problem::internal)?;
+    let live = sequence.liveness.is_live(preset);
+    let reason = if !live {
+        "LIVENESS_FAILED".to_string()
+    } else if let Some(failure) = sequence.best.quality.first_failure() {
+        failure.code().as_str().to_string()
+    } else if decision.accepted {
+        "MATCH".to_string()
+    } else {
+        "NO_MATCH".to_string()
+    };
+    let accepted = reason == "MATCH";
+    state
+        .metrics
+        .decision("verify", if accepted { "accepted" } else { "rejected" });
+    let outcome = if accepted {
+        "accepted".into()
+    } else {
+        format!("rejected:{reason}")
+    };
+    if let Err(e) = state.gallery.record(
+        "verify",
+        Some(&request.subject_id),
+        &outcome,
+        &ctx(actor, &request_id),
+    ) {
+        tracing::error!(request_id = %request_id.0, error = %e, "audit append failed");
+    }
+    Ok(Json(VerifyResponse {
+        accepted,
+        reason,
+        score: decision.comparison.score,
+        threshold: decision.threshold,
+        liveness: liveness_view(&sequence.liveness, preset),
+    }))
+}
+
+/// 1:N identification of a selfie photo or video (client).
+#[utoipa::path(post, path = "/v1/identify", request_body = MediaRequest, tag = "decisions",
+    responses((status = 200, body = IdentifyResponse), (status = 422, body = Problem)))]
+pub async fn identify(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    request: Result<Json<MediaRequest>, JsonRejection>,
+) -> Result<Json<IdentifyResponse>, Problem> {
+    let request = body(request)?;
+    let actor = keyed(&state, &headers, Role::Client)?;
+    let sequence = selfie(&state, request.media).await?;
+    let preset = state.engine.config().liveness_preset;
+    let candidates = state
+        .gallery
+        .search(&sequence.best.template, 5)
+        .map_err(|_| Problem::internal())?;
+    let best_score = candidates
+        .first()
+        .map(|c| faceid_core::Comparison::new(c.cosine, state.engine.calibration()).score);
+    let gallery_size = state.gallery.len();
+    let live = sequence.liveness.is_live(preset);
+    let identification = state.engine.identify_cosines(
+        candidates
+            .into_iter()
+            .map(|c| (c.subject, c.cosine))
+            .collect(),
+        gallery_size,
+    );
+    let (subject_id, threshold) = match identification {
+        Identification::Match {
+            subject, threshold, ..
+        } if live => (Some(subject), threshold),
+        Identification::Match { threshold, .. } | Identification::NoMatch { threshold } => {
+            (None, threshold)
+        }
+    };
+    let outcome = match (&subject_id, live) {
+        (Some(_), _) => "match",
+        (None, false) => "rejected:LIVENESS_FAILED",
+        (None, true) => "no_match",
+    };
+    state.metrics.decision(
+        "identify",
+        if subject_id.is_some() {
+            "match"
+        } else {
+            "no_match"
+        },
+    );
+    if let Err(e) = state.gallery.record(
+        "identify",
+        subject_id.as_deref(),
+        outcome,
+        &ctx(actor, &request_id),
+    ) {
+        tracing::error!(request_id = %request_id.0, error = %e, "audit append failed");
+    }
+    Ok(Json(IdentifyResponse {
+        matched: subject_id.is_some(),
+        subject_id,
+        score: best_score,
+        threshold,
+        gallery_size,
+        liveness: liveness_view(&sequence.liveness, preset),
+    }))
+}
+
+/// Passive liveness of a photo or a video, accumulated over frames (client).
+#[utoipa::path(post, path = "/v1/liveness", request_body = MediaRequest, tag = "analysis",
+    responses((status = 200, body = LivenessView), (status = 422, body = Problem)))]
+pub async fn liveness(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Json<MediaRequest>, JsonRejection>,
+) -> Result<Json<LivenessView>, Problem> {
+    let request = body(request)?;
+    keyed(&state, &headers, Role::Client)?;
+    let sequence = selfie(&state, request.media).await?;
+    let preset = state.engine.config().liveness_preset;
+    let view = liveness_view(&sequence.liveness, preset);
+    state
+        .metrics
+        .decision("liveness", if view.live { "live" } else { "not_live" });
+    Ok(Json(view))
+}
+
+/// Quality measures of the face in a photo (client).
+#[utoipa::path(post, path = "/v1/quality", request_body = MediaRequest, tag = "analysis",
+    responses((status = 200, body = QualityResponse), (status = 422, body = Problem)))]
+pub async fn quality(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Json<MediaRequest>, JsonRejection>,
+) -> Result<Json<QualityResponse>, Problem> {
+    let request = body(request)?;
+    keyed(&state, &headers, Role::Client)?;
+    let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
+    let engine = state.engine.clone();
+    let measures = state
+        .pool
+        .run(move || {
+            let image = engine.decode(&bytes)?;
+            let face = engine.single_face(&image)?;
+            engine.quality(&image, &face, &engine.align(&image, &face))
+        })
+        .await
+        .map_err(|_| Problem::busy())?
+        .map_err(|e| refusal(&e))?;
+    Ok(Json(QualityResponse {
+        passed: measures.passed(),
+        failure: measures
+            .first_failure()
+            .map(|f| f.code().as_str().to_string()),
+        measures,
+    }))
+}
+
+/// The holder's portrait on an ID document photo or scan, any orientation (client).
+#[utoipa::path(post, path = "/v1/card", request_body = MediaRequest, tag = "analysis",
+    responses((status = 200, body = CardResponse), (status = 422, body = Problem)))]
+pub async fn card(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Json<MediaRequest>, JsonRejection>,
+) -> Result<Json<CardResponse>, Problem> {
+    let request = body(request)?;
+    keyed(&state, &headers, Role::Client)?;
+    let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
+    let engine = state.engine.clone();
+    let portrait = state
+        .pool
+        .run(move || {
+            let image = engine.decode(&bytes)?;
+            engine.card_portrait(&image)
+        })
+        .await
+        .map_err(|_| Problem::busy())?
+        .map_err(|e| refusal(&e))?;
+    let upright = &portrait.upright;
+    let crop =
+        portrait
+            .face
+            .bbox
+            .grown_within(1.4, upright.width() as f32, upright.height() as f32);
+    let portrait_jpeg =
+        crate::selfie::jpeg_base64(upright, Some(&crop)).ok_or_else(Problem::internal)?;
+    Ok(Json(CardResponse {
+        rotation_degrees: portrait.rotation.degrees(),
+        face: portrait.face,
+        portrait_jpeg,
+    }))
+}
+
+// ---- audit and admin ----
+
+/// Audit events with the hash-chain verification (operator).
+#[utoipa::path(get, path = "/v1/audit", params(AuditQuery), tag = "admin",
+    responses((status = 200, body = AuditResponse)))]
+pub async fn audit(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<AuditQuery>,
+) -> Result<Json<AuditResponse>, Problem> {
+    keyed(&state, &headers, Role::Operator)?;
+    let chain = state
+        .gallery
+        .verify_audit()
+        .map_err(|_| Problem::internal())?;
+    let after = query.after.unwrap_or(0);
+    let limit = query.limit.unwrap_or(100).min(1000);
+    let events = state
+        .gallery
+        .audit()
+        .map_err(|_| Problem::internal())?
+        .into_iter()
+        .filter(|e| e.seq > after)
+        .filter(|e| {
+            query
+                .subject
+                .as_ref()
+                .is_none_or(|s| e.subject.as_ref() == Some(s))
+        })
+        .take(limit)
+        .collect();
+    Ok(Json(AuditResponse {
+        events,
+        chain_valid: chain.valid,
+        chain_events: chain.events,
+        first_invalid_seq: chain.first_invalid_seq,
+    }))
+}
+
+/// Create an API key (admin); the secret is in this answer only.
+#[utoipa::path(post, path = "/v1/admin/keys", request_body = KeyRequest, tag = "admin",
+    responses((status = 201, body = crate::keys::NewKey), (status = 403, body = Problem)))]
+pub async fn create_key(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    request: Result<Json<KeyRequest>, JsonRejection>,
+) -> Result<Response, Problem> {
+    let request = body(request)?;
+    let actor = keyed(&state, &headers, Role::Admin)?;
+    let role = Role::parse(&request.role).ok_or_else(|| Problem::bad_request(["INVALID_ROLE"]))?;
+    let new = state.keys.issue(role).map_err(|_| Problem::internal())?;
+    let _ = state
+        .gallery
+        .record("key_create", None, &new.id, &ctx(actor, &request_id));
+    Ok((StatusCode::CREATED, Json(new)).into_response())
+}
+
+/// List API keys (admin): ids, app ids and roles only.
+#[utoipa::path(get, path = "/v1/admin/keys", tag = "admin",
+    responses((status = 200, body = Vec<KeyView>)))]
+pub async fn list_keys(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<Vec<KeyView>>, Problem> {
+    keyed(&state, &headers, Role::Admin)?;
+    Ok(Json(
+        state
+            .keys
+            .list()
+            .into_iter()
+            .map(|k| KeyView {
+                id: k.id,
+                app_id: k.app_id,
+                role: format!("{:?}", k.role).to_lowercase(),
+            })
+            .collect(),
+    ))
+}
+
+/// Revoke an API key (admin).
+#[utoipa::path(delete, path = "/v1/admin/keys/{id}", tag = "admin",
+    responses((status = 204), (status = 404, body = Problem)))]
+pub async fn revoke_key(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Result<StatusCode, Problem> {
+    let actor = keyed(&state, &headers, Role::Admin)?;
+    match state.keys.revoke(&id) {
+        Ok(true) => {
+            let _ = state
+                .gallery
+                .record("key_revoke", None, &id, &ctx(actor, &request_id));
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Ok(false) => Err(Problem::not_found()),
+        Err(_) => Err(Problem::internal()),
+    }
+}
+
+/// Erase every subject (admin).
+#[utoipa::path(post, path = "/v1/admin/reset", tag = "admin", responses((status = 204)))]
+pub async fn reset(
+    State(state): State<AppState>,
+    Extension(request_id): Extension<RequestId>,
+    headers: HeaderMap,
+) -> Result<StatusCode, Problem> {
+    let actor = keyed(&state, &headers, Role::Admin)?;
+    state
+        .gallery
+        .reset(&ctx(actor, &request_id))
+        .map_err(|_| Problem::internal())?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Version, model, gallery size, index memory and queue depth (operator).
+#[utoipa::path(get, path = "/v1/admin/status", tag = "admin",
+    responses((status = 200, body = StatusResponse)))]
+pub async fn status(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Json<StatusResponse>, Problem> {
+    keyed(&state, &headers, Role::Operator)?;
+    Ok(Json(StatusResponse {
+        version: env!("CARGO_PKG_VERSION").into(),
+        model: state.engine.model_id().into(),
+        gallery_size: state.gallery.len(),
+        index_memory_bytes: state.gallery.index_memory_bytes(),
+        queue_depth: state.pool.depth(),
+    }))
+}
