@@ -150,18 +150,22 @@ pub enum DerivedVideo {
     NoFrames,
 }
 
-/// Path of a derived clip, or `None` after printing why the caller skips.
+/// Path of a derived clip, or `None` after printing why the caller skips (the clips cut
+/// from the shared videos need `../shared/eval`; `AudioOnly` and `NoFrames` are synthetic).
 pub fn derived_video(kind: DerivedVideo) -> Option<PathBuf> {
-    let eval = shared_eval(&format!("derived video {kind:?}"))?;
-    let fragmented = match kind {
-        DerivedVideo::NoFrames => derived_video(DerivedVideo::Fragmented),
-        _ => None,
+    let synthetic = matches!(kind, DerivedVideo::AudioOnly | DerivedVideo::NoFrames);
+    let eval = if synthetic {
+        None
+    } else {
+        Some(shared_eval(&format!("derived video {kind:?}"))?)
     };
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
     static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
     let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temporary folder"));
-    let source = eval.join("video/live/lestari15_real.mp4");
+    let source = eval
+        .map(|e| e.join("video/live/lestari15_real.mp4"))
+        .unwrap_or_default();
     let out = |name: &str| dir.path().join(name);
     let ffmpeg = |args: &[&str]| {
         let status = std::process::Command::new("ffmpeg")
@@ -252,8 +256,26 @@ pub fn derived_video(kind: DerivedVideo) -> Option<PathBuf> {
             dst,
         ]),
         DerivedVideo::NoFrames => {
-            let full = fragmented.expect("the fragmented clip");
-            let bytes = std::fs::read(full).expect("fragmented clip");
+            let full = out("testsrc-fragmented.mp4");
+            let full_str = full.to_str().expect("utf-8 path");
+            ffmpeg(&[
+                "-f",
+                "lavfi",
+                "-i",
+                "testsrc2=size=320x240:rate=15",
+                "-t",
+                "2",
+                "-c:v",
+                "libx264",
+                "-preset",
+                "ultrafast",
+                "-pix_fmt",
+                "yuv420p",
+                "-movflags",
+                "frag_keyframe+empty_moov",
+                full_str,
+            ]);
+            let bytes = std::fs::read(&full).expect("fragmented clip");
             let moof = bytes
                 .windows(4)
                 .position(|w| w == b"moof")

@@ -5,7 +5,7 @@
 //! `similarity` is the engine's calibrated score in percent: a `threshold` of 80 accepts
 //! impostors at about 1 in 100,000 per comparison (see the calibration table in the README).
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -72,6 +72,13 @@ fn image_bytes(
     Ok((bytes, body.threshold))
 }
 
+/// The `{USER_ID}` path segment: 400 when it is not UTF-8 once percent-decoded.
+fn path_id(user_id: Result<Path<String>, PathRejection>) -> Result<String, Problem> {
+    user_id
+        .map(|Path(id)| id)
+        .map_err(|_| Problem::bad_request(["invalid userId"]))
+}
+
 /// Maps an engine refusal to the surface's 400/413 answers.
 fn engine_problem(error: &faceid_core::Error) -> Problem {
     match error.code() {
@@ -94,11 +101,12 @@ fn engine_problem(error: &faceid_core::Error) -> Problem {
 pub async fn enroll(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
-    Path(user_id): Path<String>,
+    user_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Json<FaceBody>, JsonRejection>,
 ) -> Result<Response, Problem> {
     let actor = keyed(&state, &headers, Role::Client)?;
+    let user_id = path_id(user_id)?;
     validate_subject_id(&user_id).map_err(|_| Problem::bad_request(["invalid userId"]))?;
     let (bytes, _) = image_bytes(body, state.engine.config().max_image_bytes)?;
     if state
@@ -212,10 +220,11 @@ pub async fn search(
 pub async fn delete(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
-    Path(user_id): Path<String>,
+    user_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
 ) -> Result<Response, Problem> {
     let actor = keyed(&state, &headers, Role::Client)?;
+    let user_id = path_id(user_id)?;
     let ctx = AuditContext {
         actor,
         request_id: request_id.0,

@@ -11,6 +11,7 @@
 //! `IMAGE_TOO_LARGE`, `NO_IMAGE`, `UNSUPPORTED_PIPELINE`, `INVALID_DATA`, `INVALID_DATE`,
 //! `INTERNAL_ERROR`.
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
@@ -167,9 +168,12 @@ async fn read_images(
     state: &AppState,
     caller: &CallerParts,
     query: &PipelineQuery,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<Vec<Part>, Box<Response>> {
-    let read = read_parts(multipart).await;
+    let read = match multipart {
+        Ok(multipart) => read_parts(multipart).await,
+        Err(e) => Err(e.body_text()),
+    };
     if !caller.allowed(state) {
         return Err(Box::new(refused()));
     }
@@ -195,7 +199,7 @@ pub async fn check_liveness(
     Extension(request_id): Extension<RequestId>,
     caller: CallerParts,
     Query(query): Query<PipelineQuery>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let images: Vec<Vec<u8>> = match read_images(&state, &caller, &query, multipart).await {
         Ok(parts) => parts.into_iter().map(|(_, _, bytes)| bytes).collect(),
@@ -242,7 +246,7 @@ pub async fn check_liveness_batch(
     Extension(request_id): Extension<RequestId>,
     caller: CallerParts,
     Query(query): Query<PipelineQuery>,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let files = match read_images(&state, &caller, &query, multipart).await {
         Ok(files) => files,
@@ -307,9 +311,12 @@ pub async fn check_image(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
     caller: CallerParts,
-    multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
-    let read = read_parts(multipart).await;
+    let read = match multipart {
+        Ok(multipart) => read_parts(multipart).await,
+        Err(e) => Err(e.body_text()),
+    };
     if !caller.allowed(&state) {
         return refused();
     }

@@ -12,6 +12,7 @@
 //! 3 more than one face, 4 templateId already exists, 5 can not detect face,
 //! 6 missing or invalid APP-ID/APP-KEY (401), 7 face quality too low, 8 server busy (503).
 
+use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -53,9 +54,17 @@ pub async fn add(
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
     Query(query): Query<AddQuery>,
-    mut multipart: Multipart,
+    multipart: Result<Multipart, MultipartRejection>,
 ) -> Response {
     let transaction = uuid::Uuid::new_v4().to_string();
+    let Ok(mut multipart) = multipart else {
+        return failure(
+            StatusCode::BAD_REQUEST,
+            &transaction,
+            1,
+            "malformed multipart body",
+        );
+    };
     let (mut photo, mut template_id) = (None, None);
     loop {
         match multipart.next_field().await {
