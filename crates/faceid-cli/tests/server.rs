@@ -1510,6 +1510,20 @@ async fn native_v1_api_with_roles_audit_and_openapi() {
     assert!(ui.text().await.unwrap().contains("swagger"));
 }
 
+/// Expected answers to one bad input: surface 1 (status, reason), surface 2 (status,
+/// errors), surface 5 (status, code), surface 3 error_code, /v1 (status, errors).
+type Row = (
+    u16,
+    &'static str,
+    u16,
+    Value,
+    u16,
+    u8,
+    &'static str,
+    u16,
+    Value,
+);
+
 /// A noisy JPEG of just over 6 MB: a real image, above the 5 MB limit.
 fn six_mb_jpeg() -> Vec<u8> {
     let mut seed = 0x2545_f491_4f6c_dd1d_u64;
@@ -1622,7 +1636,7 @@ async fn bad_inputs_get_their_documented_errors_and_change_nothing() {
 
     // Each input, on every surface that takes an image; expected answers as documented in
     // the README's bad-input table.
-    let expected: [(u16, &str, u16, Value, u16, u8, &str, u16, Value); 5] = [
+    let expected: [Row; 5] = [
         (
             200,
             "CORRUPT_IMAGE",
