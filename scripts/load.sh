@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
-# Loopback load test of the server with wrk: 1:N search and enrollment (surface 2) with a
-# 640x480 one-face JPEG. Usage: scripts/load.sh [seconds] [connections] [sample-photo].
-# Needs wrk (apt-get install wrk), a built target/release/faceid and fetched models. Starts
-# its own server on 127.0.0.1 with a throwaway gallery and stops it when done.
+# Loopback load test of the server with a 640x480 one-face JPEG selfie: 1:1 verify
+# (/v1/verify), 1:N search and enrollment (surface 2) at full speed with wrk, then verify at
+# half the measured rate with oha's rate limiter for the latency at that load.
+# Usage: scripts/load.sh [seconds] [connections] [sample-photo].
+# Needs wrk (apt-get install wrk), oha (cargo install oha) for the paced run, a built
+# target/release/faceid and fetched models. Starts its own server on 127.0.0.1 with a
+# throwaway gallery and stops it when done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${1:-20}
@@ -24,6 +27,13 @@ for _ in $(seq 100); do curl -sf 127.0.0.1:$PORT/health >/dev/null && break; sle
 printf '{"face":"%s"}' "$(base64 -w0 "$WORK/frame.jpg")" >"$WORK/body.json"
 curl -sf -X POST "127.0.0.1:$PORT/users/reference" -H "x-api-key: $KEY" -H 'content-type: application/json' \
   --data-binary @"$WORK/body.json" >/dev/null
+printf '{"subject_id":"reference","media":"%s"}' "$(base64 -w0 "$WORK/frame.jpg")" >"$WORK/verify.json"
+cat >"$WORK/verify.lua" <<LUA
+wrk.method = "POST"
+wrk.headers["content-type"] = "application/json"
+wrk.headers["x-api-key"] = "$KEY"
+local f = io.open("$WORK/verify.json", "rb"); wrk.body = f:read("*a"); f:close()
+LUA
 cat >"$WORK/search.lua" <<LUA
 wrk.method = "POST"
 wrk.headers["content-type"] = "application/json"
@@ -48,6 +58,16 @@ request = function()
   return wrk.format(nil, "/users/load-" .. tid .. "-" .. n, nil, body)
 end
 LUA
+echo "== verify (1:1, full pipeline + liveness + decision + audit): $CONNS connections, ${SECS}s"
+wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/verify.lua" "http://127.0.0.1:$PORT/v1/verify" | tee "$WORK/verify.txt"
+RATE=$(awk '/Requests\/sec/ {print int($2 / 2)}' "$WORK/verify.txt")
+if command -v oha >/dev/null 2>&1; then
+  echo "== verify paced at half that rate: $RATE requests/s, ${SECS}s"
+  oha --no-tui -z "${SECS}s" -q "$RATE" -c "$CONNS" -m POST -H "x-api-key: $KEY" \
+    -T application/json -D "$WORK/verify.json" "http://127.0.0.1:$PORT/v1/verify"
+else
+  echo "(oha not installed: skipping the paced run; cargo install oha)"
+fi
 echo "== search (1:N, probe vs gallery): $CONNS connections, ${SECS}s"
 wrk -t2 -c"$CONNS" -d"${SECS}s" --latency -s "$WORK/search.lua" "http://127.0.0.1:$PORT/users/search"
 echo "== enroll (quality-gated, durable write + audit): $CONNS connections, ${SECS}s"

@@ -367,7 +367,8 @@ fn run(cli: Cli) -> Result<()> {
             let mut state = faceid_server::AppState::new(engine, gallery, keys, &limits);
             let transport = match transport_key_file {
                 Some(file) => Some(faceid_server::transport::TransportKey::from_file(
-                    file, data,
+                    file,
+                    Some(data),
                 )?),
                 None => faceid_server::transport::TransportKey::from_env().transpose()?,
             };
@@ -432,10 +433,7 @@ fn run(cli: Cli) -> Result<()> {
                 "--field must be encrypted_video or encrypted_image"
             );
             let key = match key_file {
-                Some(path) => faceid_server::transport::TransportKey::from_file(
-                    path,
-                    std::path::Path::new("/nonexistent"),
-                )?,
+                Some(path) => faceid_server::transport::TransportKey::from_file(path, None)?,
                 None => {
                     faceid_server::transport::TransportKey::from_env().with_context(|| {
                         format!(

@@ -217,7 +217,10 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
     request.extensions_mut().insert(RequestId(id.clone()));
     let method = request.method().clone();
     let start = Instant::now();
-    let mut response = match tokio::time::timeout(state.request_timeout, next.run(request)).await {
+    // Every log line of the request, in handlers and below, carries its id.
+    let span = tracing::info_span!("request", request_id = %id);
+    let work = tracing::Instrument::instrument(next.run(request), span);
+    let mut response = match tokio::time::timeout(state.request_timeout, work).await {
         Ok(response) => response,
         Err(_) => {
             tracing::warn!(request_id = %id, route = %route, "request timed out");

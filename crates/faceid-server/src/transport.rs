@@ -48,12 +48,13 @@ impl TransportKey {
         TransportKey(bytes)
     }
 
-    /// Reads a key file under the gallery key's rules (64 hex digits, mode 0600, not inside
-    /// `data_dir`).
+    /// Reads a key file under the gallery key's rules (64 hex digits, mode 0600, and on a
+    /// server not inside its `data_dir`; a client has none).
     pub fn from_file(
         path: &std::path::Path,
-        data_dir: &std::path::Path,
+        data_dir: Option<&std::path::Path>,
     ) -> Result<TransportKey, faceid_gallery::Error> {
+        let data_dir = data_dir.unwrap_or(std::path::Path::new(""));
         Ok(TransportKey(
             faceid_gallery::GalleryKey::from_file(path, data_dir)?.into_bytes(),
         ))
