@@ -197,3 +197,30 @@ fn sequences_accumulate_liveness_and_match_the_same_person() {
     assert!(!other.accepted, "different people");
     let _ = apfol_replay;
 }
+
+#[test]
+fn frame_stream_plays_every_frame_in_order_upright() {
+    let (Some(rotated), Some(vp9)) = (
+        derived_video(DerivedVideo::Rotated),
+        derived_video(DerivedVideo::Vp9),
+    ) else {
+        return;
+    };
+    for (path, size) in [(rotated, (540, 360)), (vp9, (480, 320))] {
+        let mut stream = faceid_video::FrameStream::open(&path, 4096 * 2304).unwrap();
+        let mut times = Vec::new();
+        while let Some(frame) = stream.next_frame() {
+            assert_eq!(frame.image.dimensions(), size, "{}", path.display());
+            times.push(frame.at_secs);
+        }
+        // 3 s of a 30 fps source.
+        assert!(
+            (85..=95).contains(&times.len()),
+            "{}: {} frames",
+            path.display(),
+            times.len()
+        );
+        assert!(times.windows(2).all(|t| t[1] > t[0]));
+        assert!(stream.next_frame().is_none(), "stays at the end");
+    }
+}

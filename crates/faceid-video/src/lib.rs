@@ -120,10 +120,20 @@ pub fn decode(bytes: &[u8], plan: &SamplingPlan) -> Result<Clip, VideoError> {
     decode_file(staged.path(), plan)
 }
 
-/// Decodes a clip from a file (the kiosk's `video:` camera source, the CLI).
-pub fn decode_file(path: &Path, plan: &SamplingPlan) -> Result<Clip, VideoError> {
+/// A video stream opened for decoding.
+struct Opened {
+    input: ffmpeg::format::context::Input,
+    stream_index: usize,
+    time_base: f64,
+    rotation_degrees: u32,
+    container_secs: Option<f64>,
+    decoder: ffmpeg::decoder::Video,
+    codec: String,
+}
+
+fn open(path: &Path, max_pixels: u64, decode_threads: usize) -> Result<Opened, VideoError> {
     init();
-    let mut input = ffmpeg::format::input(path)
+    let input = ffmpeg::format::input(path)
         .map_err(|e| VideoError::Unsupported(format!("not a readable container ({e})")))?;
     let stream = input
         .streams()
@@ -138,9 +148,9 @@ pub fn decode_file(path: &Path, plan: &SamplingPlan) -> Result<Clip, VideoError>
         .map_err(|e| VideoError::Unsupported(format!("codec parameters ({e})")))?;
     let mut threading =
         ffmpeg::codec::threading::Config::kind(ffmpeg::codec::threading::Type::Frame);
-    threading.count = plan.decode_threads.max(1);
+    threading.count = decode_threads.max(1);
     context.set_threading(threading);
-    let mut decoder = context
+    let decoder = context
         .decoder()
         .video()
         .map_err(|e| VideoError::Unsupported(format!("no decoder for this codec ({e})")))?;
@@ -149,9 +159,31 @@ pub fn decode_file(path: &Path, plan: &SamplingPlan) -> Result<Clip, VideoError>
         .map(|c| c.name().to_string())
         .unwrap_or_else(|| "unknown".into());
     let (width, height) = (decoder.width(), decoder.height());
-    if u64::from(width) * u64::from(height) > plan.max_pixels {
+    if u64::from(width) * u64::from(height) > max_pixels {
         return Err(VideoError::TooLarge { width, height });
     }
+    Ok(Opened {
+        input,
+        stream_index,
+        time_base,
+        rotation_degrees,
+        container_secs,
+        decoder,
+        codec,
+    })
+}
+
+/// Decodes a clip from a file (the CLI; uploads go through [`decode`]).
+pub fn decode_file(path: &Path, plan: &SamplingPlan) -> Result<Clip, VideoError> {
+    let Opened {
+        mut input,
+        stream_index,
+        time_base,
+        rotation_degrees,
+        container_secs,
+        mut decoder,
+        codec,
+    } = open(path, plan.max_pixels, plan.decode_threads)?;
 
     // Sample times: evenly over the known duration, else every 0.5 s.
     let span = container_secs
@@ -169,7 +201,7 @@ pub fn decode_file(path: &Path, plan: &SamplingPlan) -> Result<Clip, VideoError>
         first_pts: None,
         last_at: 0.0,
         decoded: 0,
-        scaler: None,
+        converter: Converter::default(),
         rotation_degrees,
         frames: Vec::new(),
     };
@@ -206,6 +238,74 @@ pub fn decode_file(path: &Path, plan: &SamplingPlan) -> Result<Clip, VideoError>
     })
 }
 
+/// Every frame of a video in order, decoded as they are asked for: the kiosk's `video:`
+/// camera source plays one at the clip's own pace.
+pub struct FrameStream {
+    opened: Opened,
+    converter: Converter,
+    first_pts: Option<i64>,
+    finished: bool,
+}
+
+impl std::fmt::Debug for FrameStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "FrameStream({})", self.opened.codec)
+    }
+}
+
+impl FrameStream {
+    /// Opens `path`; frames larger than `max_pixels` are refused up front.
+    pub fn open(path: &Path, max_pixels: u64) -> Result<FrameStream, VideoError> {
+        Ok(FrameStream {
+            opened: open(path, max_pixels, 1)?,
+            converter: Converter::default(),
+            first_pts: None,
+            finished: false,
+        })
+    }
+
+    /// The codec name (`h264`, `vp8`, ...).
+    pub fn codec(&self) -> &str {
+        &self.opened.codec
+    }
+
+    /// The next frame, upright, or `None` at the end of the clip.
+    pub fn next_frame(&mut self) -> Option<Frame> {
+        let mut decoded = VideoFrame::empty();
+        loop {
+            if self.opened.decoder.receive_frame(&mut decoded).is_ok() {
+                let pts = decoded.timestamp().or(decoded.pts()).unwrap_or(0);
+                let first = *self.first_pts.get_or_insert(pts);
+                let at_secs = (pts - first) as f64 * self.opened.time_base;
+                let image = self.converter.convert(&decoded)?;
+                return Some(Frame {
+                    at_secs,
+                    image: rotate(image, self.opened.rotation_degrees),
+                });
+            }
+            if self.finished {
+                return None;
+            }
+            let index = self.opened.stream_index;
+            let packet = self
+                .opened
+                .input
+                .packets()
+                .find(|(stream, _)| stream.index() == index)
+                .map(|(_, packet)| packet);
+            match packet {
+                Some(packet) => {
+                    let _ = self.opened.decoder.send_packet(&packet);
+                }
+                None => {
+                    self.finished = true;
+                    let _ = self.opened.decoder.send_eof();
+                }
+            }
+        }
+    }
+}
+
 fn init() {
     static INIT: Once = Once::new();
     INIT.call_once(|| {
@@ -222,7 +322,7 @@ struct Sampler {
     first_pts: Option<i64>,
     last_at: f64,
     decoded: usize,
-    scaler: Option<Scaler>,
+    converter: Converter,
     rotation_degrees: u32,
     frames: Vec<Frame>,
 }
@@ -251,7 +351,7 @@ impl Sampler {
             if u64::from(width) * u64::from(height) > self.plan.max_pixels {
                 return Err(VideoError::TooLarge { width, height });
             }
-            if let Some(image) = self.convert(&decoded) {
+            if let Some(image) = self.converter.convert(&decoded) {
                 self.frames.push(Frame {
                     at_secs: at,
                     image: rotate(image, self.rotation_degrees),
@@ -261,9 +361,16 @@ impl Sampler {
         }
         Ok(())
     }
+}
 
-    /// Converts one decoded frame to RGB (a new scaler when the frame size or format changes,
-    /// as it may mid-stream in WebM).
+/// Decoded frames -> RGB, with a new scaler when the frame size or pixel format changes (as
+/// it may mid-stream in WebM).
+#[derive(Default)]
+struct Converter {
+    scaler: Option<Scaler>,
+}
+
+impl Converter {
     fn convert(&mut self, frame: &VideoFrame) -> Option<RgbImage> {
         let (width, height, format) = (frame.width(), frame.height(), frame.format());
         let stale = self.scaler.as_ref().is_none_or(|s| {
