@@ -1,0 +1,66 @@
+//! What to tell the person in front of the camera. Each [`Guidance`] is a message key the UI
+//! translates; the mapping from the engine's verdicts lives here and nowhere else.
+
+use faceid_core::{Analysis, ErrorCode};
+use serde::Serialize;
+
+/// A live instruction (or the all-clear).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Guidance {
+    /// No face yet.
+    LookAtCamera,
+    /// Two or more people in frame.
+    OnePerson,
+    /// Face too small.
+    MoveCloser,
+    /// Face near the edge of the frame.
+    CenterFace,
+    /// Head turned or tilted.
+    LookStraight,
+    /// Eyes closed.
+    OpenEyes,
+    /// Too dark or uneven light.
+    MoreLight,
+    /// Too bright.
+    LessLight,
+    /// Blurred: moving or out of focus.
+    HoldStill,
+    /// A usable frame: keep still while it is checked.
+    Good,
+}
+
+impl Guidance {
+    /// The instruction for an engine refusal of a frame.
+    pub fn for_error(code: ErrorCode) -> Guidance {
+        match code {
+            ErrorCode::MultipleFaces => Guidance::OnePerson,
+            ErrorCode::FaceTooSmall => Guidance::MoveCloser,
+            ErrorCode::BadPose => Guidance::LookStraight,
+            ErrorCode::EyesClosed => Guidance::OpenEyes,
+            ErrorCode::TooDark | ErrorCode::UnevenLighting | ErrorCode::LowContrast => {
+                Guidance::MoreLight
+            }
+            ErrorCode::TooBright => Guidance::LessLight,
+            ErrorCode::TooBlurry => Guidance::HoldStill,
+            _ => Guidance::LookAtCamera,
+        }
+    }
+
+    /// The instruction for an analysed frame of `width` x `height`: off-centre faces first
+    /// (the person can fix it at once), then the quality gate's first failure.
+    pub fn for_analysis(analysis: &Analysis, width: u32, height: u32) -> Guidance {
+        let center = analysis.face.bbox.center();
+        let (fx, fy) = (
+            center.x / width.max(1) as f32,
+            center.y / height.max(1) as f32,
+        );
+        if !(0.2..=0.8).contains(&fx) || !(0.15..=0.85).contains(&fy) {
+            return Guidance::CenterFace;
+        }
+        match analysis.quality.first_failure() {
+            Some(failure) => Guidance::for_error(failure.code()),
+            None => Guidance::Good,
+        }
+    }
+}
