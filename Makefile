@@ -2,13 +2,18 @@
 FACEID := ./target/release/faceid
 SAMPLES := models/samples
 
-.PHONY: setup run test lint eval bench
+.PHONY: setup run demo test lint eval bench
 
 setup:
 	./scripts/setup.sh
 
-# The main job, for now: the engine on the sample photos.
+# The main command: the kiosk, fullscreen, on the start screen (the demo video stands in
+# for a missing webcam). Needs a display; under Xvfb: xvfb-run make run.
 run: setup
+	./target/release/faceid-kiosk
+
+# The engine on the sample photos, from the command line.
+demo: setup
 	$(FACEID) detect $(SAMPLES)/sample1.jpg
 	$(FACEID) card $(SAMPLES)/sample1.jpg
 	$(FACEID) bench --runs 50

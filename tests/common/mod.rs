@@ -304,6 +304,10 @@ pub fn ffmpeg_first_frame(path: &Path) -> image::RgbImage {
 /// command into a temporary folder): a selfie video whose face is known.
 pub fn still_video(image: &Path, seconds: f32) -> PathBuf {
     static DIR: OnceLock<tempfile::TempDir> = OnceLock::new();
+    // Tests run in parallel threads: one makes a clip while the others wait, and the clip
+    // appears under its name only once complete.
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _guard = LOCK.lock().unwrap_or_else(|e| e.into_inner());
     let dir = DIR.get_or_init(|| tempfile::tempdir().expect("temporary folder"));
     let stem = image
         .file_stem()
@@ -311,6 +315,7 @@ pub fn still_video(image: &Path, seconds: f32) -> PathBuf {
         .unwrap_or("still");
     let out = dir.path().join(format!("{stem}-{seconds}s.mp4"));
     if !out.exists() {
+        let partial = dir.path().join(format!("{stem}-{seconds}s.partial.mp4"));
         let status = std::process::Command::new("ffmpeg")
             .args(["-v", "error", "-y", "-loop", "1", "-framerate", "15", "-i"])
             .arg(image)
@@ -330,7 +335,7 @@ pub fn still_video(image: &Path, seconds: f32) -> PathBuf {
                 "-pix_fmt",
                 "yuv420p",
             ])
-            .arg(&out)
+            .arg(&partial)
             .status()
             .expect("the ffmpeg command (make setup installs it)");
         assert!(
@@ -338,6 +343,7 @@ pub fn still_video(image: &Path, seconds: f32) -> PathBuf {
             "ffmpeg could not make a clip of {}",
             image.display()
         );
+        std::fs::rename(&partial, &out).expect("clip in place");
     }
     out
 }

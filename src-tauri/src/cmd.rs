@@ -1,0 +1,276 @@
+//! The commands the UI may call (declared in `build.rs`, granted in
+//! `capabilities/main.json`). Each is small: it takes typed input, calls the flow or the
+//! gallery, and returns a typed reply; errors reach the UI as a rejected promise carrying a
+//! message key.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use faceid_gallery::AuditContext;
+use faceid_kiosk_core::flow::FlowKind;
+use faceid_kiosk_core::settings::Settings;
+use serde::{Deserialize, Serialize};
+use tauri::State;
+
+use crate::worker::{Shared, View, kiosk_options};
+
+/// Operator sessions end after this long without a command.
+const OPERATOR_IDLE: Duration = Duration::from_secs(300);
+
+/// A refused command: a message key the UI translates.
+#[derive(Debug, Serialize, thiserror::Error)]
+#[serde(tag = "error", rename_all = "snake_case")]
+pub enum CommandError {
+    /// The operator is not signed in.
+    #[error("operator sign-in required")]
+    OperatorRequired,
+    /// A setting was refused.
+    #[error("invalid setting: {message}")]
+    InvalidSetting {
+        /// What was wrong.
+        message: String,
+    },
+    /// Storage failed (logged).
+    #[error("storage error")]
+    Storage,
+}
+
+type Shell<'a> = State<'a, Arc<Shared>>;
+
+fn with_kiosk(shared: &Shared, f: impl FnOnce(&mut faceid_kiosk_core::flow::Kiosk, Instant)) {
+    if let Ok(mut kiosk) = shared.kiosk.lock() {
+        f(&mut kiosk, Instant::now());
+    }
+    shared.changed();
+}
+
+/// Whether the operator session is open (and still fresh).
+pub fn operator_active(shared: &Shared) -> bool {
+    shared
+        .operator
+        .0
+        .lock()
+        .ok()
+        .and_then(|s| *s)
+        .is_some_and(|since| since.elapsed() < OPERATOR_IDLE)
+}
+
+fn require_operator(shared: &Shared) -> Result<(), CommandError> {
+    if !operator_active(shared) {
+        return Err(CommandError::OperatorRequired);
+    }
+    if let Ok(mut session) = shared.operator.0.lock() {
+        *session = Some(Instant::now());
+    }
+    Ok(())
+}
+
+/// The current view (the UI also receives `view` events).
+#[tauri::command]
+pub fn view(shared: Shell<'_>) -> View {
+    shared.view()
+}
+
+/// Starts enroll, verify or identify.
+#[tauri::command]
+pub fn start_flow(shared: Shell<'_>, flow: FlowKind) {
+    with_kiosk(&shared, |k, now| k.start(flow, now));
+}
+
+/// Verify: the claimed identity.
+#[tauri::command]
+pub fn claim(shared: Shell<'_>, id: String) {
+    with_kiosk(&shared, |k, now| k.claim(&id, now));
+}
+
+/// Enroll: id and name.
+#[tauri::command]
+pub fn confirm_details(shared: Shell<'_>, id: String, name: String) {
+    with_kiosk(&shared, |k, now| k.confirm_details(&id, &name, now));
+}
+
+/// Back to the start screen.
+#[tauri::command]
+pub fn cancel(shared: Shell<'_>) {
+    with_kiosk(&shared, |k, now| k.cancel(now));
+}
+
+/// A touch (keeps the screen from timing out).
+#[tauri::command]
+pub fn touch(shared: Shell<'_>) {
+    with_kiosk(&shared, |k, now| k.touch(now));
+}
+
+/// Changes the language (start screen), persisted.
+#[tauri::command]
+pub fn set_language(shared: Shell<'_>, language: String) -> Result<(), CommandError> {
+    let mut settings = shared.settings.lock().map_err(|_| CommandError::Storage)?;
+    let mut next = settings.clone();
+    next.language = language;
+    next.save(&shared.data_dir)
+        .map_err(|e| CommandError::InvalidSetting {
+            message: e.to_string(),
+        })?;
+    *settings = next;
+    drop(settings);
+    shared.changed();
+    Ok(())
+}
+
+/// Signs the operator in with the PIN.
+#[tauri::command]
+pub fn operator_unlock(shared: Shell<'_>, pin: String) -> bool {
+    let ok = shared
+        .settings
+        .lock()
+        .map(|s| s.pin_matches(&pin))
+        .unwrap_or(false);
+    if let Ok(mut session) = shared.operator.0.lock() {
+        *session = ok.then(Instant::now);
+    }
+    if let Ok(kiosk) = shared.kiosk.lock() {
+        let ctx = AuditContext {
+            actor: "operator".into(),
+            request_id: "kiosk-operator".into(),
+        };
+        let _ = kiosk.gallery().record(
+            "operator_sign_in",
+            None,
+            if ok { "ok" } else { "rejected" },
+            &ctx,
+        );
+    }
+    shared.changed();
+    ok
+}
+
+/// Signs the operator out.
+#[tauri::command]
+pub fn operator_lock(shared: Shell<'_>) {
+    if let Ok(mut session) = shared.operator.0.lock() {
+        *session = None;
+    }
+    shared.changed();
+}
+
+/// Settings as the operator screen edits them (the PIN hash is never sent).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SettingsForm {
+    /// Camera spec.
+    pub camera: String,
+    /// Card source.
+    pub card_source: String,
+    /// Liveness preset.
+    pub liveness_preset: String,
+    /// Language.
+    pub language: String,
+    /// Sync server, empty for none.
+    pub server_url: String,
+    /// Keep enrollment selfies.
+    pub retain_images: bool,
+    /// New PIN, empty to keep.
+    pub new_pin: String,
+}
+
+/// The settings (operator).
+#[tauri::command]
+pub fn settings(shared: Shell<'_>) -> Result<SettingsForm, CommandError> {
+    require_operator(&shared)?;
+    let s = shared.settings.lock().map_err(|_| CommandError::Storage)?;
+    Ok(SettingsForm {
+        camera: s.camera.clone(),
+        card_source: s.card_source.clone(),
+        liveness_preset: s.liveness_preset.clone(),
+        language: s.language.clone(),
+        server_url: s.server_url.clone().unwrap_or_default(),
+        retain_images: s.retain_images,
+        new_pin: String::new(),
+    })
+}
+
+/// Saves the settings (operator); a camera change restarts the capture loop.
+#[tauri::command]
+pub fn save_settings(
+    shared: Shell<'_>,
+    app: tauri::AppHandle,
+    form: SettingsForm,
+) -> Result<(), CommandError> {
+    require_operator(&shared)?;
+    let invalid = |e: faceid_kiosk_core::settings::SettingsError| CommandError::InvalidSetting {
+        message: e.to_string(),
+    };
+    let mut settings = shared.settings.lock().map_err(|_| CommandError::Storage)?;
+    let mut next: Settings = settings.clone();
+    next.camera = form.camera;
+    next.card_source = form.card_source;
+    next.liveness_preset = form.liveness_preset;
+    next.language = form.language;
+    next.server_url = Some(form.server_url).filter(|u| !u.trim().is_empty());
+    next.retain_images = form.retain_images;
+    if !form.new_pin.is_empty() {
+        next.set_pin(&form.new_pin).map_err(invalid)?;
+    }
+    next.save(&shared.data_dir).map_err(invalid)?;
+    let camera_changed = next.camera != settings.camera;
+    if let Ok(mut kiosk) = shared.kiosk.lock() {
+        kiosk.set_options(kiosk_options(&next));
+    }
+    *settings = next;
+    drop(settings);
+    if camera_changed {
+        use tauri::Emitter;
+        crate::worker::start_capture(
+            &shared,
+            Box::new(move |jpeg| {
+                let _ = app.emit("preview", jpeg);
+            }),
+        );
+    }
+    shared.changed();
+    Ok(())
+}
+
+/// One row of the operator's subject list.
+#[derive(Debug, Serialize)]
+pub struct SubjectRow {
+    /// Id.
+    pub id: String,
+    /// Name.
+    pub name: Option<String>,
+    /// Enrolled at, ms since the epoch.
+    pub created_at_ms: u64,
+}
+
+/// The enrolled subjects (operator).
+#[tauri::command]
+pub fn subjects(shared: Shell<'_>) -> Result<Vec<SubjectRow>, CommandError> {
+    require_operator(&shared)?;
+    let kiosk = shared.kiosk.lock().map_err(|_| CommandError::Storage)?;
+    let subjects = kiosk
+        .gallery()
+        .subjects()
+        .map_err(|_| CommandError::Storage)?;
+    Ok(subjects
+        .into_iter()
+        .map(|s| SubjectRow {
+            id: s.id,
+            name: s.display_name,
+            created_at_ms: s.created_at_ms,
+        })
+        .collect())
+}
+
+/// Erases a subject (operator).
+#[tauri::command]
+pub fn delete_subject(shared: Shell<'_>, id: String) -> Result<bool, CommandError> {
+    require_operator(&shared)?;
+    let kiosk = shared.kiosk.lock().map_err(|_| CommandError::Storage)?;
+    let ctx = AuditContext {
+        actor: "operator".into(),
+        request_id: format!("kiosk-delete-{id}"),
+    };
+    kiosk
+        .gallery()
+        .delete(&id, &ctx)
+        .map_err(|_| CommandError::Storage)
+}

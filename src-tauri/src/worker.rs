@@ -1,0 +1,320 @@
+//! The kiosk's moving parts: opening the engine, gallery and settings; the capture loop;
+//! the analysis worker that feeds the newest frame to the flow and sends the UI a new view
+//! whenever it changes; the optional local API.
+
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use faceid_kiosk_core::camera::{self, CameraSpec};
+use faceid_kiosk_core::capture::{CameraState, Capture, preview_jpeg};
+use faceid_kiosk_core::flow::{Kiosk, KioskOptions, Screen};
+use faceid_kiosk_core::settings::Settings;
+use serde::Serialize;
+
+use crate::OperatorSession;
+use crate::options::Options;
+
+/// Receives preview frames (JPEG data URLs).
+pub type PreviewSink = Box<dyn FnMut(String) + Send>;
+/// Receives views.
+pub type ViewSink = Box<dyn FnMut(View) + Send>;
+
+/// Analyses per second at most (the rest of the frames only preview).
+const ANALYSIS_INTERVAL: Duration = Duration::from_millis(80);
+/// Preview frames are sent at most this wide.
+const PREVIEW_WIDTH: u32 = 640;
+
+/// What the UI renders.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct View {
+    /// The flow's screen.
+    pub screen: Screen,
+    /// The camera's state.
+    pub camera: CameraState,
+    /// UI language.
+    pub language: String,
+    /// A visible note (e.g. running on the demo video).
+    pub note: Option<String>,
+    /// Whether the operator is signed in.
+    pub operator: bool,
+}
+
+/// Everything the commands and the worker share.
+#[derive(Debug)]
+pub struct Shared {
+    /// The flows.
+    pub kiosk: Mutex<Kiosk>,
+    /// Operator settings.
+    pub settings: Mutex<Settings>,
+    /// Data directory.
+    pub data_dir: PathBuf,
+    /// The capture loop (replaced when the camera setting changes).
+    pub capture: Mutex<Option<Capture>>,
+    /// Note shown on every screen.
+    pub note: Mutex<Option<String>>,
+    /// Operator session.
+    pub operator: OperatorSession,
+    /// Bumped by commands so the worker re-sends the view.
+    pub dirty: std::sync::atomic::AtomicBool,
+}
+
+impl Shared {
+    /// The current view.
+    pub fn view(&self) -> View {
+        let screen = self
+            .kiosk
+            .lock()
+            .map(|k| k.screen().clone())
+            .unwrap_or(Screen::Start);
+        let camera = self
+            .capture
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().map(Capture::state))
+            .unwrap_or(CameraState::Starting);
+        let language = self
+            .settings
+            .lock()
+            .map(|s| s.language.clone())
+            .unwrap_or_else(|_| "fr".into());
+        View {
+            screen,
+            camera,
+            language,
+            note: self.note.lock().ok().and_then(|n| n.clone()),
+            operator: crate::cmd::operator_active(self),
+        }
+    }
+
+    /// Asks the worker to send the view now.
+    pub fn changed(&self) {
+        self.dirty.store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+}
+
+/// The demo clip made by `make setup` from the fetched sample photos.
+pub fn demo_video() -> PathBuf {
+    faceid_core::models::default_dir().join("demo/selfie.mp4")
+}
+
+/// Opens the engine, the gallery (creating its key on first run) and the settings.
+pub fn open(options: &Options) -> Result<Shared, String> {
+    let data_dir = options.data_dir();
+    std::fs::create_dir_all(&data_dir)
+        .map_err(|e| format!("creating {}: {e}", data_dir.display()))?;
+    let mut settings = Settings::load(&data_dir).map_err(|e| e.to_string())?;
+    if let Some(camera) = &options.camera {
+        settings.camera = camera.clone();
+    }
+    if let Some(card) = &options.card_source {
+        settings.card_source = card.clone();
+    }
+    if let Some(language) = &options.language {
+        settings.language = language.clone();
+    }
+    if let Some(pin) = &options.operator_pin {
+        settings.set_pin(pin).map_err(|e| e.to_string())?;
+    }
+    settings.validate().map_err(|e| e.to_string())?;
+    settings.save(&data_dir).map_err(|e| e.to_string())?;
+
+    let key = match faceid_gallery::GalleryKey::from_env() {
+        Some(key) => key.map_err(|e| e.to_string())?,
+        None => {
+            let path = options.key_path();
+            if !path.exists() {
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
+                }
+                faceid_gallery::GalleryKey::generate()
+                    .write_new(&path)
+                    .map_err(|e| e.to_string())?;
+                tracing::info!(path = %path.display(), "created the gallery key");
+            }
+            faceid_gallery::GalleryKey::from_file(&path, &data_dir).map_err(|e| e.to_string())?
+        }
+    };
+    let gallery = Arc::new(
+        faceid_gallery::Gallery::open(&data_dir.join("gallery"), &key)
+            .map_err(|e| e.to_string())?,
+    );
+    let engine = Arc::new(
+        faceid_core::Engine::load(
+            &faceid_core::models::default_dir(),
+            faceid_core::EngineConfig::default(),
+        )
+        .map_err(|e| e.to_string())?,
+    );
+    if let Some(addr) = &options.local_api {
+        local_api(engine.clone(), gallery.clone(), &data_dir, addr)?;
+    }
+    let kiosk = Kiosk::new(engine, gallery, kiosk_options(&settings));
+    Ok(Shared {
+        kiosk: Mutex::new(kiosk),
+        settings: Mutex::new(settings),
+        data_dir,
+        capture: Mutex::new(None),
+        note: Mutex::new(None),
+        operator: OperatorSession::default(),
+        dirty: std::sync::atomic::AtomicBool::new(true),
+    })
+}
+
+/// The flow options a settings value gives.
+pub fn kiosk_options(settings: &Settings) -> KioskOptions {
+    KioskOptions {
+        kiosk_id: "kiosk".into(),
+        preset: settings.preset(),
+        retain_images: settings.retain_images,
+        inactivity: Duration::from_secs(settings.inactivity_secs),
+    }
+}
+
+/// Serves the native and admin API on loopback for the operator console (keys from the
+/// data directory's key store, e.g. an operator key made with `faceid keys create`).
+fn local_api(
+    engine: Arc<faceid_core::Engine>,
+    gallery: Arc<faceid_gallery::Gallery>,
+    data_dir: &std::path::Path,
+    addr: &str,
+) -> Result<(), String> {
+    let socket: std::net::SocketAddr = addr
+        .parse()
+        .map_err(|e| format!("--local-api {addr}: {e}"))?;
+    if !socket.ip().is_loopback() {
+        return Err("--local-api must be a loopback address".into());
+    }
+    let keys = faceid_server::keys::ApiKeys::load(data_dir).map_err(|e| e.to_string())?;
+    let limits = faceid_server::ServerLimits {
+        keyless_loopback: false,
+        ..faceid_server::ServerLimits::default()
+    };
+    let state = faceid_server::AppState::new(engine, gallery, keys, &limits);
+    let router = faceid_server::app(state, &limits);
+    std::thread::Builder::new()
+        .name("faceid-local-api".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(async move {
+                match tokio::net::TcpListener::bind(socket).await {
+                    Ok(listener) => {
+                        tracing::info!(%socket, "local API listening");
+                        let _ =
+                            faceid_server::serve(listener, router, std::future::pending()).await;
+                    }
+                    Err(e) => tracing::error!(%socket, error = %e, "local API could not bind"),
+                }
+            });
+        })
+        .map_err(|e| e.to_string())?;
+    Ok(())
+}
+
+/// (Re)starts the capture loop for the camera in the settings. Without a webcam it falls
+/// back to the demo video, with a note on screen.
+pub fn start_capture(shared: &Arc<Shared>, mut preview: PreviewSink) {
+    let camera = shared
+        .settings
+        .lock()
+        .map(|s| s.camera.clone())
+        .unwrap_or_else(|_| "webcam".into());
+    let mut spec = CameraSpec::parse(&camera).unwrap_or(CameraSpec::Webcam(0));
+    if matches!(spec, CameraSpec::Webcam(_)) && demo_video().exists() {
+        // This build has no webcam driver linked in yet: the demo clip stands in.
+        spec = CameraSpec::Video(demo_video());
+        if let Ok(mut note) = shared.note.lock() {
+            *note = Some("demo".into());
+        }
+    }
+    let capture = Capture::start(
+        Box::new(move || camera::open(&spec)),
+        Box::new(move |image| {
+            let jpeg = preview_jpeg(image, PREVIEW_WIDTH, 75);
+            preview(format!(
+                "data:image/jpeg;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(jpeg)
+            ));
+        }),
+    );
+    if let Ok(mut slot) = shared.capture.lock() {
+        *slot = Some(capture);
+    }
+}
+
+/// Starts the capture loop and the analysis worker.
+pub fn start(shared: Arc<Shared>, preview: PreviewSink, mut send_view: ViewSink) {
+    start_capture(&shared, preview);
+    let _ = std::thread::Builder::new()
+        .name("faceid-analysis".into())
+        .spawn(move || {
+            let mut last: Option<View> = None;
+            let mut card_offered = false;
+            loop {
+                let began = Instant::now();
+                let frame = shared
+                    .capture
+                    .lock()
+                    .ok()
+                    .and_then(|c| c.as_ref().and_then(Capture::newest));
+                let card_file = shared
+                    .settings
+                    .lock()
+                    .ok()
+                    .and_then(|s| s.card_source.strip_prefix("file:").map(PathBuf::from));
+                if let Ok(mut kiosk) = shared.kiosk.lock() {
+                    kiosk.tick(began);
+                    if kiosk.wants_card() && card_file.is_some() {
+                        if !card_offered {
+                            card_offered = true;
+                            let card = card_file.as_deref().and_then(newest_card);
+                            let taken = card.is_some_and(|c| kiosk.offer_card(&c, began));
+                            if !taken {
+                                kiosk.card_unreadable(began);
+                            }
+                        }
+                    } else {
+                        card_offered = false;
+                        if let Some((seq, image)) = frame.as_ref()
+                            && kiosk.wants_frames()
+                        {
+                            kiosk.on_frame(*seq, image, Instant::now());
+                        }
+                    }
+                }
+                let view = shared.view();
+                let forced = shared
+                    .dirty
+                    .swap(false, std::sync::atomic::Ordering::Relaxed);
+                if forced || last.as_ref() != Some(&view) {
+                    send_view(view.clone());
+                    last = Some(view);
+                }
+                if let Some(rest) = ANALYSIS_INTERVAL.checked_sub(began.elapsed()) {
+                    std::thread::sleep(rest);
+                }
+            }
+        });
+}
+
+/// The card image of a `file:` card source: the file itself, or the newest image of a
+/// scanner folder.
+fn newest_card(path: &std::path::Path) -> Option<image::RgbImage> {
+    let file = if path.is_dir() {
+        std::fs::read_dir(path)
+            .ok()?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().is_file())
+            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())?
+            .path()
+    } else {
+        path.to_path_buf()
+    };
+    image::open(file).ok().map(|i| i.to_rgb8())
+}

@@ -1,0 +1,150 @@
+// The kiosk UI renders the view the Rust flow sends (`view` events) and turns touches into
+// commands. It holds no decision and never sees a score.
+"use strict";
+const { invoke } = window.__TAURI__.core;
+const { listen } = window.__TAURI__.event;
+
+let view = null;
+let operatorOpen = false;
+const $ = (id) => document.getElementById(id);
+
+function t(key) {
+  const lang = (view && view.language) || "fr";
+  return (window.I18N[lang] && window.I18N[lang][key]) || window.I18N.en[key] || key;
+}
+
+function applyLanguage(lang) {
+  document.documentElement.lang = lang;
+  document.documentElement.dir = lang === "ar" ? "rtl" : "ltr";
+  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  document.querySelectorAll(".lang").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.lang === lang)));
+}
+
+function show(id) {
+  document.querySelectorAll(".screen").forEach((s) => { s.hidden = s.id !== id; });
+  document.body.dataset.screen = id.replace("screen-", "");
+}
+
+function render() {
+  if (!view) return;
+  applyLanguage(view.language);
+  const note = $("note");
+  note.hidden = !view.note;
+  note.textContent = view.note ? t(view.note) : "";
+  const cam = view.camera;
+  $("camera-state").textContent =
+    cam.state === "no_camera" ? t("no_camera") : cam.state === "busy" ? t("camera_busy") : cam.state === "starting" ? t("starting") : "";
+  if (operatorOpen) return show("screen-operator");
+  const s = view.screen;
+  document.body.dataset.flow = s.flow || "";
+  switch (s.screen) {
+    case "start": return show("screen-start");
+    case "claim": return show("screen-claim");
+    case "card_scan":
+      $("camera-title").textContent = t("card_title");
+      $("instruction").textContent = t(s.hint);
+      $("instruction").dataset.key = s.hint;
+      $("guide").className = "guide-card";
+      $("progress-bar").style.width = "0%";
+      return show("screen-camera");
+    case "selfie":
+      $("camera-title").textContent = t("selfie_title");
+      $("instruction").textContent = t(s.guidance);
+      $("instruction").dataset.key = s.guidance;
+      $("guide").className = "guide-face " + (s.guidance === "good" ? "ok" : "");
+      $("progress-bar").style.width = s.progress + "%";
+      return show("screen-camera");
+    case "details": {
+      const err = $("details-error");
+      err.hidden = !s.error;
+      err.textContent = s.error ? t("r_" + s.error) : "";
+      return show("screen-details");
+    }
+    case "result": return renderResult(s.outcome);
+  }
+}
+
+function renderResult(o) {
+  const good = ["enrolled", "verified", "identified"].includes(o.outcome);
+  $("result-icon").className = good ? "ok" : "ko";
+  $("result-icon").textContent = good ? "✓" : "!";
+  $("result-title").textContent = t(o.outcome);
+  $("result-title").dataset.outcome = o.outcome;
+  $("result-text").textContent = o.name ? o.name : o.reason ? t("r_" + o.reason) : "";
+  $("result-text").dataset.reason = o.reason || "";
+  $("result-fallback").hidden = good;
+  show("screen-result");
+}
+
+async function refreshOperator() {
+  try {
+    const form = await invoke("settings");
+    const f = $("settings-form");
+    for (const [k, v] of Object.entries(form)) {
+      const input = f.elements[k];
+      if (!input) continue;
+      if (input.type === "checkbox") input.checked = v; else input.value = v;
+    }
+    const list = $("subject-list");
+    list.textContent = "";
+    for (const s of await invoke("subjects")) {
+      const li = document.createElement("li");
+      const label = document.createElement("span");
+      label.textContent = s.name ? `${s.name} (${s.id})` : s.id;
+      const del = document.createElement("button");
+      del.textContent = t("delete");
+      del.dataset.subject = s.id;
+      del.addEventListener("click", async () => {
+        if (del.dataset.confirm === "1") { await invoke("delete_subject", { id: s.id }); refreshOperator(); }
+        else { del.dataset.confirm = "1"; del.textContent = t("confirm_delete"); }
+      });
+      li.append(label, del);
+      list.append(li);
+    }
+    $("operator-pin").hidden = true;
+    $("operator-panel").hidden = false;
+  } catch (e) {
+    $("operator-pin").hidden = false;
+    $("operator-panel").hidden = true;
+  }
+}
+
+function wire() {
+  $("go-enroll").onclick = () => invoke("start_flow", { flow: "enroll" });
+  $("go-verify").onclick = () => invoke("start_flow", { flow: "verify" });
+  $("go-identify").onclick = () => invoke("start_flow", { flow: "identify" });
+  document.querySelectorAll(".lang").forEach((b) => { b.onclick = () => invoke("set_language", { language: b.dataset.lang }); });
+  document.querySelectorAll(".cancel").forEach((b) => { b.onclick = () => invoke("cancel"); });
+  $("claim-go").onclick = () => invoke("claim", { id: $("claim-id").value });
+  $("details-go").onclick = () => invoke("confirm_details", { id: $("details-id").value, name: $("details-name").value });
+  $("go-operator").onclick = () => { operatorOpen = true; $("pin").value = ""; refreshOperator(); render(); };
+  $("operator-back").onclick = () => { operatorOpen = false; render(); };
+  $("pin-go").onclick = async () => {
+    const ok = await invoke("operator_unlock", { pin: $("pin").value });
+    $("pin-error").hidden = ok;
+    if (ok) refreshOperator();
+  };
+  $("operator-out").onclick = async () => { await invoke("operator_lock"); operatorOpen = false; render(); };
+  $("settings-form").onsubmit = async (ev) => {
+    ev.preventDefault();
+    const f = ev.target.elements;
+    const form = {
+      camera: f.camera.value, card_source: f.card_source.value, liveness_preset: f.liveness_preset.value,
+      language: f.language.value, server_url: f.server_url.value, retain_images: f.retain_images.checked,
+      new_pin: f.new_pin.value,
+    };
+    try { await invoke("save_settings", { form }); $("settings-status").textContent = t("saved"); }
+    catch (e) { $("settings-status").textContent = e.message || e.error || String(e); }
+  };
+  document.addEventListener("pointerdown", () => invoke("touch"), { passive: true });
+  document.addEventListener("keydown", () => invoke("touch"), { passive: true });
+}
+
+async function main() {
+  wire();
+  await listen("view", (e) => { view = e.payload; render(); });
+  await listen("preview", (e) => { $("preview").src = e.payload; });
+  view = await invoke("view");
+  render();
+}
+main();
