@@ -7,6 +7,8 @@ use std::sync::OnceLock;
 
 use faceid_core::{Engine, EngineConfig, Image, models};
 
+pub mod webdriver;
+
 /// The engine, loaded once. Panics with the fetch command when the models are missing:
 /// the README's test command fetches them first, so absence is a setup error, not a skip.
 pub fn engine() -> &'static Engine {

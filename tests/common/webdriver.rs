@@ -1,0 +1,217 @@
+//! WebDriver for the kiosk: Xvfb when there is no display, Debian's WebKitWebDriver, and a
+//! small client for the few WebDriver calls the kiosk tests and measurements make. The
+//! session asks for the same `webkitgtk:browserOptions` (binary + arguments) that
+//! tauri-driver forwards, with `TAURI_WEBVIEW_AUTOMATION` set on the driver.
+#![allow(clippy::expect_used, clippy::panic, clippy::unwrap_used, missing_docs)]
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use serde_json::{Value, json};
+
+const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
+
+/// Xvfb (when no display is set) and WebKitWebDriver, stopped on drop.
+#[derive(Debug)]
+pub struct Harness {
+    xvfb: Option<Child>,
+    driver: Child,
+    pub display: String,
+    pub port: u16,
+}
+
+impl Drop for Harness {
+    fn drop(&mut self) {
+        let _ = self.driver.kill();
+        let _ = self.driver.wait();
+        if let Some(x) = self.xvfb.as_mut() {
+            let _ = x.kill();
+            let _ = x.wait();
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn harness() -> Harness {
+    let (xvfb, display) = match std::env::var("DISPLAY") {
+        Ok(d) if !d.is_empty() => (None, d),
+        _ => {
+            let display = format!(":{}", 90 + std::process::id() % 100);
+            let child = Command::new("Xvfb")
+                .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+                .stderr(Stdio::null())
+                .spawn()
+                .expect("Xvfb (make setup installs xvfb)");
+            std::thread::sleep(Duration::from_millis(800));
+            (Some(child), display)
+        }
+    };
+    let port = free_port();
+    let driver = Command::new("WebKitWebDriver")
+        .arg(format!("--port={port}"))
+        .env("DISPLAY", &display)
+        .env("TAURI_WEBVIEW_AUTOMATION", "true")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("WebKitWebDriver (make setup installs webkit2gtk-driver)");
+    let started = Instant::now();
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(
+            started.elapsed() < Duration::from_secs(20),
+            "WebKitWebDriver did not start"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Harness {
+        xvfb,
+        driver,
+        display,
+        port,
+    }
+}
+
+/// One kiosk process driven through WebDriver.
+#[derive(Debug)]
+pub struct Kiosk {
+    client: reqwest::Client,
+    session: String,
+}
+
+impl Kiosk {
+    pub async fn launch(h: &Harness, binary: &Path, args: &[String]) -> Kiosk {
+        let client = reqwest::Client::new();
+        let caps = json!({"capabilities": {"alwaysMatch": {
+            "webkitgtk:browserOptions": {"binary": binary, "args": args}
+        }}});
+        let r: Value = client
+            .post(format!("http://127.0.0.1:{}/session", h.port))
+            .json(&caps)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        let id = r["value"]["sessionId"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no session: {r}"))
+            .to_string();
+        Kiosk {
+            client,
+            session: format!("http://127.0.0.1:{}/session/{id}", h.port),
+        }
+    }
+
+    pub async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
+        let mut request = self
+            .client
+            .request(method, format!("{}{path}", self.session));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        request.send().await.unwrap().json().await.unwrap()
+    }
+
+    pub async fn js(&self, script: &str) -> Value {
+        self.call(
+            reqwest::Method::POST,
+            "/execute/sync",
+            Some(json!({"script": script, "args": []})),
+        )
+        .await["value"]
+            .clone()
+    }
+
+    pub async fn element(&self, css: &str) -> String {
+        let started = Instant::now();
+        loop {
+            let r = self
+                .call(
+                    reqwest::Method::POST,
+                    "/element",
+                    Some(json!({"using": "css selector", "value": css})),
+                )
+                .await;
+            if let Some(id) = r["value"][ELEMENT].as_str() {
+                return id.to_string();
+            }
+            assert!(
+                started.elapsed() < Duration::from_secs(20),
+                "no element {css}: {r}"
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub async fn click(&self, css: &str) {
+        let id = self.element(css).await;
+        let r = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/element/{id}/click"),
+                Some(json!({})),
+            )
+            .await;
+        assert!(r["value"].is_null(), "click {css}: {r}");
+    }
+
+    pub async fn type_into(&self, css: &str, text: &str) {
+        let id = self.element(css).await;
+        self.call(
+            reqwest::Method::POST,
+            &format!("/element/{id}/value"),
+            Some(json!({"text": text})),
+        )
+        .await;
+    }
+
+    pub async fn text(&self, css: &str) -> String {
+        let id = self.element(css).await;
+        self.call(reqwest::Method::GET, &format!("/element/{id}/text"), None)
+            .await["value"]
+            .as_str()
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    /// Waits until the UI shows `screen` (the `data-screen` of the body).
+    pub async fn wait_screen(&self, screen: &str, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let now = self.js("return document.body.dataset.screen || ''").await;
+            if now == screen {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "waited {timeout:?} for screen {screen}, still on {now}"
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    pub async fn screenshot(&self, name: &str) {
+        let png = self.call(reqwest::Method::GET, "/screenshot", None).await;
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(png["value"].as_str().unwrap())
+            .unwrap();
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/screens");
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
+    }
+
+    pub async fn quit(self) {
+        let _ = self.client.delete(&self.session).send().await;
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
