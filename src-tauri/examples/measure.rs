@@ -36,7 +36,9 @@ async fn main() {
     let runs: usize = args.next().and_then(|r| r.parse().ok()).unwrap_or(3);
     let binary = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../target/release/faceid-kiosk");
     let h = harness();
-    println!("| run | start-up to start screen | preview frames/s | selfie start to decision | resident memory |");
+    println!(
+        "| run | start-up to start screen | preview frames/s | selfie start to decision | resident memory |"
+    );
     println!("|---|---|---|---|---|");
     for run in 1..=runs {
         let data = tempfile::tempdir().unwrap();
@@ -62,7 +64,11 @@ async fn main() {
             .js("window.__frames = 0; new MutationObserver(() => window.__frames++).observe(document.getElementById('preview'), {attributes: true, attributeFilter: ['src']}); return 0")
             .await;
         tokio::time::sleep(Duration::from_secs(5)).await;
-        let frames = kiosk.js("return window.__frames").await.as_f64().unwrap_or(0.0);
+        let frames = kiosk
+            .js("return window.__frames")
+            .await
+            .as_f64()
+            .unwrap_or(0.0);
         let clicked = Instant::now();
         kiosk.click("#go-identify").await;
         kiosk.wait_screen("result", Duration::from_secs(30)).await;

@@ -16,6 +16,7 @@
 
 pub mod cmd;
 pub mod options;
+pub mod webcam;
 pub mod worker;
 
 use std::process::ExitCode;

@@ -226,15 +226,23 @@ pub fn start_capture(shared: &Arc<Shared>, mut preview: PreviewSink) {
         .map(|s| s.camera.clone())
         .unwrap_or_else(|_| "webcam".into());
     let mut spec = CameraSpec::parse(&camera).unwrap_or(CameraSpec::Webcam(0));
-    if matches!(spec, CameraSpec::Webcam(_)) && demo_video().exists() {
-        // This build has no webcam driver linked in yet: the demo clip stands in.
+    let mut note = None;
+    if matches!(spec, CameraSpec::Webcam(_))
+        && crate::webcam::list().is_empty()
+        && demo_video().exists()
+    {
+        // No webcam on this machine: the demo clip stands in, and the screen says so.
         spec = CameraSpec::Video(demo_video());
-        if let Ok(mut note) = shared.note.lock() {
-            *note = Some("demo".into());
-        }
+        note = Some("demo".to_string());
+    }
+    if let Ok(mut slot) = shared.note.lock() {
+        *slot = note;
     }
     let capture = Capture::start(
-        Box::new(move || camera::open(&spec)),
+        Box::new(move || match &spec {
+            CameraSpec::Webcam(index) => crate::webcam::open(*index),
+            other => camera::open(other),
+        }),
         Box::new(move |image| {
             let jpeg = preview_jpeg(image, PREVIEW_WIDTH, 75);
             preview(format!(

@@ -275,3 +275,35 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     assert!(gallery.verify_audit().unwrap().valid);
     let _ = h.display.len();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_a_webcam_the_demo_clip_plays_with_a_visible_note() {
+    let webcams = faceid_kiosk::webcam::list();
+    let h = harness();
+    let place = Place::new();
+    let kiosk = Kiosk::launch(&h, &place.args("webcam", "camera", "fr")).await;
+    kiosk.wait_screen("start", Duration::from_secs(30)).await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let note_shown = kiosk
+        .js("return !document.getElementById('note').hidden")
+        .await
+        .as_bool()
+        .unwrap();
+    let preview = kiosk
+        .js("return document.getElementById('preview').src.startsWith('data:image/jpeg')")
+        .await
+        .as_bool()
+        .unwrap();
+    if webcams.is_empty() {
+        assert!(note_shown, "no webcam: the demo note is shown");
+        assert!(
+            kiosk.text("#note").await.contains("démonstration"),
+            "in the kiosk's language"
+        );
+        assert!(preview, "the demo clip is previewed");
+    } else {
+        println!("webcams present ({webcams:?}): the demo note must stay hidden");
+        assert!(!note_shown);
+    }
+    kiosk.quit().await;
+}
