@@ -3,6 +3,7 @@
 fn main() {
     let manifest = tauri_build::AppManifest::new().commands(&[
         "view",
+        "preview",
         "start_flow",
         "claim",
         "confirm_details",

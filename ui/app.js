@@ -140,10 +140,30 @@ function wire() {
   document.addEventListener("keydown", () => invoke("touch"), { passive: true });
 }
 
+// Preview frames are pulled: the next is asked for only once this one is decoded, so a busy
+// screen shows fewer frames instead of queueing them.
+let lastFrame = 0;
+async function pumpPreview() {
+  try {
+    const frame = await invoke("preview", { after: lastFrame });
+    if (frame) {
+      lastFrame = frame.seq;
+      const img = $("preview");
+      img.src = frame.jpeg;
+      await img.decode().catch(() => {});
+    } else {
+      await new Promise((r) => setTimeout(r, 15));
+    }
+  } catch (e) {
+    await new Promise((r) => setTimeout(r, 200));
+  }
+  requestAnimationFrame(pumpPreview);
+}
+
 async function main() {
   wire();
   await listen("view", (e) => { view = e.payload; render(); });
-  await listen("preview", (e) => { $("preview").src = e.payload; });
+  pumpPreview();
   view = await invoke("view");
   render();
 }

@@ -71,6 +71,16 @@ pub fn view(shared: Shell<'_>) -> View {
     shared.view()
 }
 
+/// The newest preview frame after `after`, or `None` when there is none yet (async: JPEG
+/// encoding stays off the window's thread).
+#[tauri::command]
+pub async fn preview(
+    shared: Shell<'_>,
+    after: u64,
+) -> Result<Option<crate::worker::Preview>, CommandError> {
+    Ok(shared.preview(after))
+}
+
 /// Starts enroll, verify or identify.
 #[tauri::command]
 pub fn start_flow(shared: Shell<'_>, flow: FlowKind) {
@@ -190,11 +200,7 @@ pub fn settings(shared: Shell<'_>) -> Result<SettingsForm, CommandError> {
 
 /// Saves the settings (operator); a camera change restarts the capture loop.
 #[tauri::command]
-pub fn save_settings(
-    shared: Shell<'_>,
-    app: tauri::AppHandle,
-    form: SettingsForm,
-) -> Result<(), CommandError> {
+pub fn save_settings(shared: Shell<'_>, form: SettingsForm) -> Result<(), CommandError> {
     require_operator(&shared)?;
     let invalid = |e: faceid_kiosk_core::settings::SettingsError| CommandError::InvalidSetting {
         message: e.to_string(),
@@ -218,13 +224,7 @@ pub fn save_settings(
     *settings = next;
     drop(settings);
     if camera_changed {
-        use tauri::Emitter;
-        crate::worker::start_capture(
-            &shared,
-            Box::new(move |jpeg| {
-                let _ = app.emit("preview", jpeg);
-            }),
-        );
+        crate::worker::start_capture(&shared);
     }
     shared.changed();
     Ok(())

@@ -1,7 +1,7 @@
 //! # faceid-kiosk: the Tauri shell
 //!
 //! A thin window over [`faceid_kiosk_core`]: it opens the engine and the gallery, starts the
-//! capture loop (preview frames go to the UI as `preview` events at the camera's rate), runs
+//! capture loop (the UI pulls the newest preview frame whenever it has shown the last), runs
 //! the analysis worker on the newest frame, and exposes the small set of commands in
 //! [`cmd`] that the UI needs. The UI renders the flow's `Screen` (sent as `view` events) and
 //! never sees a score.
@@ -54,6 +54,7 @@ pub fn run() -> ExitCode {
         .manage(shared.clone())
         .invoke_handler(tauri::generate_handler![
             cmd::view,
+            cmd::preview,
             cmd::start_flow,
             cmd::claim,
             cmd::confirm_details,
@@ -82,12 +83,8 @@ pub fn run() -> ExitCode {
             let handle = app.handle().clone();
             let state: tauri::State<'_, Arc<Shared>> = app.state();
             let shared = state.inner().clone();
-            let preview = handle.clone();
             worker::start(
                 shared,
-                Box::new(move |jpeg| {
-                    let _ = preview.emit("preview", jpeg);
-                }),
                 Box::new(move |view| {
                     let _ = handle.emit("view", view);
                 }),

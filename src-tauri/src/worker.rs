@@ -16,8 +16,6 @@ use serde::Serialize;
 use crate::OperatorSession;
 use crate::options::Options;
 
-/// Receives preview frames (JPEG data URLs).
-pub type PreviewSink = Box<dyn FnMut(String) + Send>;
 /// Receives views.
 pub type ViewSink = Box<dyn FnMut(View) + Send>;
 
@@ -39,6 +37,15 @@ pub struct View {
     pub note: Option<String>,
     /// Whether the operator is signed in.
     pub operator: bool,
+}
+
+/// One preview frame.
+#[derive(Debug, Clone, Serialize)]
+pub struct Preview {
+    /// Capture sequence number (ask for frames after it).
+    pub seq: u64,
+    /// JPEG data URL.
+    pub jpeg: String,
 }
 
 /// Everything the commands and the worker share.
@@ -86,6 +93,28 @@ impl Shared {
             note: self.note.lock().ok().and_then(|n| n.clone()),
             operator: crate::cmd::operator_active(self),
         }
+    }
+
+    /// The newest camera frame as a JPEG data URL, if newer than frame `after`. The UI asks
+    /// for the next one only once it has shown this one, so a slow screen skips frames
+    /// instead of piling them up.
+    pub fn preview(&self, after: u64) -> Option<Preview> {
+        let (seq, image) = self
+            .capture
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().and_then(Capture::newest))?;
+        if seq <= after {
+            return None;
+        }
+        let jpeg = preview_jpeg(&image, PREVIEW_WIDTH, 75);
+        Some(Preview {
+            seq,
+            jpeg: format!(
+                "data:image/jpeg;base64,{}",
+                base64::engine::general_purpose::STANDARD.encode(jpeg)
+            ),
+        })
     }
 
     /// Asks the worker to send the view now.
@@ -219,7 +248,7 @@ fn local_api(
 
 /// (Re)starts the capture loop for the camera in the settings. Without a webcam it falls
 /// back to the demo video, with a note on screen.
-pub fn start_capture(shared: &Arc<Shared>, mut preview: PreviewSink) {
+pub fn start_capture(shared: &Arc<Shared>) {
     let camera = shared
         .settings
         .lock()
@@ -243,13 +272,8 @@ pub fn start_capture(shared: &Arc<Shared>, mut preview: PreviewSink) {
             CameraSpec::Webcam(index) => crate::webcam::open(*index),
             other => camera::open(other),
         }),
-        Box::new(move |image| {
-            let jpeg = preview_jpeg(image, PREVIEW_WIDTH, 75);
-            preview(format!(
-                "data:image/jpeg;base64,{}",
-                base64::engine::general_purpose::STANDARD.encode(jpeg)
-            ));
-        }),
+        // The UI pulls previews (`Shared::preview`): nothing is pushed, nothing queues.
+        Box::new(|_| {}),
     );
     if let Ok(mut slot) = shared.capture.lock() {
         *slot = Some(capture);
@@ -257,8 +281,8 @@ pub fn start_capture(shared: &Arc<Shared>, mut preview: PreviewSink) {
 }
 
 /// Starts the capture loop and the analysis worker.
-pub fn start(shared: Arc<Shared>, preview: PreviewSink, mut send_view: ViewSink) {
-    start_capture(&shared, preview);
+pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
+    start_capture(&shared);
     let _ = std::thread::Builder::new()
         .name("faceid-analysis".into())
         .spawn(move || {

@@ -10,6 +10,11 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use faceid_e2e::webdriver::{Harness, harness};
+use serde_json::json;
+
+/// One kiosk at a time: each test starts its own Xvfb, WebKit and kiosk, and three of them
+/// at once on two cores make every timing in the UI a race.
+static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
 /// The kiosk under test.
 struct Kiosk;
@@ -72,6 +77,7 @@ fn blank_camera(dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn screens_in_every_language_and_a_two_face_frame_refused() {
+    let _serial = SERIAL.lock().await;
     let h = harness();
     let place = Place::new();
     let blank = blank_camera(place.keys.path());
@@ -83,32 +89,28 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
     kiosk.wait_screen("start", Duration::from_secs(30)).await;
     for lang in ["en", "fr", "ar"] {
         kiosk.click(&format!(".lang[data-lang={lang}]")).await;
-        tokio::time::sleep(Duration::from_millis(400)).await;
-        assert_eq!(kiosk.js("return document.documentElement.lang").await, lang);
+        let wait = Duration::from_secs(15);
+        kiosk
+            .wait_js("return document.documentElement.lang", json!(lang), wait)
+            .await;
         let dir = kiosk.js("return document.documentElement.dir").await;
         assert_eq!(dir, if lang == "ar" { "rtl" } else { "ltr" });
         kiosk.screenshot(&format!("start-{lang}")).await;
         kiosk.click("#go-enroll").await;
         kiosk.wait_screen("camera", Duration::from_secs(10)).await;
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(
-            kiosk
-                .js("return document.getElementById('instruction').dataset.key")
-                .await,
-            "place_card"
-        );
+        let instruction = "return document.getElementById('instruction').dataset.key";
+        kiosk.wait_js(instruction, json!("place_card"), wait).await;
         kiosk.screenshot(&format!("card-scan-{lang}")).await;
         kiosk.click("#screen-camera .cancel").await;
         kiosk.wait_screen("start", Duration::from_secs(10)).await;
         kiosk.click("#go-identify").await;
         kiosk.wait_screen("camera", Duration::from_secs(10)).await;
-        tokio::time::sleep(Duration::from_millis(800)).await;
-        assert_eq!(
-            kiosk
-                .js("return document.getElementById('instruction').dataset.key")
-                .await,
-            "look_at_camera"
-        );
+        kiosk
+            .wait_js(instruction, json!("look_at_camera"), wait)
+            .await;
+        // The preview is running behind the guidance before the screenshot.
+        let preview = "return document.getElementById('preview').src.startsWith('data:image/jpeg')";
+        kiosk.wait_js(preview, json!(true), wait).await;
         kiosk.screenshot(&format!("selfie-guidance-{lang}")).await;
         kiosk.click("#screen-camera .cancel").await;
         kiosk.wait_screen("start", Duration::from_secs(10)).await;
@@ -128,6 +130,12 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
     kiosk.wait_screen("start", Duration::from_secs(30)).await;
     for lang in ["en", "fr", "ar"] {
         kiosk.click(&format!(".lang[data-lang={lang}]")).await;
+        // The page re-lays itself out in the new language (right to left for Arabic): click
+        // only once it has.
+        let wait = Duration::from_secs(15);
+        kiosk
+            .wait_js("return document.documentElement.lang", json!(lang), wait)
+            .await;
         kiosk.click("#go-identify").await;
         kiosk.wait_screen("result", Duration::from_secs(20)).await;
         assert_eq!(
@@ -157,6 +165,7 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
+    let _serial = SERIAL.lock().await;
     let Some(eval) =
         faceid_e2e::shared_eval("enroll_from_card_and_video_then_verify_identify_and_reject")
     else {
@@ -197,7 +206,14 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     kiosk.click("#go-verify").await;
     kiosk.wait_screen("claim", Duration::from_secs(10)).await;
     kiosk.type_into("#claim-id", "brahim").await;
-    kiosk.click("#claim-go").await;
+    kiosk
+        .wait_js(
+            "return document.getElementById('claim-id').value",
+            json!("brahim"),
+            Duration::from_secs(10),
+        )
+        .await;
+    kiosk.click_leaving("#claim-go", "claim").await;
     kiosk.wait_screen("result", Duration::from_secs(40)).await;
     assert_eq!(
         kiosk
@@ -232,7 +248,14 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     kiosk.click("#go-verify").await;
     kiosk.wait_screen("claim", Duration::from_secs(10)).await;
     kiosk.type_into("#claim-id", "brahim").await;
-    kiosk.click("#claim-go").await;
+    kiosk
+        .wait_js(
+            "return document.getElementById('claim-id').value",
+            json!("brahim"),
+            Duration::from_secs(10),
+        )
+        .await;
+    kiosk.click_leaving("#claim-go", "claim").await;
     kiosk.wait_screen("result", Duration::from_secs(40)).await;
     assert_eq!(
         kiosk
@@ -251,33 +274,105 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     kiosk.quit().await;
 
     // The gallery afterwards: one subject, selfie and card templates, decisions audited.
+    {
+        let gallery = place.gallery();
+        let subjects = gallery.subjects().unwrap();
+        assert_eq!(subjects.len(), 1);
+        assert_eq!(subjects[0].id, "brahim");
+        assert_eq!(subjects[0].display_name.as_deref(), Some("Brahim A."));
+        assert_eq!(subjects[0].template_tags.len(), 2);
+        let audit = gallery.audit().unwrap();
+        let outcomes: Vec<(String, String)> = audit
+            .iter()
+            .filter(|e| matches!(e.action.as_str(), "enroll" | "verify" | "identify"))
+            .map(|e| (e.action.clone(), e.outcome.clone()))
+            .collect();
+        assert_eq!(
+            outcomes,
+            [
+                ("enroll".to_string(), "ok".to_string()),
+                ("verify".into(), "accepted".into()),
+                ("identify".into(), "match".into()),
+                ("verify".into(), "rejected:NO_MATCH".into()),
+            ]
+        );
+        assert!(gallery.verify_audit().unwrap().valid);
+    }
+
+    // The operator: the local API for the console, then the PIN screen, the subject list and
+    // an erasure through the kiosk's own UI.
+    let operator = faceid_server::keys::ApiKeys::create(
+        place.data.path(),
+        faceid_server::keys::Role::Operator,
+    )
+    .unwrap();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let mut args = place.args(&format!("video:{}", holder.display()), "camera", "en");
+    args.extend(["--local-api".to_string(), format!("127.0.0.1:{port}")]);
+    let kiosk = Kiosk::launch(&h, &args).await;
+    kiosk.wait_screen("start", Duration::from_secs(30)).await;
+    let listed: serde_json::Value = reqwest::Client::new()
+        .get(format!("http://127.0.0.1:{port}/v1/subjects"))
+        .header("x-api-key", &operator.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(listed[0]["id"], "brahim", "{listed}");
+    kiosk.click("#go-operator").await;
+    kiosk.wait_screen("operator", Duration::from_secs(10)).await;
+    kiosk.type_into("#pin", "1234").await;
+    kiosk.click("#pin-go").await;
+    let wait = Duration::from_secs(15);
+    kiosk
+        .wait_js(
+            "return !document.getElementById('pin-error').hidden",
+            json!(true),
+            wait,
+        )
+        .await;
+    kiosk
+        .js("document.getElementById('pin').value = ''; return 0")
+        .await;
+    kiosk.type_into("#pin", "0000").await;
+    kiosk.click("#pin-go").await;
+
+    let panel = "return !document.getElementById('operator-panel').hidden";
+    kiosk.wait_js(panel, json!(true), wait).await;
+    let listed = "return document.getElementById('subject-list').textContent";
+    kiosk
+        .wait_js(listed, json!("Brahim A. (brahim)Delete"), wait)
+        .await;
+    kiosk.screenshot("operator-en").await;
+    kiosk.click("button[data-subject=brahim]").await;
+    let armed =
+        "return document.querySelector('button[data-subject=brahim]').dataset.confirm || ''";
+    kiosk.wait_js(armed, json!("1"), wait).await;
+    kiosk.click("button[data-subject=brahim]").await;
+    let rows = "return document.getElementById('subject-list').children.length";
+    kiosk.wait_js(rows, json!(0), wait).await;
+    kiosk.quit().await;
     let gallery = place.gallery();
-    let subjects = gallery.subjects().unwrap();
-    assert_eq!(subjects.len(), 1);
-    assert_eq!(subjects[0].id, "brahim");
-    assert_eq!(subjects[0].display_name.as_deref(), Some("Brahim A."));
-    assert_eq!(subjects[0].template_tags.len(), 2);
-    let audit = gallery.audit().unwrap();
-    let outcomes: Vec<(String, String)> = audit
-        .iter()
-        .filter(|e| matches!(e.action.as_str(), "enroll" | "verify" | "identify"))
-        .map(|e| (e.action.clone(), e.outcome.clone()))
-        .collect();
-    assert_eq!(
-        outcomes,
-        [
-            ("enroll".to_string(), "ok".to_string()),
-            ("verify".into(), "accepted".into()),
-            ("identify".into(), "match".into()),
-            ("verify".into(), "rejected:NO_MATCH".into()),
-        ]
+    assert!(gallery.is_empty(), "erased");
+    assert!(
+        gallery
+            .audit()
+            .unwrap()
+            .iter()
+            .any(|e| e.action == "delete" && e.actor == "operator")
     );
     assert!(gallery.verify_audit().unwrap().valid);
-    let _ = h.display.len();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn without_a_webcam_the_demo_clip_plays_with_a_visible_note() {
+    let _serial = SERIAL.lock().await;
     let webcams = faceid_kiosk::webcam::list();
     let h = harness();
     let place = Place::new();

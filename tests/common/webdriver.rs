@@ -45,14 +45,28 @@ pub fn harness() -> Harness {
     let (xvfb, display) = match std::env::var("DISPLAY") {
         Ok(d) if !d.is_empty() => (None, d),
         _ => {
-            let display = format!(":{}", 90 + std::process::id() % 100);
-            let child = Command::new("Xvfb")
-                .args([&display, "-screen", "0", "1280x800x24", "-nolisten", "tcp"])
+            // Each harness its own server: Xvfb picks a free display and prints its number.
+            let mut child = Command::new("Xvfb")
+                .args([
+                    "-displayfd",
+                    "1",
+                    "-screen",
+                    "0",
+                    "1280x800x24",
+                    "-nolisten",
+                    "tcp",
+                ])
+                .stdout(Stdio::piped())
                 .stderr(Stdio::null())
                 .spawn()
                 .expect("Xvfb (make setup installs xvfb)");
-            std::thread::sleep(Duration::from_millis(800));
-            (Some(child), display)
+            let mut line = String::new();
+            std::io::BufRead::read_line(
+                &mut std::io::BufReader::new(child.stdout.take().expect("Xvfb's stdout")),
+                &mut line,
+            )
+            .expect("Xvfb's display number");
+            (Some(child), format!(":{}", line.trim()))
         }
     };
     let port = free_port();
@@ -60,8 +74,8 @@ pub fn harness() -> Harness {
         .arg(format!("--port={port}"))
         .env("DISPLAY", &display)
         .env("TAURI_WEBVIEW_AUTOMATION", "true")
+        .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
-        .stderr(Stdio::null())
         .spawn()
         .expect("WebKitWebDriver (make setup installs webkit2gtk-driver)");
     let started = Instant::now();
@@ -195,6 +209,40 @@ impl Kiosk {
             assert!(
                 started.elapsed() < timeout,
                 "waited {timeout:?} for screen {screen}, still on {now}"
+            );
+            tokio::time::sleep(Duration::from_millis(150)).await;
+        }
+    }
+
+    /// Clicks `css` until the page leaves screen `from` (at most three clicks, 5 s apart).
+    /// WebKitWebDriver now and then reports a click on a button that the page never saw
+    /// (seen on the claim screen under load); a retry is printed so it stays visible.
+    pub async fn click_leaving(&self, css: &str, from: &str) {
+        for attempt in 1..=3 {
+            self.click(css).await;
+            let started = Instant::now();
+            while started.elapsed() < Duration::from_secs(5) {
+                if self.js("return document.body.dataset.screen || ''").await != from {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(150)).await;
+            }
+            println!("click on {css} not seen by the page (attempt {attempt}); clicking again");
+        }
+        panic!("three clicks on {css} did not leave screen {from}");
+    }
+
+    /// Waits until `script` returns `expected`.
+    pub async fn wait_js(&self, script: &str, expected: Value, timeout: Duration) {
+        let started = Instant::now();
+        loop {
+            let now = self.js(script).await;
+            if now == expected {
+                return;
+            }
+            assert!(
+                started.elapsed() < timeout,
+                "waited {timeout:?} for `{script}` to be {expected}, still {now}"
             );
             tokio::time::sleep(Duration::from_millis(150)).await;
         }
