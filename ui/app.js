@@ -16,7 +16,11 @@ function t(key) {
 function applyLanguage(lang) {
   document.documentElement.lang = lang;
   document.documentElement.dir = lang === "ar" ? "rtl" : "ltr";
-  document.querySelectorAll("[data-i18n]").forEach((el) => { el.textContent = t(el.dataset.i18n); });
+  // Only what changed: replacing a button's text under a finger can swallow the touch.
+  document.querySelectorAll("[data-i18n]").forEach((el) => {
+    const text = t(el.dataset.i18n);
+    if (el.textContent !== text) el.textContent = text;
+  });
   document.querySelectorAll(".lang").forEach((b) => b.setAttribute("aria-pressed", String(b.dataset.lang === lang)));
 }
 

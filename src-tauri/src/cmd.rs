@@ -105,10 +105,13 @@ pub fn cancel(shared: Shell<'_>) {
     with_kiosk(&shared, |k, now| k.cancel(now));
 }
 
-/// A touch (keeps the screen from timing out).
+/// A touch (keeps the screen from timing out). Changes nothing on screen, so it sends no
+/// new view: a re-render under a finger can swallow the touch.
 #[tauri::command]
 pub fn touch(shared: Shell<'_>) {
-    with_kiosk(&shared, |k, now| k.touch(now));
+    if let Ok(mut kiosk) = shared.kiosk.lock() {
+        kiosk.touch(Instant::now());
+    }
 }
 
 /// Changes the language (start screen), persisted.

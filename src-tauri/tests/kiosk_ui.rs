@@ -190,7 +190,7 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     kiosk.wait_screen("details", Duration::from_secs(40)).await;
     kiosk.type_into("#details-id", "brahim").await;
     kiosk.type_into("#details-name", "Brahim A.").await;
-    kiosk.click("#details-go").await;
+    kiosk.click_leaving("#details-go", "details").await;
     kiosk.wait_screen("result", Duration::from_secs(10)).await;
     assert_eq!(
         kiosk
