@@ -252,6 +252,23 @@ impl Engine {
         ))
     }
 
+    /// 1:1 against a subject enrolled with several templates (selfie, card, ...): the
+    /// decision of the best-scoring one; `None` when there are none.
+    pub fn verify_subject(
+        &self,
+        probe: &Template,
+        references: &[Template],
+    ) -> Result<Option<Decision>> {
+        let mut best: Option<Decision> = None;
+        for reference in references {
+            let decision = self.verify(probe, reference)?;
+            if best.is_none_or(|b| decision.comparison.score > b.comparison.score) {
+                best = Some(decision);
+            }
+        }
+        Ok(best)
+    }
+
     /// 1:N decision over candidates already compared by cosine (an index's exact re-rank),
     /// from a gallery of `gallery_size`: calibrated here, thresholded for the gallery size.
     pub fn identify_cosines<Id>(

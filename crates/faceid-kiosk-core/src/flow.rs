@@ -526,13 +526,13 @@ impl Kiosk {
             }
             FlowKind::Verify => {
                 let id = attempt.claim.unwrap_or_default();
+                let references = self.gallery.templates(&id).unwrap_or_default();
                 let accepted = self
-                    .gallery
-                    .templates(&id)
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|t| self.engine.verify(&best.template, t).ok())
-                    .any(|d| d.accepted);
+                    .engine
+                    .verify_subject(&best.template, &references)
+                    .ok()
+                    .flatten()
+                    .is_some_and(|d| d.accepted);
                 if accepted {
                     self.lockout.clear(&scope);
                     self.audit("verify", Some(&id), "accepted");

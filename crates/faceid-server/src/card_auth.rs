@@ -353,18 +353,9 @@ async fn authenticate_selfie(
             if let Some(failure) = sequence.best.quality.first_failure() {
                 return Err(Refusal::engine(&failure));
             }
-            let mut best: Option<faceid_core::Decision> = None;
-            for reference in &templates {
-                let decision = engine
-                    .verify(&sequence.best.template, reference)
-                    .map_err(|e| Refusal::engine(&e))?;
-                if best
-                    .as_ref()
-                    .is_none_or(|b| decision.comparison.score > b.comparison.score)
-                {
-                    best = Some(decision);
-                }
-            }
+            let best = engine
+                .verify_subject(&sequence.best.template, &templates)
+                .map_err(|e| Refusal::engine(&e))?;
             match best {
                 Some(d) if d.accepted => {
                     Ok((f64::from(d.comparison.score) * 10_000.0).round() / 10_000.0)

@@ -507,15 +507,9 @@ pub async fn verify(
     let sequence = selfie(&state, request.media).await?;
     let engine = &state.engine;
     let preset = engine.config().liveness_preset;
-    let mut best: Option<faceid_core::Decision> = None;
-    for reference in &references {
-        let decision = engine
-            .verify(&sequence.best.template, reference)
-            .map_err(|e| refusal(&e))?;
-        if best.is_none_or(|b| decision.comparison.score > b.comparison.score) {
-            best = Some(decision);
-        }
-    }
+    let best = engine
+        .verify_subject(&sequence.best.template, &references)
+        .map_err(|e| refusal(&e))?;
     let decision = best.ok_or_else(Problem::internal)?;
     let live = sequence.liveness.is_live(preset);
     let reason = if !live {
