@@ -269,6 +269,21 @@ impl Engine {
         Ok(best)
     }
 
+    /// Whether two template sets belong to the same person: the best 1:1 decision between
+    /// them accepts. Sync uses it to tell "one person enrolled at two kiosks under one id"
+    /// from "an id already taken by someone else".
+    pub fn same_person(&self, a: &[Template], b: &[Template]) -> Result<bool> {
+        for probe in a {
+            if self
+                .verify_subject(probe, b)?
+                .is_some_and(|decision| decision.accepted)
+            {
+                return Ok(true);
+            }
+        }
+        Ok(false)
+    }
+
     /// 1:N decision over candidates already compared by cosine (an index's exact re-rank),
     /// from a gallery of `gallery_size`: calibrated here, thresholded for the gallery size.
     pub fn identify_cosines<Id>(

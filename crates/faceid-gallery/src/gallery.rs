@@ -20,10 +20,13 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use crate::error::{Error, Result};
 use crate::index::QuantizedIndex;
 use crate::key::GalleryKey;
+use crate::sync::{Change, ChangeKind, SyncEvent, outbox_location};
 
 const KEY_CHECK: &[u8] = b"faceid-gallery-key-check-v1";
 const META_KEY_CHECK: &[u8] = b"key_check";
 const META_AUDIT_HEAD: &[u8] = b"audit_head";
+const META_CHANGE_HEAD: &[u8] = b"change_head";
+const META_OUTBOX_HEAD: &[u8] = b"outbox_head";
 const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Longest subject id accepted, in bytes.
 pub const MAX_SUBJECT_ID_BYTES: usize = 128;
@@ -47,6 +50,10 @@ pub struct Subject {
     pub template_models: Vec<String>,
     /// Whether an encrypted image is retained.
     pub has_image: bool,
+    /// Id of the enrollment event that created this record (a UUID). Sync compares it to
+    /// tell "the same enrollment" from "another enrollment under the same id".
+    #[serde(default)]
+    pub origin: String,
 }
 
 /// What a caller supplies to enroll someone.
@@ -179,18 +186,31 @@ pub struct Candidate {
     pub cosine: f32,
 }
 
+/// How a gallery is opened.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct GalleryOptions {
+    /// Write every local change (enrollment, deletion, decision) to the sync outbox in the
+    /// same transaction as the change: on for kiosks, off for a central server.
+    pub outbox: bool,
+}
+
 /// The gallery. `Send + Sync`; share it behind an `Arc`.
 pub struct Gallery {
-    db: sled::Db,
-    subjects: sled::Tree,
-    templates: sled::Tree,
-    images: sled::Tree,
-    audit: sled::Tree,
-    meta: sled::Tree,
+    pub(crate) db: sled::Db,
+    pub(crate) subjects: sled::Tree,
+    pub(crate) templates: sled::Tree,
+    pub(crate) images: sled::Tree,
+    pub(crate) audit: sled::Tree,
+    pub(crate) meta: sled::Tree,
+    pub(crate) outbox: sled::Tree,
+    pub(crate) changes: sled::Tree,
+    pub(crate) applied: sled::Tree,
+    pub(crate) conflicts: sled::Tree,
     bi: sled::Tree,
     cipher: Aes256Gcm,
-    index: RwLock<QuantizedIndex>,
+    pub(crate) index: RwLock<QuantizedIndex>,
     search_threads: usize,
+    pub(crate) options: GalleryOptions,
 }
 
 impl std::fmt::Debug for Gallery {
@@ -199,19 +219,19 @@ impl std::fmt::Debug for Gallery {
     }
 }
 
-fn now_ms() -> u64 {
+pub(crate) fn now_ms() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0)
 }
 
-fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError<Error>> {
+pub(crate) fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransactionError<Error>> {
     Err(ConflictableTransactionError::Abort(e))
 }
 
 /// Decodes one JSON record.
-fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
+pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
@@ -230,10 +250,163 @@ pub fn validate_subject_id(id: &str) -> Result<()> {
     Ok(())
 }
 
+/// Result of a step inside a transaction.
+pub(crate) type TxResult<T> = std::result::Result<T, ConflictableTransactionError<Error>>;
+
+/// Every tree of a change, inside one transaction: a change and everything it implies
+/// (audit event, change-feed row, outbox event, applied marker) commit together or not at
+/// all.
+pub(crate) struct Tx<'a> {
+    pub(crate) gallery: &'a Gallery,
+    pub(crate) subjects: &'a TransactionalTree,
+    pub(crate) templates: &'a TransactionalTree,
+    pub(crate) images: &'a TransactionalTree,
+    pub(crate) audit: &'a TransactionalTree,
+    pub(crate) meta: &'a TransactionalTree,
+    pub(crate) outbox: &'a TransactionalTree,
+    pub(crate) changes: &'a TransactionalTree,
+    pub(crate) applied: &'a TransactionalTree,
+    pub(crate) conflicts: &'a TransactionalTree,
+}
+
+/// Reads a JSON value inside a transaction, aborting on corruption.
+pub(crate) fn tx_decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> TxResult<T> {
+    serde_json::from_slice(bytes).or_else(|e| abort(Error::Corrupt(e.to_string())))
+}
+
+impl Tx<'_> {
+    /// Takes the next number of a counter kept in `meta`.
+    fn next(&self, counter: &[u8]) -> TxResult<u64> {
+        let current = match self.meta.get(counter)? {
+            Some(v) => tx_decode::<u64>(&v)?,
+            None => 0,
+        };
+        let next = current + 1;
+        self.meta
+            .insert(counter, serde_json::to_vec(&next).unwrap_or_default())?;
+        Ok(next)
+    }
+
+    /// Appends an audit event (reads and moves the chain head).
+    pub(crate) fn audit(
+        &self,
+        action: &str,
+        subject: Option<&str>,
+        outcome: &str,
+        ctx: &AuditContext,
+    ) -> TxResult<AuditEvent> {
+        let (prev_seq, prev_hash) = match self.meta.get(META_AUDIT_HEAD)? {
+            Some(head) => tx_decode::<(u64, String)>(&head)?,
+            None => (0, GENESIS_HASH.to_string()),
+        };
+        let mut event = AuditEvent {
+            seq: prev_seq + 1,
+            at_ms: now_ms(),
+            action: action.to_string(),
+            subject: subject.map(str::to_string),
+            outcome: outcome.to_string(),
+            actor: ctx.actor.clone(),
+            request_id: ctx.request_id.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        event.hash = event.compute_hash();
+        let json = serde_json::to_vec(&event).unwrap_or_default();
+        self.audit.insert(&event.seq.to_be_bytes(), json)?;
+        let head = serde_json::to_vec(&(event.seq, &event.hash)).unwrap_or_default();
+        self.meta.insert(META_AUDIT_HEAD, head)?;
+        Ok(event)
+    }
+
+    /// Appends a row to the change feed that sync pulls read (no biometric data: the
+    /// templates are read from their tree when a pull serves the row).
+    pub(crate) fn change(&self, kind: ChangeKind, subject: Option<&str>, origin: &str) -> TxResult<()> {
+        let seq = self.next(META_CHANGE_HEAD)?;
+        let change = Change {
+            seq,
+            kind,
+            subject: subject.map(str::to_string),
+            origin: origin.to_string(),
+        };
+        self.changes
+            .insert(&seq.to_be_bytes(), serde_json::to_vec(&change).unwrap_or_default())?;
+        Ok(())
+    }
+
+    /// Queues a sync event, sealed, when the gallery keeps an outbox.
+    pub(crate) fn outbox(&self, event: &SyncEvent) -> TxResult<()> {
+        if !self.gallery.options.outbox {
+            return Ok(());
+        }
+        let seq = self.next(META_OUTBOX_HEAD)?;
+        let json = serde_json::to_vec(event).unwrap_or_default();
+        self.outbox.insert(
+            &seq.to_be_bytes(),
+            self.gallery.seal(&json, &outbox_location(seq)),
+        )?;
+        Ok(())
+    }
+
+    /// Writes a subject record, its sealed templates and its optional image.
+    pub(crate) fn put_subject(
+        &self,
+        subject: &Subject,
+        templates: &[Template],
+        image: Option<&[u8]>,
+    ) -> TxResult<()> {
+        for (tag, template) in subject.template_tags.iter().zip(templates) {
+            self.templates.insert(
+                &tag.to_be_bytes(),
+                self.gallery
+                    .seal(&template.to_bytes(), &Gallery::template_location(*tag)),
+            )?;
+        }
+        if let Some(image) = image {
+            self.images.insert(
+                subject.id.as_bytes(),
+                self.gallery.seal(image, &Gallery::image_location(&subject.id)),
+            )?;
+        }
+        let record = serde_json::to_vec(subject).unwrap_or_default();
+        self.subjects.insert(subject.id.as_bytes(), record)?;
+        Ok(())
+    }
+
+    /// The subject record with `id`, if any.
+    pub(crate) fn subject(&self, id: &str) -> TxResult<Option<Subject>> {
+        self.subjects
+            .get(id.as_bytes())?
+            .map(|v| tx_decode(&v))
+            .transpose()
+    }
+
+    /// Removes a subject's record, templates and image; returns the record.
+    pub(crate) fn remove_subject(&self, id: &str) -> TxResult<Option<Subject>> {
+        let Some(record) = self.subjects.remove(id.as_bytes())? else {
+            return Ok(None);
+        };
+        let subject: Subject = tx_decode(&record)?;
+        for tag in &subject.template_tags {
+            self.templates.remove(&tag.to_be_bytes())?;
+        }
+        self.images.remove(id.as_bytes())?;
+        Ok(Some(subject))
+    }
+}
+
 impl Gallery {
-    /// Opens (or creates) the gallery in `dir` with `key`. A key that did not create the
-    /// gallery is `WrongKey` here, not garbage later.
+    /// Opens (or creates) the gallery in `dir` with `key`, without an outbox. A key that did
+    /// not create the gallery is `WrongKey` here, not garbage later.
     pub fn open(dir: &std::path::Path, key: &GalleryKey) -> Result<Gallery> {
+        Gallery::open_with(dir, key, GalleryOptions::default())
+    }
+
+    /// Opens (or creates) the gallery in `dir` with `key` and `options`.
+    pub fn open_with(
+        dir: &std::path::Path,
+        key: &GalleryKey,
+        options: GalleryOptions,
+    ) -> Result<Gallery> {
         let db = sled::Config::new().path(dir).open()?;
         let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.bytes()));
         let gallery = Gallery {
@@ -242,6 +415,10 @@ impl Gallery {
             images: db.open_tree("images")?,
             audit: db.open_tree("audit")?,
             meta: db.open_tree("meta")?,
+            outbox: db.open_tree("outbox")?,
+            changes: db.open_tree("changes")?,
+            applied: db.open_tree("applied")?,
+            conflicts: db.open_tree("conflicts")?,
             bi: db.open_tree("bi")?,
             db,
             cipher,
@@ -249,6 +426,7 @@ impl Gallery {
             search_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
                 .unwrap_or(1),
+            options,
         };
         match gallery.meta.get(META_KEY_CHECK)? {
             Some(sealed) => {
@@ -271,7 +449,7 @@ impl Gallery {
 
     /// AES-256-GCM with a fresh random nonce; the record's location is the associated data,
     /// so a ciphertext moved to another key does not decrypt.
-    fn seal(&self, plain: &[u8], location: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal(&self, plain: &[u8], location: &[u8]) -> Vec<u8> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher
@@ -288,7 +466,7 @@ impl Gallery {
         out
     }
 
-    fn open_sealed(&self, sealed: &[u8], location: &[u8]) -> Result<Vec<u8>> {
+    pub(crate) fn open_sealed(&self, sealed: &[u8], location: &[u8]) -> Result<Vec<u8>> {
         if sealed.len() < 12 + 16 {
             return Err(Error::Corrupt("sealed record too short".into()));
         }
@@ -304,33 +482,47 @@ impl Gallery {
             .map_err(|_| Error::Corrupt("record does not decrypt".into()))
     }
 
-    /// The trees a subject change touches, in the order the transactions name them:
-    /// subjects, templates, images, audit, meta.
-    fn data_trees(
-        &self,
-    ) -> (
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-        &sled::Tree,
-    ) {
-        (
+    /// Runs `change` in one transaction over every tree, then flushes to disk before
+    /// returning: what returns `Ok` is durable.
+    pub(crate) fn write<T>(&self, change: impl Fn(&Tx) -> TxResult<T>) -> Result<T> {
+        let out = (
             &self.subjects,
             &self.templates,
             &self.images,
             &self.audit,
             &self.meta,
+            &self.outbox,
+            &self.changes,
+            &self.applied,
+            &self.conflicts,
         )
+            .transaction(
+                |(subjects, templates, images, audit, meta, outbox, changes, applied, conflicts)| {
+                    change(&Tx {
+                        gallery: self,
+                        subjects,
+                        templates,
+                        images,
+                        audit,
+                        meta,
+                        outbox,
+                        changes,
+                        applied,
+                        conflicts,
+                    })
+                },
+            )?;
+        self.db.flush()?;
+        Ok(out)
     }
 
-    fn template_location(tag: u64) -> Vec<u8> {
+    pub(crate) fn template_location(tag: u64) -> Vec<u8> {
         let mut loc = b"templates/".to_vec();
         loc.extend_from_slice(&tag.to_be_bytes());
         loc
     }
 
-    fn image_location(id: &str) -> Vec<u8> {
+    pub(crate) fn image_location(id: &str) -> Vec<u8> {
         let mut loc = b"images/".to_vec();
         loc.extend_from_slice(id.as_bytes());
         loc
@@ -352,7 +544,7 @@ impl Gallery {
         Ok(())
     }
 
-    fn template(&self, tag: u64) -> Result<Template> {
+    pub(crate) fn template(&self, tag: u64) -> Result<Template> {
         let sealed = self
             .templates
             .get(tag.to_be_bytes())?
@@ -361,49 +553,30 @@ impl Gallery {
         Ok(Template::from_bytes(&bytes)?)
     }
 
-    /// Appends an audit event inside a transaction (reads and moves the chain head).
-    fn append_audit(
-        audit: &TransactionalTree,
-        meta: &TransactionalTree,
-        action: &str,
-        subject: Option<&str>,
-        outcome: &str,
-        ctx: &AuditContext,
-    ) -> std::result::Result<AuditEvent, ConflictableTransactionError<Error>> {
-        let (prev_seq, prev_hash) = match meta.get(META_AUDIT_HEAD)? {
-            Some(head) => match serde_json::from_slice::<(u64, String)>(&head) {
-                Ok(head) => head,
-                Err(e) => return abort(Error::Corrupt(format!("audit head: {e}"))),
-            },
-            None => (0, GENESIS_HASH.to_string()),
-        };
-        let mut event = AuditEvent {
-            seq: prev_seq + 1,
-            at_ms: now_ms(),
-            action: action.to_string(),
-            subject: subject.map(str::to_string),
-            outcome: outcome.to_string(),
-            actor: ctx.actor.clone(),
-            request_id: ctx.request_id.clone(),
-            prev_hash,
-            hash: String::new(),
-        };
-        event.hash = event.compute_hash();
-        let json = serde_json::to_vec(&event).unwrap_or_default();
-        audit.insert(&event.seq.to_be_bytes(), json)?;
-        let head = serde_json::to_vec(&(event.seq, &event.hash)).unwrap_or_default();
-        meta.insert(META_AUDIT_HEAD, head)?;
-        Ok(event)
+    /// Adds a stored subject's templates to the in-memory index (after its commit).
+    pub(crate) fn index_add(&self, subject: &Subject, templates: &[Template]) {
+        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
+        let name: Arc<str> = Arc::from(subject.id.as_str());
+        for (tag, template) in subject.template_tags.iter().zip(templates) {
+            index.add(*tag, name.clone(), template.vector());
+        }
     }
 
-    /// Enrolls a new subject with its templates (and, when given, an image kept encrypted).
-    /// `DuplicateSubject` when the id exists; nothing is written then.
-    pub fn enroll(
+    /// Removes a subject's rows from the in-memory index (after its commit).
+    pub(crate) fn index_remove(&self, id: &str) {
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove_subject(id);
+    }
+
+    /// A new subject record for `new` with fresh template tags.
+    pub(crate) fn new_record(
         &self,
         new: &NewSubject,
         templates: &[Template],
-        image: Option<&[u8]>,
-        ctx: &AuditContext,
+        has_image: bool,
+        origin: String,
     ) -> Result<Subject> {
         validate_subject_id(&new.id)?;
         if templates.is_empty() {
@@ -416,44 +589,56 @@ impl Gallery {
             .map(|_| self.db.generate_id())
             .collect::<std::result::Result<_, _>>()?;
         let now = now_ms();
-        let subject = Subject {
+        Ok(Subject {
             id: new.id.clone(),
             display_name: new.display_name.clone(),
             created_at_ms: now,
             updated_at_ms: now,
             source: new.source.clone(),
-            template_tags: tags.clone(),
+            template_tags: tags,
             template_models: templates.iter().map(|t| t.model_id().to_string()).collect(),
-            has_image: image.is_some(),
-        };
-        let record = serde_json::to_vec(&subject).map_err(|e| Error::Corrupt(e.to_string()))?;
-        self.data_trees()
-            .transaction(|(subjects, stored, images, audit, meta)| {
-                if subjects.get(new.id.as_bytes())?.is_some() {
-                    return abort(Error::DuplicateSubject(new.id.clone()));
-                }
-                for (tag, template) in tags.iter().zip(templates) {
-                    stored.insert(
-                        &tag.to_be_bytes(),
-                        self.seal(&template.to_bytes(), &Self::template_location(*tag)),
-                    )?;
-                }
-                if let Some(image) = image {
-                    images.insert(
-                        new.id.as_bytes(),
-                        self.seal(image, &Self::image_location(&new.id)),
-                    )?;
-                }
-                subjects.insert(new.id.as_bytes(), record.clone())?;
-                Self::append_audit(audit, meta, "enroll", Some(&new.id), "ok", ctx)?;
-                Ok(())
-            })?;
-        self.db.flush()?;
-        let mut index = self.index.write().unwrap_or_else(PoisonError::into_inner);
-        let name: Arc<str> = Arc::from(new.id.as_str());
-        for (tag, template) in tags.iter().zip(templates) {
-            index.add(*tag, name.clone(), template.vector());
-        }
+            has_image,
+            origin,
+        })
+    }
+
+    /// Enrolls a new subject with its templates (and, when given, an image kept encrypted).
+    /// `DuplicateSubject` when the id exists; nothing is written then. With an outbox, the
+    /// enrollment is queued for the server in the same transaction.
+    pub fn enroll(
+        &self,
+        new: &NewSubject,
+        templates: &[Template],
+        image: Option<&[u8]>,
+        ctx: &AuditContext,
+    ) -> Result<Subject> {
+        self.enroll_with(new, templates, image, ctx, |_| Ok(()))
+    }
+
+    /// [`Gallery::enroll`] plus `also`, in the same transaction.
+    pub(crate) fn enroll_with(
+        &self,
+        new: &NewSubject,
+        templates: &[Template],
+        image: Option<&[u8]>,
+        ctx: &AuditContext,
+        also: impl Fn(&Tx) -> TxResult<()>,
+    ) -> Result<Subject> {
+        let origin = uuid::Uuid::new_v4().to_string();
+        let subject = self.new_record(new, templates, image.is_some(), origin.clone())?;
+        let event = SyncEvent::enroll(&subject, templates);
+        self.write(|tx| {
+            if tx.subject(&new.id)?.is_some() {
+                return abort(Error::DuplicateSubject(new.id.clone()));
+            }
+            tx.put_subject(&subject, templates, image)?;
+            tx.audit("enroll", Some(&new.id), "ok", ctx)?;
+            tx.change(ChangeKind::Enroll, Some(&new.id), &origin)?;
+            tx.outbox(&event)?;
+            self.mark_pending(tx, &origin)?;
+            also(tx)
+        })?;
+        self.index_add(&subject, templates);
         Ok(subject)
     }
 
@@ -501,47 +686,36 @@ impl Gallery {
     }
 
     /// Erases a subject: record, templates, image and index rows, in one transaction with
-    /// its audit event. Returns whether the subject existed (an absent one is audited too).
+    /// its audit event (and, with an outbox, the erasure queued for the server). Returns
+    /// whether the subject existed (an absent one is audited too).
     pub fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
-        let existed =
-            self.data_trees()
-                .transaction(|(subjects, stored, images, audit, meta)| {
-                    let Some(record) = subjects.remove(id.as_bytes())? else {
-                        Self::append_audit(
-                            audit,
-                            meta,
-                            "delete",
-                            Some(id),
-                            "unknown_subject",
-                            ctx,
-                        )?;
-                        return Ok(false);
-                    };
-                    let subject: Subject = match serde_json::from_slice(&record) {
-                        Ok(s) => s,
-                        Err(e) => return abort(Error::Corrupt(e.to_string())),
-                    };
-                    for tag in &subject.template_tags {
-                        stored.remove(&tag.to_be_bytes())?;
-                    }
-                    images.remove(id.as_bytes())?;
-                    Self::append_audit(audit, meta, "delete", Some(id), "ok", ctx)?;
-                    Ok(true)
-                })?;
-        self.db.flush()?;
+        let event_id = uuid::Uuid::new_v4().to_string();
+        let existed = self.write(|tx| {
+            let Some(subject) = tx.remove_subject(id)? else {
+                tx.audit("delete", Some(id), "unknown_subject", ctx)?;
+                return Ok(false);
+            };
+            tx.audit("delete", Some(id), "ok", ctx)?;
+            tx.change(ChangeKind::Delete, Some(id), &subject.origin)?;
+            tx.outbox(&SyncEvent::delete(event_id.clone(), id, &subject.origin))?;
+            Ok(true)
+        })?;
         if existed {
-            self.index
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove_subject(id);
+            self.index_remove(id);
         }
         Ok(existed)
     }
 
     /// Removes every subject, template and image. The audit log keeps its history and
-    /// records the reset first, so an interrupted reset is visible and simply re-run.
+    /// records the reset first, so an interrupted reset is visible and simply re-run. The
+    /// change feed gets a `reset` row; the outbox is left as it is (a kiosk's reset is
+    /// local and never erases the server's gallery).
     pub fn reset(&self, ctx: &AuditContext) -> Result<()> {
-        self.record("reset", None, "ok", ctx)?;
+        self.write(|tx| {
+            tx.audit("reset", None, "ok", ctx)?;
+            tx.change(ChangeKind::Reset, None, "")?;
+            Ok(())
+        })?;
         self.subjects.clear()?;
         self.templates.clear()?;
         self.images.clear()?;
@@ -554,7 +728,7 @@ impl Gallery {
     }
 
     /// Appends an audit event for a decision that changes no data (verify, identify,
-    /// liveness), durably.
+    /// liveness), durably; with an outbox it is queued for the server too.
     pub fn record(
         &self,
         action: &str,
@@ -562,11 +736,12 @@ impl Gallery {
         outcome: &str,
         ctx: &AuditContext,
     ) -> Result<AuditEvent> {
-        let event = (&self.audit, &self.meta).transaction(|(audit, meta)| {
-            Self::append_audit(audit, meta, action, subject, outcome, ctx)
-        })?;
-        self.db.flush()?;
-        Ok(event)
+        let event_id = uuid::Uuid::new_v4().to_string();
+        self.write(|tx| {
+            let event = tx.audit(action, subject, outcome, ctx)?;
+            tx.outbox(&SyncEvent::audit(event_id.clone(), &event))?;
+            Ok(event)
+        })
     }
 
     /// The audit log, oldest first.

@@ -13,9 +13,17 @@ pub mod error;
 pub mod gallery;
 pub mod index;
 pub mod key;
+pub mod store;
+pub mod sync;
 
 pub use crate::error::{Error, Result};
 pub use crate::gallery::{
-    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Gallery, NewSubject, Subject,
+    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Gallery, GalleryOptions,
+    NewSubject, Subject,
 };
 pub use crate::key::GalleryKey;
+pub use crate::store::GalleryStore;
+pub use crate::sync::{
+    ChangePage, Conflict, EventBody, OutboxEntry, PulledChange, PushOutcome, RemoteSubject,
+    Resolution, SyncEvent, SyncStatus, SyncStep,
+};

@@ -11,6 +11,8 @@ use sha2::{Digest, Sha256};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Role {
+    /// A kiosk's sync token: `/v1/sync/*` only. Its `app_id` is the device name.
+    Device,
     /// Enroll, verify, identify, liveness.
     Client,
     /// Client rights plus subject lists, deletion and audit reads.
@@ -182,7 +184,57 @@ impl ApiKeys {
 
     /// The key with this app id and secret (surface 5).
     pub fn find_app(&self, app_id: &str, secret: &str) -> Option<StoredKey> {
-        self.find(secret).filter(|k| k.app_id == app_id)
+        self.find(secret)
+            .filter(|k| k.app_id == app_id && k.role >= Role::Client)
+    }
+
+    /// Issues the sync token of kiosk `name` (1-64 of `A-Za-z0-9._-`); `AlreadyExists`
+    /// when the device has one (revoke it first).
+    pub fn issue_device(&self, name: &str) -> std::io::Result<NewKey> {
+        if name.is_empty()
+            || name.len() > 64
+            || !name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "a device name is 1-64 of A-Z a-z 0-9 . _ -",
+            ));
+        }
+        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        if keys
+            .iter()
+            .any(|k| k.role == Role::Device && k.app_id == name)
+        {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                format!("device {name} already has a token"),
+            ));
+        }
+        let (mut new, mut stored) = mint(Role::Device);
+        new.app_id = name.to_string();
+        stored.app_id = name.to_string();
+        let mut next = keys.clone();
+        next.push(stored);
+        if let Some(dir) = &self.dir {
+            write_keys(dir, &next)?;
+        }
+        *keys = next;
+        Ok(new)
+    }
+
+    /// Revokes the token of device `name`; false when it has none.
+    pub fn revoke_device(&self, name: &str) -> std::io::Result<bool> {
+        let id = self
+            .list()
+            .into_iter()
+            .find(|k| k.role == Role::Device && k.app_id == name)
+            .map(|k| k.id);
+        match id {
+            Some(id) => self.revoke(&id),
+            None => Ok(false),
+        }
     }
 }
 

@@ -21,6 +21,7 @@ pub mod pool;
 pub mod problem;
 pub mod selfie;
 pub mod silent_verification;
+pub mod sync;
 pub mod templates_api;
 pub mod transport;
 pub mod v1;
@@ -35,7 +36,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use faceid_core::Engine;
-use faceid_gallery::Gallery;
+use faceid_gallery::{Gallery, GalleryStore};
 
 use crate::keys::ApiKeys;
 use crate::metrics::Metrics;
@@ -87,8 +88,8 @@ impl Default for ServerLimits {
 pub struct AppState {
     /// The engine (models loaded once).
     pub engine: Arc<Engine>,
-    /// The gallery.
-    pub gallery: Arc<Gallery>,
+    /// The gallery (sled or PostgreSQL).
+    pub gallery: Arc<dyn GalleryStore>,
     /// API keys (hashes).
     pub keys: Arc<ApiKeys>,
     /// Admission control for engine work.
@@ -105,13 +106,18 @@ pub struct AppState {
     pub request_timeout: std::time::Duration,
     /// Key of surface 4's encrypted fields; without one, surface 4 answers 500.
     pub transport_key: Option<transport::TransportKey>,
+    /// What this process saw of each kiosk's sync.
+    pub devices: Arc<sync::DeviceActivity>,
+    /// The kiosk's own gallery when this server is a kiosk's local API: its sync state and
+    /// conflicts are served at `/v1/admin/sync`.
+    pub local_sync: Option<Arc<Gallery>>,
 }
 
 impl AppState {
     /// State over a loaded engine and an open gallery.
     pub fn new(
         engine: Arc<Engine>,
-        gallery: Arc<Gallery>,
+        gallery: Arc<dyn GalleryStore>,
         keys: ApiKeys,
         limits: &ServerLimits,
     ) -> AppState {
@@ -126,7 +132,15 @@ impl AppState {
             keyless_loopback: limits.keyless_loopback,
             request_timeout: limits.request_timeout,
             transport_key: None,
+            devices: Arc::new(sync::DeviceActivity::default()),
+            local_sync: None,
         }
+    }
+
+    /// The same state serving a kiosk's sync state (a kiosk's local API).
+    pub fn with_local_sync(mut self, gallery: Arc<Gallery>) -> AppState {
+        self.local_sync = Some(gallery);
+        self
     }
 
     /// The same state with surface 4's transport key.
@@ -198,6 +212,17 @@ fn native(limits: &ServerLimits) -> Router<AppState> {
         .route("/admin/keys/{id}", delete(v1::revoke_key))
         .route("/admin/reset", post(v1::reset))
         .route("/admin/status", get(v1::status))
+        .route(
+            "/admin/devices",
+            get(sync::list_devices).post(sync::issue_device),
+        )
+        .route("/admin/devices/{name}", delete(sync::revoke_device))
+        .route("/admin/sync", get(sync::local_status))
+        .route(
+            "/sync/push",
+            post(sync::push).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),
+        )
+        .route("/sync/pull", get(sync::pull))
 }
 
 /// Assigns the request id, logs the request and feeds the per-route metrics.
@@ -275,6 +300,52 @@ async fn metrics(State(state): State<AppState>) -> Response {
         text,
     )
         .into_response()
+}
+
+/// TLS material of the server: a PEM certificate chain and its PEM private key.
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    /// Certificate chain (PEM), leaf first.
+    pub cert: std::path::PathBuf,
+    /// Private key (PEM).
+    pub key: std::path::PathBuf,
+}
+
+/// Serves `router` over TLS (rustls, ring) on `listener` until `shutdown` resolves, then
+/// finishes in-flight requests.
+pub async fn serve_tls(
+    listener: std::net::TcpListener,
+    router: Router,
+    tls: &TlsFiles,
+    shutdown: impl std::future::Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let certs = CertificateDer::pem_file_iter(&tls.cert)
+        .and_then(|certs| certs.collect::<Result<Vec<_>, _>>())
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", tls.cert.display())))?;
+    let key = PrivateKeyDer::from_pem_file(&tls.key)
+        .map_err(|e| std::io::Error::other(format!("{}: {e}", tls.key.display())))?;
+    let provider = std::sync::Arc::new(rustls::crypto::ring::default_provider());
+    let mut config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(std::io::Error::other)?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(std::io::Error::other)?;
+    config.alpn_protocols = vec![b"http/1.1".to_vec()];
+    let config = axum_server::tls_rustls::RustlsConfig::from_config(std::sync::Arc::new(config));
+    let handle = axum_server::Handle::new();
+    let stopper = handle.clone();
+    tokio::spawn(async move {
+        shutdown.await;
+        stopper.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+    });
+    listener.set_nonblocking(true)?;
+    axum_server::from_tcp_rustls(listener, config)?
+        .handle(handle)
+        .serve(router.into_make_service_with_connect_info::<std::net::SocketAddr>())
+        .await
 }
 
 /// Serves `router` on `listener` until `shutdown` resolves, then finishes in-flight requests.

@@ -32,12 +32,16 @@ use crate::{AppState, RequestId};
     ),
     paths(
         list_subjects, get_subject, enroll, delete_subject, subject_image, verify, identify,
-        liveness, quality, card, audit, create_key, list_keys, revoke_key, reset, status
+        liveness, quality, card, audit, create_key, list_keys, revoke_key, reset, status,
+        crate::sync::push, crate::sync::pull, crate::sync::list_devices,
+        crate::sync::issue_device, crate::sync::revoke_device, crate::sync::local_status
     ),
     components(schemas(
         SubjectView, EnrollRequest, MediaRequest, VerifyRequest, VerifyResponse, LivenessView,
         IdentifyResponse, QualityResponse, CardResponse, AuditResponse, KeyRequest, KeyView,
-        StatusResponse, Problem, crate::keys::NewKey
+        StatusResponse, Problem, crate::keys::NewKey, crate::sync::PushRequest,
+        crate::sync::PushResponse, crate::sync::PushResult, crate::sync::DevicesResponse,
+        crate::sync::DeviceView, crate::sync::DeviceSeen, crate::sync::DeviceRequest
     )),
     modifiers(&ApiKeyScheme),
     security(("api_key" = []))
