@@ -6,7 +6,7 @@ use std::process::ExitCode;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use faceid_cli::{bench, commands, eval, provision};
+use faceid_cli::{bench, commands, eval, provision, sync};
 use faceid_core::{Engine, EngineConfig, models};
 use serde::Serialize;
 
@@ -117,6 +117,59 @@ enum Command {
         /// as their existing clients send no credentials).
         #[arg(long)]
         require_keys: bool,
+        /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key of --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+        /// Keep the gallery in PostgreSQL (a libpq connection string, e.g.
+        /// "host=127.0.0.1 port=5432 user=faceid dbname=faceid") instead of sled in --data,
+        /// so several server processes can share it. --data still holds the API keys.
+        #[arg(long)]
+        postgres: Option<String>,
+    },
+    /// A headless kiosk's sync: push the outbox of the gallery in --gallery to --server and
+    /// pull the server's changes, every few seconds until interrupted (or once).
+    Sync {
+        /// Kiosk gallery directory.
+        #[arg(long)]
+        gallery: PathBuf,
+        /// Gallery key file; default: $FACEID_GALLERY_KEY.
+        #[arg(long)]
+        key_file: Option<PathBuf>,
+        /// Server base URL (https://, or http:// on loopback only).
+        #[arg(long)]
+        server: String,
+        /// File holding this device's token (`faceid devices issue`); default:
+        /// $FACEID_DEVICE_TOKEN.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// PEM certificate of the authority that signed the server's certificate.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        /// Push and pull once, print what was done, exit (non-zero if the server could
+        /// not be reached).
+        #[arg(long)]
+        once: bool,
+        /// Events per push.
+        #[arg(long, default_value_t = 100)]
+        batch: usize,
+        /// Seconds between cycles.
+        #[arg(long, default_value_t = 5.0)]
+        interval_secs: f64,
+    },
+    /// Issue, list or revoke kiosk device tokens on a running server (admin key in
+    /// $FACEID_ADMIN_KEY).
+    Devices {
+        /// Server base URL.
+        #[arg(long)]
+        server: String,
+        /// PEM certificate of the authority that signed the server's certificate.
+        #[arg(long)]
+        ca: Option<PathBuf>,
+        #[command(subcommand)]
+        action: DevicesAction,
     },
     /// Seal a file for one of surface 4's encrypted form fields (AES-256-GCM, base64 on
     /// stdout).
@@ -158,6 +211,16 @@ enum KeysAction {
     /// Write a new random transport key (surface 4's encrypted fields) to FILE (mode 0600);
     /// give it to the server (`serve --transport-key-file`) and to its clients.
     Transport { file: PathBuf },
+}
+
+#[derive(Subcommand)]
+enum DevicesAction {
+    /// Issue the token of a new device; prints {"key":..,"app_id":NAME,..} once.
+    Issue { name: String },
+    /// Revoke a device's token: its next push or pull is refused.
+    Revoke { name: String },
+    /// List devices and their sync state.
+    List,
 }
 
 #[derive(Subcommand)]
@@ -342,6 +405,9 @@ fn run(cli: Cli) -> Result<()> {
             timeout_secs,
             transport_key_file,
             require_keys,
+            tls_cert,
+            tls_key,
+            postgres,
         } => {
             let key = match key_file {
                 Some(file) => faceid_gallery::GalleryKey::from_file(file, data)?,
@@ -355,7 +421,13 @@ fn run(cli: Cli) -> Result<()> {
             let engine = std::sync::Arc::new(load(&cli)?);
             std::fs::create_dir_all(data)
                 .with_context(|| format!("creating {}", data.display()))?;
-            let gallery = std::sync::Arc::new(faceid_gallery::Gallery::open(data, &key)?);
+            let gallery: std::sync::Arc<dyn faceid_gallery::GalleryStore> = match postgres {
+                Some(url) => std::sync::Arc::new(
+                    faceid_gallery::postgres::PgGallery::connect(url, &key)
+                        .context("opening the PostgreSQL gallery")?,
+                ),
+                None => std::sync::Arc::new(faceid_gallery::Gallery::open(data, &key)?),
+            };
             let keys = faceid_server::keys::ApiKeys::load(data)?;
             let limits = faceid_server::ServerLimits {
                 queue: *queue,
@@ -386,17 +458,62 @@ fn run(cli: Cli) -> Result<()> {
             let runtime = tokio::runtime::Builder::new_multi_thread()
                 .enable_all()
                 .build()?;
+            let tls = match (tls_cert, tls_key) {
+                (Some(cert), Some(key)) => Some(faceid_server::TlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                }),
+                _ => None,
+            };
             runtime.block_on(async {
-                let listener = tokio::net::TcpListener::bind(listen)
-                    .await
-                    .with_context(|| format!("binding {listen}"))?;
-                eprintln!("faceid serving on http://{}", listener.local_addr()?);
                 let shutdown = async {
                     let _ = tokio::signal::ctrl_c().await;
                 };
-                faceid_server::serve(listener, router, shutdown).await?;
+                match tls {
+                    Some(tls) => {
+                        let listener = std::net::TcpListener::bind(listen)
+                            .with_context(|| format!("binding {listen}"))?;
+                        eprintln!("faceid serving on https://{}", listener.local_addr()?);
+                        faceid_server::serve_tls(listener, router, &tls, shutdown).await?;
+                    }
+                    None => {
+                        let listener = tokio::net::TcpListener::bind(listen)
+                            .await
+                            .with_context(|| format!("binding {listen}"))?;
+                        eprintln!("faceid serving on http://{}", listener.local_addr()?);
+                        faceid_server::serve(listener, router, shutdown).await?;
+                    }
+                }
                 anyhow::Ok(())
             })
+        }
+        Command::Sync {
+            gallery,
+            key_file,
+            server,
+            token_file,
+            ca,
+            once,
+            batch,
+            interval_secs,
+        } => sync::run(&sync::SyncArgs {
+            gallery,
+            key_file: key_file.as_deref(),
+            server,
+            token_file: token_file.as_deref(),
+            ca: ca.as_deref(),
+            once: *once,
+            batch: *batch,
+            interval: std::time::Duration::from_secs_f64(interval_secs.clamp(0.05, 3600.0)),
+            json: cli.json,
+        }),
+        Command::Devices { server, ca, action } => {
+            let action = match action {
+                DevicesAction::Issue { name } => sync::DeviceAction::Issue(name),
+                DevicesAction::Revoke { name } => sync::DeviceAction::Revoke(name),
+                DevicesAction::List => sync::DeviceAction::List,
+            };
+            sync::devices(server, ca.as_deref(), action)
         }
         Command::Keys { action } => match action {
             KeysAction::Create { data, role } => {

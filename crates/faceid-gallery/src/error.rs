@@ -18,6 +18,8 @@ pub enum Error {
     Key(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("database: {0}")]
+    Database(String),
     #[error("storage: {0}")]
     Storage(#[from] sled::Error),
     #[error(transparent)]

@@ -22,12 +22,12 @@ use crate::index::QuantizedIndex;
 use crate::key::GalleryKey;
 use crate::sync::{Change, ChangeKind, SyncEvent, outbox_location};
 
-const KEY_CHECK: &[u8] = b"faceid-gallery-key-check-v1";
+pub(crate) const KEY_CHECK: &[u8] = b"faceid-gallery-key-check-v1";
 const META_KEY_CHECK: &[u8] = b"key_check";
 const META_AUDIT_HEAD: &[u8] = b"audit_head";
 const META_CHANGE_HEAD: &[u8] = b"change_head";
 const META_OUTBOX_HEAD: &[u8] = b"outbox_head";
-const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 /// Longest subject id accepted, in bytes.
 pub const MAX_SUBJECT_ID_BYTES: usize = 128;
 
@@ -112,7 +112,31 @@ struct AuditBody<'a> {
 }
 
 impl AuditEvent {
-    fn compute_hash(&self) -> String {
+    /// The event after `(prev_seq, prev_hash)`, hashed.
+    pub(crate) fn chained(
+        prev_seq: u64,
+        prev_hash: String,
+        action: &str,
+        subject: Option<&str>,
+        outcome: &str,
+        ctx: &AuditContext,
+    ) -> AuditEvent {
+        let mut event = AuditEvent {
+            seq: prev_seq + 1,
+            at_ms: now_ms(),
+            action: action.to_string(),
+            subject: subject.map(str::to_string),
+            outcome: outcome.to_string(),
+            actor: ctx.actor.clone(),
+            request_id: ctx.request_id.clone(),
+            prev_hash,
+            hash: String::new(),
+        };
+        event.hash = event.compute_hash();
+        event
+    }
+
+    pub(crate) fn compute_hash(&self) -> String {
         let body = AuditBody {
             seq: self.seq,
             at_ms: self.at_ms,
@@ -194,6 +218,55 @@ pub struct GalleryOptions {
     pub outbox: bool,
 }
 
+/// Encryption at rest of every biometric record (sled and PostgreSQL alike).
+pub(crate) struct Sealer {
+    cipher: Aes256Gcm,
+}
+
+impl Sealer {
+    pub(crate) fn new(key: &GalleryKey) -> Sealer {
+        Sealer {
+            cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.bytes())),
+        }
+    }
+
+    /// AES-256-GCM with a fresh random nonce; the record's location is the associated data,
+    /// so a ciphertext moved to another key does not decrypt.
+    pub(crate) fn seal(&self, plain: &[u8], location: &[u8]) -> Vec<u8> {
+        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
+        let sealed = self
+            .cipher
+            .encrypt(
+                &nonce,
+                Payload {
+                    msg: plain,
+                    aad: location,
+                },
+            )
+            .unwrap_or_default();
+        let mut out = nonce.to_vec();
+        out.extend_from_slice(&sealed);
+        out
+    }
+
+    pub(crate) fn open(&self, sealed: &[u8], location: &[u8]) -> Result<Vec<u8>> {
+        if sealed.len() < 12 + 16 {
+            return Err(Error::Corrupt("sealed record too short".into()));
+        }
+        let (nonce, body) = sealed.split_at(12);
+        self.cipher
+            .decrypt(
+                Nonce::from_slice(nonce),
+                Payload {
+                    msg: body,
+                    aad: location,
+                },
+            )
+            .map_err(|_| Error::Corrupt("record does not decrypt".into()))
+    }
+
+}
+
 /// The gallery. `Send + Sync`; share it behind an `Arc`.
 pub struct Gallery {
     pub(crate) db: sled::Db,
@@ -207,7 +280,7 @@ pub struct Gallery {
     pub(crate) applied: sled::Tree,
     pub(crate) conflicts: sled::Tree,
     bi: sled::Tree,
-    cipher: Aes256Gcm,
+    sealer: Sealer,
     pub(crate) index: RwLock<QuantizedIndex>,
     search_threads: usize,
     pub(crate) options: GalleryOptions,
@@ -236,7 +309,7 @@ pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> 
 }
 
 /// Decodes every JSON record of a tree, in key order.
-fn read_all<T: serde::de::DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
+pub(crate) fn read_all<T: serde::de::DeserializeOwned>(tree: &sled::Tree) -> Result<Vec<T>> {
     tree.iter().map(|entry| decode(&entry?.1)).collect()
 }
 
@@ -299,18 +372,7 @@ impl Tx<'_> {
             Some(head) => tx_decode::<(u64, String)>(&head)?,
             None => (0, GENESIS_HASH.to_string()),
         };
-        let mut event = AuditEvent {
-            seq: prev_seq + 1,
-            at_ms: now_ms(),
-            action: action.to_string(),
-            subject: subject.map(str::to_string),
-            outcome: outcome.to_string(),
-            actor: ctx.actor.clone(),
-            request_id: ctx.request_id.clone(),
-            prev_hash,
-            hash: String::new(),
-        };
-        event.hash = event.compute_hash();
+        let event = AuditEvent::chained(prev_seq, prev_hash, action, subject, outcome, ctx);
         let json = serde_json::to_vec(&event).unwrap_or_default();
         self.audit.insert(&event.seq.to_be_bytes(), json)?;
         let head = serde_json::to_vec(&(event.seq, &event.hash)).unwrap_or_default();
@@ -408,7 +470,6 @@ impl Gallery {
         options: GalleryOptions,
     ) -> Result<Gallery> {
         let db = sled::Config::new().path(dir).open()?;
-        let cipher = Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.bytes()));
         let gallery = Gallery {
             subjects: db.open_tree("subjects")?,
             templates: db.open_tree("templates")?,
@@ -421,7 +482,7 @@ impl Gallery {
             conflicts: db.open_tree("conflicts")?,
             bi: db.open_tree("bi")?,
             db,
-            cipher,
+            sealer: Sealer::new(key),
             index: RwLock::new(QuantizedIndex::new(faceid_core::template::TEMPLATE_DIM)),
             search_threads: std::thread::available_parallelism()
                 .map(|n| n.get())
@@ -447,39 +508,12 @@ impl Gallery {
         Ok(gallery)
     }
 
-    /// AES-256-GCM with a fresh random nonce; the record's location is the associated data,
-    /// so a ciphertext moved to another key does not decrypt.
     pub(crate) fn seal(&self, plain: &[u8], location: &[u8]) -> Vec<u8> {
-        let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
-        let sealed = self
-            .cipher
-            .encrypt(
-                &nonce,
-                Payload {
-                    msg: plain,
-                    aad: location,
-                },
-            )
-            .unwrap_or_default();
-        let mut out = nonce.to_vec();
-        out.extend_from_slice(&sealed);
-        out
+        self.sealer.seal(plain, location)
     }
 
     pub(crate) fn open_sealed(&self, sealed: &[u8], location: &[u8]) -> Result<Vec<u8>> {
-        if sealed.len() < 12 + 16 {
-            return Err(Error::Corrupt("sealed record too short".into()));
-        }
-        let (nonce, body) = sealed.split_at(12);
-        self.cipher
-            .decrypt(
-                Nonce::from_slice(nonce),
-                Payload {
-                    msg: body,
-                    aad: location,
-                },
-            )
-            .map_err(|_| Error::Corrupt("record does not decrypt".into()))
+        self.sealer.open(sealed, location)
     }
 
     /// Runs `change` in one transaction over every tree, then flushes to disk before

@@ -13,6 +13,8 @@ pub mod error;
 pub mod gallery;
 pub mod index;
 pub mod key;
+#[cfg(feature = "postgres")]
+pub mod postgres;
 pub mod store;
 pub mod sync;
 

@@ -718,21 +718,9 @@ impl Gallery {
                 display_name,
                 templates,
             } => {
-                let decoded = crate::gallery::validate_subject_id(subject)
-                    .and_then(|()| decode_templates(templates))
-                    .and_then(|t| {
-                        if t.is_empty() {
-                            Err(Error::Corrupt("no template".into()))
-                        } else {
-                            Ok(t)
-                        }
-                    });
-                let templates = match decoded {
+                let templates = match incoming_templates(subject, templates) {
                     Ok(t) => t,
-                    Err(e) => {
-                        let outcome = PushOutcome::Rejected {
-                            reason: e.to_string(),
-                        };
+                    Err(outcome) => {
                         self.write(|tx| {
                             tx.audit("sync_push", Some(subject), "rejected", &ctx)?;
                             mark(tx, &outcome)
@@ -744,20 +732,12 @@ impl Gallery {
                     Some(held) => Some((held.clone(), self.templates(&held.id)?)),
                     None => None,
                 };
-                let outcome = match &held {
-                    None => PushOutcome::Applied,
-                    Some((h, _)) if h.origin == event.id => PushOutcome::Applied,
-                    Some((_, theirs)) if same_person(&templates, theirs) => {
-                        PushOutcome::AlreadyEnrolled
-                    }
-                    Some((h, _)) => PushOutcome::Conflict {
-                        message: format!(
-                            "the server already holds {subject:?} for a different person (enrolled by {} at {} ms)",
-                            h.source.as_deref().unwrap_or("the server"),
-                            h.created_at_ms
-                        ),
-                    },
-                };
+                let outcome = enrollment_outcome(
+                    &event.id,
+                    held.as_ref().map(|(s, t)| (s, t.as_slice())),
+                    &templates,
+                    same_person,
+                );
                 if outcome != PushOutcome::Applied || held.is_some() {
                     self.write(|tx| {
                         tx.audit("sync_push", Some(subject), outcome.label(), &ctx)?;
@@ -791,22 +771,13 @@ impl Gallery {
             EventBody::Delete { subject, origin } => {
                 let (outcome, erased) = self.write(|tx| {
                     let held = tx.subject(subject)?;
-                    let (outcome, erased) = match held {
-                        Some(h) if h.origin == *origin => {
-                            tx.remove_subject(subject)?;
-                            tx.change(crate::sync::ChangeKind::Delete, Some(subject), origin)?;
-                            tx.audit("delete", Some(subject), "ok", &ctx)?;
-                            (PushOutcome::Applied, true)
-                        }
-                        Some(_) => {
-                            tx.audit("delete", Some(subject), "stale", &ctx)?;
-                            (PushOutcome::Stale, false)
-                        }
-                        None => {
-                            tx.audit("delete", Some(subject), "unknown_subject", &ctx)?;
-                            (PushOutcome::Applied, false)
-                        }
-                    };
+                    let (outcome, audit_outcome) = erasure_outcome(held.as_ref(), origin);
+                    let erased = held.is_some() && outcome == PushOutcome::Applied;
+                    if erased {
+                        tx.remove_subject(subject)?;
+                        tx.change(crate::sync::ChangeKind::Delete, Some(subject), origin)?;
+                    }
+                    tx.audit("delete", Some(subject), audit_outcome, &ctx)?;
                     mark(tx, &outcome)?;
                     Ok((outcome, erased))
                 })?;
@@ -864,26 +835,8 @@ impl Gallery {
             }
             let change: Change = decode(&value)?;
             page.next_cursor = change.seq;
-            let subject = change.subject.clone().unwrap_or_default();
-            match change.kind {
-                crate::sync::ChangeKind::Enroll => {
-                    if let Some(remote) = self.remote_subject(&subject)?
-                        && remote.subject.origin == change.origin
-                    {
-                        page.changes.push(PulledChange::Enroll {
-                            seq: change.seq,
-                            remote,
-                        });
-                    }
-                }
-                crate::sync::ChangeKind::Delete => page.changes.push(PulledChange::Delete {
-                    seq: change.seq,
-                    subject,
-                    origin: change.origin,
-                }),
-                crate::sync::ChangeKind::Reset => {
-                    page.changes.push(PulledChange::Reset { seq: change.seq })
-                }
+            if let Some(pulled) = pulled_change(change, |id| self.remote_subject(id))? {
+                page.changes.push(pulled);
             }
         }
         Ok(page)
@@ -898,6 +851,83 @@ impl Gallery {
             .transpose()?
             .unwrap_or(0))
     }
+}
+
+/// Checks and decodes the templates of a pushed enrollment; `Rejected` when unusable.
+pub(crate) fn incoming_templates(
+    subject: &str,
+    templates: &[String],
+) -> std::result::Result<Vec<Template>, PushOutcome> {
+    crate::gallery::validate_subject_id(subject)
+        .and_then(|()| decode_templates(templates))
+        .and_then(|t| {
+            if t.is_empty() {
+                Err(Error::Corrupt("no template".into()))
+            } else {
+                Ok(t)
+            }
+        })
+        .map_err(|e| PushOutcome::Rejected {
+            reason: e.to_string(),
+        })
+}
+
+/// The server's rule for a pushed enrollment, given what it holds under the id: new ids
+/// and repeats of the same enrollment apply; the same person enrolled elsewhere is
+/// `AlreadyEnrolled`; anyone else is a `Conflict`.
+pub(crate) fn enrollment_outcome(
+    event_id: &str,
+    held: Option<(&Subject, &[Template])>,
+    incoming: &[Template],
+    same_person: &dyn Fn(&[Template], &[Template]) -> bool,
+) -> PushOutcome {
+    match held {
+        None => PushOutcome::Applied,
+        Some((h, _)) if h.origin == event_id => PushOutcome::Applied,
+        Some((_, theirs)) if same_person(incoming, theirs) => PushOutcome::AlreadyEnrolled,
+        Some((h, _)) => PushOutcome::Conflict {
+            message: format!(
+                "the server already holds {:?} for a different person (enrolled by {} at {} ms)",
+                h.id,
+                h.source.as_deref().unwrap_or("the server"),
+                h.created_at_ms
+            ),
+        },
+    }
+}
+
+/// The server's rule for a pushed erasure of enrollment `origin`: erase it if that is what
+/// the server holds, else nothing (`Stale` when another enrollment holds the id). Returns
+/// the outcome and the audit outcome.
+pub(crate) fn erasure_outcome(held: Option<&Subject>, origin: &str) -> (PushOutcome, &'static str) {
+    match held {
+        Some(h) if h.origin == origin => (PushOutcome::Applied, "ok"),
+        Some(_) => (PushOutcome::Stale, "stale"),
+        None => (PushOutcome::Applied, "unknown_subject"),
+    }
+}
+
+/// What a kiosk receives for a change-feed row: an enrollment only while it is still the
+/// subject's current one (a later row covers the rest).
+pub(crate) fn pulled_change(
+    change: Change,
+    remote: impl FnOnce(&str) -> Result<Option<RemoteSubject>>,
+) -> Result<Option<PulledChange>> {
+    let subject = change.subject.clone().unwrap_or_default();
+    Ok(match change.kind {
+        ChangeKind::Enroll => remote(&subject)?
+            .filter(|r| r.subject.origin == change.origin)
+            .map(|remote| PulledChange::Enroll {
+                seq: change.seq,
+                remote,
+            }),
+        ChangeKind::Delete => Some(PulledChange::Delete {
+            seq: change.seq,
+            subject,
+            origin: change.origin,
+        }),
+        ChangeKind::Reset => Some(PulledChange::Reset { seq: change.seq }),
+    })
 }
 
 /// Which step of a sync cycle [`Gallery::note_sync`] records.

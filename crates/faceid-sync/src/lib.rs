@@ -194,39 +194,8 @@ fn is_loopback_http(url: &str) -> bool {
 impl SyncClient {
     /// A client for `gallery` (opened with an outbox). Refuses plain HTTP beyond loopback.
     pub fn new(gallery: Arc<Gallery>, config: SyncConfig) -> Result<SyncClient, SyncError> {
-        let base = config.server.trim_end_matches('/').to_string();
-        if !base.starts_with("https://") {
-            if base.starts_with("http://") {
-                if !is_loopback_http(&base) {
-                    return Err(SyncError::Insecure(base));
-                }
-            } else {
-                return Err(SyncError::BadUrl(base));
-            }
-        }
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let mut roots = rustls::RootCertStore::empty();
-        if let Some(pem) = &config.ca_pem {
-            use rustls::pki_types::CertificateDer;
-            use rustls::pki_types::pem::PemObject;
-            for cert in CertificateDer::pem_slice_iter(pem) {
-                let cert = cert.map_err(|e| SyncError::Tls(format!("CA certificate: {e}")))?;
-                roots
-                    .add(cert)
-                    .map_err(|e| SyncError::Tls(format!("CA certificate: {e}")))?;
-            }
-        }
-        let tls = rustls::ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| SyncError::Tls(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        let http = reqwest::Client::builder()
-            .tls_backend_preconfigured(tls)
-            .timeout(config.request_timeout)
-            .connect_timeout(Duration::from_secs(10))
-            .build()
-            .map_err(|e| SyncError::Tls(e.to_string()))?;
+        let base = checked_base_url(&config.server)?;
+        let http = https_client(config.ca_pem.as_deref(), config.request_timeout)?;
         Ok(SyncClient {
             gallery,
             http,
@@ -396,6 +365,44 @@ impl SyncClient {
             }
         }
     }
+}
+
+/// `url` without its trailing slash, if it is `https://` or plain HTTP on loopback.
+pub fn checked_base_url(url: &str) -> Result<String, SyncError> {
+    let base = url.trim_end_matches('/').to_string();
+    if base.starts_with("https://") || is_loopback_http(&base) {
+        Ok(base)
+    } else if base.starts_with("http://") {
+        Err(SyncError::Insecure(base))
+    } else {
+        Err(SyncError::BadUrl(base))
+    }
+}
+
+/// An HTTP client that trusts only the authority in `ca_pem` (rustls with ring; no system
+/// roots, so a kiosk talks to its own server and nothing else).
+pub fn https_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, SyncError> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_slice_iter(ca_pem.unwrap_or_default()) {
+        let cert = cert.map_err(|e| SyncError::Tls(format!("CA certificate: {e}")))?;
+        roots
+            .add(cert)
+            .map_err(|e| SyncError::Tls(format!("CA certificate: {e}")))?;
+    }
+    let tls = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| SyncError::Tls(e.to_string()))?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    reqwest::Client::builder()
+        .tls_backend_preconfigured(tls)
+        .timeout(timeout)
+        .connect_timeout(Duration::from_secs(10))
+        .build()
+        .map_err(|e| SyncError::Tls(e.to_string()))
 }
 
 /// The pause after `failures` consecutive failures: uniform in `[0, min(cap, 1 s * 2^(n-1))]`

@@ -1,0 +1,1219 @@
+//! The PostgreSQL gallery: the same [`GalleryStore`] contract as sled, for central servers
+//! whose processes share one database.
+//!
+//! - Records are the same JSON as in sled; templates and images are sealed with the gallery
+//!   key before they reach the database (the database never sees a clear template).
+//! - Every write is one SQL transaction that first locks the single `faceid_head` row: the
+//!   audit chain and the change feed advance in commit order across all processes.
+//! - Each process keeps its own int8 index and float templates in memory, current from the
+//!   change feed: a `NOTIFY faceid_changes` at each commit wakes every process's listener,
+//!   and a catch-up every second covers a lost notification or connection.
+//!
+//! Calls are synchronous like sled's: they run on this gallery's own small runtime and the
+//! caller's thread waits, so it can be used from any thread, async worker included.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
+use std::time::Duration;
+
+use faceid_core::Template;
+use tokio_postgres::{Client, NoTls};
+
+use crate::error::{Error, Result};
+use crate::gallery::{
+    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, GENESIS_HASH, KEY_CHECK,
+    NewSubject, Sealer, Subject, now_ms, utc_date, validate_subject_id,
+};
+use crate::index::QuantizedIndex;
+use crate::key::GalleryKey;
+use crate::store::GalleryStore;
+use crate::sync::{
+    Change, ChangeKind, ChangePage, EventBody, PushOutcome, RemoteSubject, SyncEvent,
+    encode_templates, enrollment_outcome, erasure_outcome, incoming_templates, pulled_change,
+};
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS faceid_head (
+    id int PRIMARY KEY, audit_seq bigint NOT NULL, audit_hash text NOT NULL,
+    change_seq bigint NOT NULL);
+INSERT INTO faceid_head VALUES (1, 0, '0000000000000000000000000000000000000000000000000000000000000000', 0)
+    ON CONFLICT (id) DO NOTHING;
+CREATE TABLE IF NOT EXISTS faceid_meta (name text PRIMARY KEY, value bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS faceid_subjects (id text PRIMARY KEY, record text NOT NULL);
+CREATE TABLE IF NOT EXISTS faceid_templates (
+    tag bigint PRIMARY KEY,
+    subject text NOT NULL REFERENCES faceid_subjects(id) ON DELETE CASCADE,
+    sealed bytea NOT NULL);
+CREATE INDEX IF NOT EXISTS faceid_templates_subject ON faceid_templates(subject);
+CREATE TABLE IF NOT EXISTS faceid_images (
+    subject text PRIMARY KEY REFERENCES faceid_subjects(id) ON DELETE CASCADE,
+    sealed bytea NOT NULL);
+CREATE TABLE IF NOT EXISTS faceid_audit (seq bigint PRIMARY KEY, event text NOT NULL);
+CREATE TABLE IF NOT EXISTS faceid_changes (
+    seq bigint PRIMARY KEY, kind text NOT NULL, subject text, origin text NOT NULL);
+CREATE TABLE IF NOT EXISTS faceid_applied (event_id text PRIMARY KEY, outcome text NOT NULL);
+CREATE TABLE IF NOT EXISTS faceid_bi (id bigserial PRIMARY KEY, date text NOT NULL, record text NOT NULL);
+";
+
+/// Connections kept per process.
+const CONNECTIONS: usize = 4;
+/// Catch-up period of the in-memory index when no notification arrives.
+const CATCH_UP: Duration = Duration::from_secs(1);
+
+fn db(e: tokio_postgres::Error) -> Error {
+    // The message names the failing statement's error, never parameters.
+    Error::Database(e.to_string())
+}
+
+fn json<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_default()
+}
+
+fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
+    serde_json::from_str(text).map_err(|e| Error::Corrupt(e.to_string()))
+}
+
+fn template_location(tag: u64) -> Vec<u8> {
+    crate::gallery::Gallery::template_location(tag)
+}
+
+fn image_location(id: &str) -> Vec<u8> {
+    crate::gallery::Gallery::image_location(id)
+}
+
+/// What the in-memory index holds, and up to where in the change feed.
+struct Memory {
+    index: QuantizedIndex,
+    templates: HashMap<u64, Template>,
+    subjects: HashMap<String, Vec<u64>>,
+    cursor: u64,
+}
+
+impl Memory {
+    fn remove(&mut self, id: &str) {
+        if let Some(tags) = self.subjects.remove(id) {
+            for tag in tags {
+                self.templates.remove(&tag);
+            }
+            self.index.remove_subject(id);
+        }
+    }
+
+    fn add(&mut self, subject: &Subject, templates: Vec<Template>) {
+        self.remove(&subject.id);
+        let name: Arc<str> = Arc::from(subject.id.as_str());
+        for (tag, template) in subject.template_tags.iter().zip(templates) {
+            self.index.add(*tag, name.clone(), template.vector());
+            self.templates.insert(*tag, template);
+        }
+        self.subjects
+            .insert(subject.id.clone(), subject.template_tags.clone());
+    }
+}
+
+struct Shared {
+    clients: Vec<tokio::sync::Mutex<Client>>,
+    next: AtomicUsize,
+    sealer: Sealer,
+    memory: RwLock<Memory>,
+    catching_up: tokio::sync::Mutex<()>,
+    search_threads: usize,
+}
+
+/// The PostgreSQL gallery. `Send + Sync`; share it behind an `Arc`.
+pub struct PgGallery {
+    shared: Arc<Shared>,
+    runtime: Mutex<Option<tokio::runtime::Runtime>>,
+}
+
+impl std::fmt::Debug for PgGallery {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PgGallery({} subjects)", GalleryStore::len(self))
+    }
+}
+
+impl Drop for PgGallery {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; this may run on an async thread, so let it go in the
+        // background instead.
+        if let Some(runtime) = self
+            .runtime
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+        {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// The next write's audit and change positions, read under the head row's lock.
+struct Head {
+    audit_seq: u64,
+    audit_hash: String,
+    change_seq: u64,
+}
+
+/// One write transaction, holding the head lock.
+struct Write<'a> {
+    tx: tokio_postgres::Transaction<'a>,
+    head: Head,
+    changed: bool,
+}
+
+impl Write<'_> {
+    async fn begin(client: &mut Client) -> Result<Write<'_>> {
+        let tx = client.transaction().await.map_err(db)?;
+        let row = tx
+            .query_one(
+                "SELECT audit_seq, audit_hash, change_seq FROM faceid_head WHERE id = 1 FOR UPDATE",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        let head = Head {
+            audit_seq: row.get::<_, i64>(0) as u64,
+            audit_hash: row.get(1),
+            change_seq: row.get::<_, i64>(2) as u64,
+        };
+        Ok(Write {
+            tx,
+            head,
+            changed: false,
+        })
+    }
+
+    async fn audit(
+        &mut self,
+        action: &str,
+        subject: Option<&str>,
+        outcome: &str,
+        ctx: &AuditContext,
+    ) -> Result<AuditEvent> {
+        let event = AuditEvent::chained(
+            self.head.audit_seq,
+            std::mem::take(&mut self.head.audit_hash),
+            action,
+            subject,
+            outcome,
+            ctx,
+        );
+        self.tx
+            .execute(
+                "INSERT INTO faceid_audit (seq, event) VALUES ($1, $2)",
+                &[&(event.seq as i64), &json(&event)],
+            )
+            .await
+            .map_err(db)?;
+        self.head.audit_seq = event.seq;
+        self.head.audit_hash = event.hash.clone();
+        Ok(event)
+    }
+
+    async fn change(&mut self, kind: ChangeKind, subject: Option<&str>, origin: &str) -> Result<()> {
+        self.head.change_seq += 1;
+        let kind = match kind {
+            ChangeKind::Enroll => "enroll",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Reset => "reset",
+        };
+        self.tx
+            .execute(
+                "INSERT INTO faceid_changes (seq, kind, subject, origin) VALUES ($1, $2, $3, $4)",
+                &[&(self.head.change_seq as i64), &kind, &subject, &origin],
+            )
+            .await
+            .map_err(db)?;
+        self.changed = true;
+        Ok(())
+    }
+
+    async fn mark_applied(&self, event_id: &str, outcome: &PushOutcome) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO faceid_applied (event_id, outcome) VALUES ($1, $2)",
+                &[&event_id, &json(outcome)],
+            )
+            .await
+            .map_err(db)?;
+        Ok(())
+    }
+
+    async fn put_subject(
+        &self,
+        sealer: &Sealer,
+        subject: &Subject,
+        templates: &[Template],
+        image: Option<&[u8]>,
+    ) -> Result<()> {
+        self.tx
+            .execute(
+                "INSERT INTO faceid_subjects (id, record) VALUES ($1, $2)",
+                &[&subject.id, &json(subject)],
+            )
+            .await
+            .map_err(db)?;
+        for (tag, template) in subject.template_tags.iter().zip(templates) {
+            let sealed = sealer.seal(&template.to_bytes(), &template_location(*tag));
+            self.tx
+                .execute(
+                    "INSERT INTO faceid_templates (tag, subject, sealed) VALUES ($1, $2, $3)",
+                    &[&(*tag as i64), &subject.id, &sealed],
+                )
+                .await
+                .map_err(db)?;
+        }
+        if let Some(image) = image {
+            let sealed = sealer.seal(image, &image_location(&subject.id));
+            self.tx
+                .execute(
+                    "INSERT INTO faceid_images (subject, sealed) VALUES ($1, $2)",
+                    &[&subject.id, &sealed],
+                )
+                .await
+                .map_err(db)?;
+        }
+        Ok(())
+    }
+
+    async fn subject(&self, id: &str) -> Result<Option<Subject>> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT record FROM faceid_subjects WHERE id = $1",
+                &[&id],
+            )
+            .await
+            .map_err(db)?;
+        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    async fn commit(self) -> Result<()> {
+        self.tx
+            .execute(
+                "UPDATE faceid_head SET audit_seq = $1, audit_hash = $2, change_seq = $3 WHERE id = 1",
+                &[
+                    &(self.head.audit_seq as i64),
+                    &self.head.audit_hash,
+                    &(self.head.change_seq as i64),
+                ],
+            )
+            .await
+            .map_err(db)?;
+        if self.changed {
+            let payload = self.head.change_seq.to_string();
+            self.tx
+                .execute("SELECT pg_notify('faceid_changes', $1)", &[&payload])
+                .await
+                .map_err(db)?;
+        }
+        self.tx.commit().await.map_err(db)
+    }
+}
+
+/// A fresh template tag: random, positive as a signed 64-bit column.
+fn new_tag() -> u64 {
+    u64::from_le_bytes(
+        uuid::Uuid::new_v4().as_bytes()[..8]
+            .try_into()
+            .unwrap_or([1; 8]),
+    ) >> 1
+}
+
+impl Shared {
+    async fn client(&self) -> tokio::sync::MutexGuard<'_, Client> {
+        let i = self.next.fetch_add(1, Ordering::Relaxed) % self.clients.len();
+        self.clients[i].lock().await
+    }
+
+    async fn templates_of(&self, client: &Client, subject: &Subject) -> Result<Vec<Template>> {
+        let rows = client
+            .query(
+                "SELECT tag, sealed FROM faceid_templates WHERE subject = $1",
+                &[&subject.id],
+            )
+            .await
+            .map_err(db)?;
+        let mut by_tag: HashMap<u64, Vec<u8>> = rows
+            .into_iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, Vec<u8>>(1)))
+            .collect();
+        subject
+            .template_tags
+            .iter()
+            .map(|tag| {
+                let sealed = by_tag
+                    .remove(tag)
+                    .ok_or_else(|| Error::Corrupt(format!("template {tag} missing")))?;
+                let bytes = self.sealer.open(&sealed, &template_location(*tag))?;
+                Ok(Template::from_bytes(&bytes)?)
+            })
+            .collect()
+    }
+
+    async fn subject_of(&self, client: &Client, id: &str) -> Result<Option<Subject>> {
+        let row = client
+            .query_opt("SELECT record FROM faceid_subjects WHERE id = $1", &[&id])
+            .await
+            .map_err(db)?;
+        row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    /// Brings the in-memory index up to the change feed's head.
+    async fn catch_up(&self) -> Result<()> {
+        let _one_at_a_time = self.catching_up.lock().await;
+        let cursor = self
+            .memory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .cursor;
+        let client = self.client().await;
+        let rows = client
+            .query(
+                "SELECT seq, kind, subject, origin FROM faceid_changes WHERE seq > $1 ORDER BY seq",
+                &[&(cursor as i64)],
+            )
+            .await
+            .map_err(db)?;
+        for row in rows {
+            let seq = row.get::<_, i64>(0) as u64;
+            let kind: String = row.get(1);
+            let subject: Option<String> = row.get(2);
+            let origin: String = row.get(3);
+            let id = subject.unwrap_or_default();
+            match kind.as_str() {
+                "enroll" => {
+                    let current = self.subject_of(&client, &id).await?;
+                    match current.filter(|s| s.origin == origin) {
+                        Some(subject) => {
+                            let templates = self.templates_of(&client, &subject).await?;
+                            let mut memory =
+                                self.memory.write().unwrap_or_else(PoisonError::into_inner);
+                            memory.add(&subject, templates);
+                            memory.cursor = seq;
+                        }
+                        None => {
+                            self.memory
+                                .write()
+                                .unwrap_or_else(PoisonError::into_inner)
+                                .cursor = seq
+                        }
+                    }
+                }
+                "delete" => {
+                    let mut memory = self.memory.write().unwrap_or_else(PoisonError::into_inner);
+                    if memory
+                        .subjects
+                        .get(&id)
+                        .is_some()
+                    {
+                        // Only if the erased enrollment is the one held: a re-enrollment
+                        // under the same id arrives as a later row.
+                        memory.remove(&id);
+                    }
+                    memory.cursor = seq;
+                }
+                _ => {
+                    let mut memory = self.memory.write().unwrap_or_else(PoisonError::into_inner);
+                    memory.index.clear();
+                    memory.templates.clear();
+                    memory.subjects.clear();
+                    memory.cursor = seq;
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+impl PgGallery {
+    /// Connects to PostgreSQL (`libpq`-style connection string, on a trusted network or
+    /// loopback: no TLS to the database), creates the tables if needed, checks the key
+    /// (`WrongKey` for a key that did not create the gallery), loads the index and starts
+    /// following the change feed.
+    pub fn connect(url: &str, key: &GalleryKey) -> Result<PgGallery> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("faceid-postgres")
+            .enable_all()
+            .build()
+            .map_err(|e| Error::Database(e.to_string()))?;
+        let url = url.to_string();
+        let sealer = Sealer::new(key);
+        let shared = runtime.block_on(async move {
+            let mut clients = Vec::new();
+            for _ in 0..CONNECTIONS {
+                let (client, connection) = tokio_postgres::connect(&url, NoTls).await.map_err(db)?;
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing_free_log(&format!("postgres connection ended: {e}"));
+                    }
+                });
+                clients.push(tokio::sync::Mutex::new(client));
+            }
+            clients[0].lock().await.batch_execute(SCHEMA).await.map_err(db)?;
+            let shared = Arc::new(Shared {
+                clients,
+                next: AtomicUsize::new(0),
+                sealer,
+                memory: RwLock::new(Memory {
+                    index: QuantizedIndex::new(faceid_core::template::TEMPLATE_DIM),
+                    templates: HashMap::new(),
+                    subjects: HashMap::new(),
+                    cursor: 0,
+                }),
+                catching_up: tokio::sync::Mutex::new(()),
+                search_threads: std::thread::available_parallelism()
+                    .map(|n| n.get())
+                    .unwrap_or(1),
+            });
+            shared.check_key().await?;
+            shared.load().await?;
+            follow(shared.clone(), url).await;
+            Ok::<_, Error>(shared)
+        })?;
+        Ok(PgGallery {
+            shared,
+            runtime: Mutex::new(Some(runtime)),
+        })
+    }
+
+    /// Runs `work` on the gallery's runtime and waits for it from any thread.
+    fn block<T: Send + 'static>(
+        &self,
+        work: impl std::future::Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        {
+            let runtime = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
+            let Some(runtime) = runtime.as_ref() else {
+                return Err(Error::Database("the gallery is closed".into()));
+            };
+            runtime.spawn(async move {
+                let _ = tx.send(work.await);
+            });
+        }
+        rx.recv()
+            .map_err(|_| Error::Database("the database task stopped".into()))?
+    }
+
+    /// Brings this process's index up to the database now (tests, and callers that need
+    /// another process's write at once rather than within a second).
+    pub fn catch_up(&self) -> Result<()> {
+        let shared = self.shared.clone();
+        self.block(async move { shared.catch_up().await })
+    }
+}
+
+/// Logs without a tracing dependency in this crate: to stderr, which the server captures.
+fn tracing_free_log(message: &str) {
+    eprintln!("faceid-gallery: {message}");
+}
+
+/// Listens for change notifications on a dedicated connection and catches up on each, and
+/// every [`CATCH_UP`] regardless; reconnects when the connection drops.
+async fn follow(shared: Arc<Shared>, url: String) {
+    tokio::spawn(async move {
+        loop {
+            match tokio_postgres::connect(&url, NoTls).await {
+                Ok((client, mut connection)) => {
+                    let (wake, mut woken) = tokio::sync::mpsc::unbounded_channel::<()>();
+                    let pump = tokio::spawn(async move {
+                        loop {
+                            match std::future::poll_fn(|cx| connection.poll_message(cx)).await {
+                                Some(Ok(tokio_postgres::AsyncMessage::Notification(_))) => {
+                                    let _ = wake.send(());
+                                }
+                                Some(Ok(_)) => {}
+                                _ => return,
+                            }
+                        }
+                    });
+                    if client.batch_execute("LISTEN faceid_changes").await.is_ok() {
+                        loop {
+                            tokio::select! {
+                                got = woken.recv() => if got.is_none() { break },
+                                () = tokio::time::sleep(CATCH_UP) => {}
+                            }
+                            while woken.try_recv().is_ok() {}
+                            if let Err(e) = shared.catch_up().await {
+                                tracing_free_log(&format!("index catch-up failed: {e}"));
+                            }
+                            if pump.is_finished() {
+                                break;
+                            }
+                        }
+                    }
+                    pump.abort();
+                }
+                Err(e) => tracing_free_log(&format!("listen connection failed: {e}")),
+            }
+            tokio::time::sleep(CATCH_UP).await;
+        }
+    });
+}
+
+impl Shared {
+    async fn check_key(&self) -> Result<()> {
+        let client = self.client().await;
+        let row = client
+            .query_opt(
+                "SELECT value FROM faceid_meta WHERE name = 'key_check'",
+                &[],
+            )
+            .await
+            .map_err(db)?;
+        match row {
+            Some(row) => {
+                let sealed: Vec<u8> = row.get(0);
+                let plain = self
+                    .sealer
+                    .open(&sealed, b"key_check")
+                    .map_err(|_| Error::WrongKey)?;
+                if plain != KEY_CHECK {
+                    return Err(Error::WrongKey);
+                }
+            }
+            None => {
+                let sealed = self.sealer.seal(KEY_CHECK, b"key_check");
+                client
+                    .execute(
+                        "INSERT INTO faceid_meta (name, value) VALUES ('key_check', $1) ON CONFLICT (name) DO NOTHING",
+                        &[&sealed],
+                    )
+                    .await
+                    .map_err(db)?;
+                drop(client);
+                return Box::pin(self.check_key()).await;
+            }
+        }
+        Ok(())
+    }
+
+    /// Loads every subject into memory, at the current head of the change feed.
+    async fn load(&self) -> Result<()> {
+        let client = self.client().await;
+        let head: i64 = client
+            .query_one("SELECT change_seq FROM faceid_head WHERE id = 1", &[])
+            .await
+            .map_err(db)?
+            .get(0);
+        let subjects = client
+            .query("SELECT record FROM faceid_subjects", &[])
+            .await
+            .map_err(db)?;
+        let rows = client
+            .query("SELECT tag, sealed FROM faceid_templates", &[])
+            .await
+            .map_err(db)?;
+        let mut sealed: HashMap<u64, Vec<u8>> = rows
+            .into_iter()
+            .map(|r| (r.get::<_, i64>(0) as u64, r.get::<_, Vec<u8>>(1)))
+            .collect();
+        let mut memory = Memory {
+            index: QuantizedIndex::new(faceid_core::template::TEMPLATE_DIM),
+            templates: HashMap::new(),
+            subjects: HashMap::new(),
+            cursor: head as u64,
+        };
+        for row in subjects {
+            let subject: Subject = parse(&row.get::<_, String>(0))?;
+            let templates = subject
+                .template_tags
+                .iter()
+                .map(|tag| {
+                    let bytes = sealed
+                        .remove(tag)
+                        .ok_or_else(|| Error::Corrupt(format!("template {tag} missing")))?;
+                    let plain = self.sealer.open(&bytes, &template_location(*tag))?;
+                    Ok(Template::from_bytes(&plain)?)
+                })
+                .collect::<Result<Vec<_>>>()?;
+            memory.add(&subject, templates);
+        }
+        *self.memory.write().unwrap_or_else(PoisonError::into_inner) = memory;
+        Ok(())
+    }
+}
+
+impl GalleryStore for PgGallery {
+    fn enroll(
+        &self,
+        new: &NewSubject,
+        templates: &[Template],
+        image: Option<&[u8]>,
+        ctx: &AuditContext,
+    ) -> Result<Subject> {
+        validate_subject_id(&new.id)?;
+        if templates.is_empty() {
+            return Err(Error::Corrupt(
+                "an enrollment needs at least one template".into(),
+            ));
+        }
+        let now = now_ms();
+        let subject = Subject {
+            id: new.id.clone(),
+            display_name: new.display_name.clone(),
+            created_at_ms: now,
+            updated_at_ms: now,
+            source: new.source.clone(),
+            template_tags: templates.iter().map(|_| new_tag()).collect(),
+            template_models: templates.iter().map(|t| t.model_id().to_string()).collect(),
+            has_image: image.is_some(),
+            origin: uuid::Uuid::new_v4().to_string(),
+        };
+        let shared = self.shared.clone();
+        let (record, owned, image, ctx) = (
+            subject.clone(),
+            templates.to_vec(),
+            image.map(<[u8]>::to_vec),
+            ctx.clone(),
+        );
+        self.block(async move {
+            let mut client = shared.client().await;
+            let mut w = Write::begin(&mut client).await?;
+            if w.subject(&record.id).await?.is_some() {
+                return Err(Error::DuplicateSubject(record.id.clone()));
+            }
+            w.put_subject(&shared.sealer, &record, &owned, image.as_deref())
+                .await?;
+            w.audit("enroll", Some(&record.id), "ok", &ctx).await?;
+            w.change(ChangeKind::Enroll, Some(&record.id), &record.origin)
+                .await?;
+            w.commit().await?;
+            Ok(())
+        })?;
+        self.shared
+            .memory
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(&subject, templates.to_vec());
+        Ok(subject)
+    }
+
+    fn subject(&self, id: &str) -> Result<Option<Subject>> {
+        let shared = self.shared.clone();
+        let id = id.to_string();
+        self.block(async move {
+            let client = shared.client().await;
+            shared.subject_of(&client, &id).await
+        })
+    }
+
+    fn subjects(&self) -> Result<Vec<Subject>> {
+        let shared = self.shared.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            client
+                .query("SELECT record FROM faceid_subjects ORDER BY id", &[])
+                .await
+                .map_err(db)?
+                .into_iter()
+                .map(|r| parse(&r.get::<_, String>(0)))
+                .collect()
+        })
+    }
+
+    fn len(&self) -> usize {
+        self.shared
+            .memory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .subjects
+            .len()
+    }
+
+    fn templates(&self, id: &str) -> Result<Vec<Template>> {
+        let shared = self.shared.clone();
+        let id = id.to_string();
+        self.block(async move {
+            let client = shared.client().await;
+            let subject = shared
+                .subject_of(&client, &id)
+                .await?
+                .ok_or_else(|| Error::UnknownSubject(id.clone()))?;
+            shared.templates_of(&client, &subject).await
+        })
+    }
+
+    fn image(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        let shared = self.shared.clone();
+        let id = id.to_string();
+        self.block(async move {
+            let client = shared.client().await;
+            let row = client
+                .query_opt("SELECT sealed FROM faceid_images WHERE subject = $1", &[&id])
+                .await
+                .map_err(db)?;
+            row.map(|r| shared.sealer.open(&r.get::<_, Vec<u8>>(0), &image_location(&id)))
+                .transpose()
+        })
+    }
+
+    fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
+        let shared = self.shared.clone();
+        let (owned, ctx) = (id.to_string(), ctx.clone());
+        let existed = self.block(async move {
+            let mut client = shared.client().await;
+            let mut w = Write::begin(&mut client).await?;
+            let Some(subject) = w.subject(&owned).await? else {
+                w.audit("delete", Some(&owned), "unknown_subject", &ctx).await?;
+                w.commit().await?;
+                return Ok(false);
+            };
+            w.tx.execute("DELETE FROM faceid_subjects WHERE id = $1", &[&owned])
+                .await
+                .map_err(db)?;
+            w.audit("delete", Some(&owned), "ok", &ctx).await?;
+            w.change(ChangeKind::Delete, Some(&owned), &subject.origin)
+                .await?;
+            w.commit().await?;
+            Ok(true)
+        })?;
+        if existed {
+            self.shared
+                .memory
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .remove(id);
+        }
+        Ok(existed)
+    }
+
+    fn reset(&self, ctx: &AuditContext) -> Result<()> {
+        let shared = self.shared.clone();
+        let ctx = ctx.clone();
+        self.block(async move {
+            let mut client = shared.client().await;
+            let mut w = Write::begin(&mut client).await?;
+            w.audit("reset", None, "ok", &ctx).await?;
+            w.change(ChangeKind::Reset, None, "").await?;
+            w.tx.execute("DELETE FROM faceid_subjects", &[])
+                .await
+                .map_err(db)?;
+            w.commit().await
+        })?;
+        let mut memory = self
+            .shared
+            .memory
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        memory.index.clear();
+        memory.templates.clear();
+        memory.subjects.clear();
+        Ok(())
+    }
+
+    fn record(
+        &self,
+        action: &str,
+        subject: Option<&str>,
+        outcome: &str,
+        ctx: &AuditContext,
+    ) -> Result<AuditEvent> {
+        let shared = self.shared.clone();
+        let (action, subject, outcome, ctx) = (
+            action.to_string(),
+            subject.map(str::to_string),
+            outcome.to_string(),
+            ctx.clone(),
+        );
+        self.block(async move {
+            let mut client = shared.client().await;
+            let mut w = Write::begin(&mut client).await?;
+            let event = w.audit(&action, subject.as_deref(), &outcome, &ctx).await?;
+            w.commit().await?;
+            Ok(event)
+        })
+    }
+
+    fn audit(&self) -> Result<Vec<AuditEvent>> {
+        let shared = self.shared.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            client
+                .query("SELECT event FROM faceid_audit ORDER BY seq", &[])
+                .await
+                .map_err(db)?
+                .into_iter()
+                .map(|r| parse(&r.get::<_, String>(0)))
+                .collect()
+        })
+    }
+
+    fn verify_audit(&self) -> Result<AuditVerification> {
+        let events = GalleryStore::audit(self)?;
+        let shared = self.shared.clone();
+        let (head_seq, head_hash) = self.block(async move {
+            let client = shared.client().await;
+            let row = client
+                .query_one("SELECT audit_seq, audit_hash FROM faceid_head WHERE id = 1", &[])
+                .await
+                .map_err(db)?;
+            Ok((row.get::<_, i64>(0) as u64, row.get::<_, String>(1)))
+        })?;
+        let mut prev = GENESIS_HASH.to_string();
+        for (i, event) in events.iter().enumerate() {
+            let expected = i as u64 + 1;
+            if event.seq != expected || event.prev_hash != prev || event.compute_hash() != event.hash
+            {
+                return Ok(AuditVerification {
+                    events: expected,
+                    valid: false,
+                    first_invalid_seq: Some(expected),
+                });
+            }
+            prev = event.hash.clone();
+        }
+        let valid = head_seq == events.len() as u64 && head_hash == prev;
+        Ok(AuditVerification {
+            events: events.len() as u64,
+            valid,
+            first_invalid_seq: (!valid).then_some(events.len() as u64 + 1),
+        })
+    }
+
+    fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
+        let memory = self
+            .shared
+            .memory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
+        let hits = memory.index.search(
+            probe.vector(),
+            (max_subjects * 4).max(32),
+            self.shared.search_threads,
+        );
+        let mut best: Vec<Candidate> = Vec::new();
+        for hit in hits {
+            let Some(template) = memory.templates.get(&hit.tag) else {
+                continue;
+            };
+            let cosine = probe.cosine(template)?;
+            match best.iter_mut().find(|c| *c.subject == *hit.subject) {
+                Some(c) => c.cosine = c.cosine.max(cosine),
+                None => best.push(Candidate {
+                    subject: hit.subject.to_string(),
+                    cosine,
+                }),
+            }
+        }
+        best.sort_by(|a, b| b.cosine.total_cmp(&a.cosine));
+        best.truncate(max_subjects);
+        Ok(best)
+    }
+
+    fn record_bi(&self, mut record: BiRecord) -> Result<BiRecord> {
+        record.at_ms = now_ms();
+        record.date = utc_date(record.at_ms);
+        let shared = self.shared.clone();
+        let stored = record.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            client
+                .execute(
+                    "INSERT INTO faceid_bi (date, record) VALUES ($1, $2)",
+                    &[&stored.date, &json(&stored)],
+                )
+                .await
+                .map_err(db)?;
+            Ok(())
+        })?;
+        Ok(record)
+    }
+
+    fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
+        let shared = self.shared.clone();
+        let (from, to) = (
+            from.unwrap_or("0000-00-00").to_string(),
+            to.unwrap_or("9999-99-99").to_string(),
+        );
+        self.block(async move {
+            let client = shared.client().await;
+            client
+                .query(
+                    "SELECT record FROM faceid_bi WHERE date >= $1 AND date <= $2 ORDER BY id",
+                    &[&from, &to],
+                )
+                .await
+                .map_err(db)?
+                .into_iter()
+                .map(|r| parse(&r.get::<_, String>(0)))
+                .collect()
+        })
+    }
+
+    fn index_memory_bytes(&self) -> usize {
+        self.shared
+            .memory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .index
+            .memory_bytes()
+    }
+
+    fn apply_pushed(
+        &self,
+        device: &str,
+        event: &SyncEvent,
+        same_person: &dyn Fn(&[Template], &[Template]) -> bool,
+    ) -> Result<PushOutcome> {
+        let shared = self.shared.clone();
+        let id = event.id.clone();
+        let done = self.block(async move {
+            let client = shared.client().await;
+            let row = client
+                .query_opt(
+                    "SELECT outcome FROM faceid_applied WHERE event_id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(db)?;
+            row.map(|r| parse::<PushOutcome>(&r.get::<_, String>(0)))
+                .transpose()
+        })?;
+        if let Some(outcome) = done {
+            return Ok(outcome);
+        }
+        let ctx = AuditContext {
+            actor: format!("device:{device}"),
+            request_id: event.id.clone(),
+        };
+        // Decide with what the server holds now; the write re-checks under the head lock
+        // and decides again if another process changed the subject meanwhile.
+        let (outcome, added) = match &event.body {
+            EventBody::Enroll {
+                subject,
+                display_name,
+                templates,
+            } => {
+                let incoming = match incoming_templates(subject, templates) {
+                    Ok(t) => t,
+                    Err(outcome) => {
+                        self.applied_only(event, &outcome, "sync_push", Some(subject), "rejected", &ctx)?;
+                        return Ok(outcome);
+                    }
+                };
+                let held = match GalleryStore::subject(self, subject)? {
+                    Some(h) => {
+                        let theirs = GalleryStore::templates(self, &h.id)?;
+                        Some((h, theirs))
+                    }
+                    None => None,
+                };
+                let outcome = enrollment_outcome(
+                    &event.id,
+                    held.as_ref().map(|(s, t)| (s, t.as_slice())),
+                    &incoming,
+                    same_person,
+                );
+                if outcome != PushOutcome::Applied || held.is_some() {
+                    let label = match &outcome {
+                        PushOutcome::AlreadyEnrolled => "already_enrolled",
+                        PushOutcome::Conflict { .. } => "conflict",
+                        _ => "applied",
+                    };
+                    self.applied_only(event, &outcome, "sync_push", Some(subject), label, &ctx)?;
+                    return Ok(outcome);
+                }
+                let record = Subject {
+                    id: subject.clone(),
+                    display_name: display_name.clone(),
+                    created_at_ms: event.at_ms,
+                    updated_at_ms: now_ms(),
+                    source: Some(device.to_string()),
+                    template_tags: incoming.iter().map(|_| new_tag()).collect(),
+                    template_models: incoming.iter().map(|t| t.model_id().to_string()).collect(),
+                    has_image: false,
+                    origin: event.id.clone(),
+                };
+                let shared = self.shared.clone();
+                let (owned, templates_owned, ctx_owned) =
+                    (record.clone(), incoming.clone(), ctx.clone());
+                let stored = self.block(async move {
+                    let mut client = shared.client().await;
+                    let mut w = Write::begin(&mut client).await?;
+                    if w.subject(&owned.id).await?.is_some() {
+                        return Ok(false);
+                    }
+                    w.put_subject(&shared.sealer, &owned, &templates_owned, None)
+                        .await?;
+                    w.audit("enroll", Some(&owned.id), "ok", &ctx_owned).await?;
+                    w.change(ChangeKind::Enroll, Some(&owned.id), &owned.origin)
+                        .await?;
+                    w.mark_applied(&owned.origin, &PushOutcome::Applied).await?;
+                    w.commit().await?;
+                    Ok(true)
+                });
+                match stored {
+                    Ok(true) => (PushOutcome::Applied, Some((record, incoming))),
+                    // Enrolled meanwhile, or this very event applied by a concurrent push
+                    // (its applied row collides): decide again.
+                    Ok(false) | Err(Error::Database(_)) => {
+                        return self.apply_pushed(device, event, same_person);
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            EventBody::Delete { subject, origin } => {
+                let shared = self.shared.clone();
+                let (subject_owned, origin_owned, event_id, ctx_owned) =
+                    (subject.clone(), origin.clone(), event.id.clone(), ctx.clone());
+                let (outcome, erased) = self.block(async move {
+                    let mut client = shared.client().await;
+                    let mut w = Write::begin(&mut client).await?;
+                    let held = w.subject(&subject_owned).await?;
+                    let (outcome, audit_outcome) = erasure_outcome(held.as_ref(), &origin_owned);
+                    let erased = held.is_some() && outcome == PushOutcome::Applied;
+                    if erased {
+                        w.tx.execute("DELETE FROM faceid_subjects WHERE id = $1", &[&subject_owned])
+                            .await
+                            .map_err(db)?;
+                        w.change(ChangeKind::Delete, Some(&subject_owned), &origin_owned)
+                            .await?;
+                    }
+                    w.audit("delete", Some(&subject_owned), audit_outcome, &ctx_owned)
+                        .await?;
+                    w.mark_applied(&event_id, &outcome).await?;
+                    w.commit().await?;
+                    Ok((outcome, erased))
+                })?;
+                if erased {
+                    self.shared
+                        .memory
+                        .write()
+                        .unwrap_or_else(PoisonError::into_inner)
+                        .remove(subject);
+                }
+                (outcome, None)
+            }
+            EventBody::Audit {
+                action,
+                subject,
+                outcome,
+                actor,
+                request_id,
+            } => {
+                let ctx = AuditContext {
+                    actor: format!("device:{device}/{actor}"),
+                    request_id: request_id.clone(),
+                };
+                self.applied_only(
+                    event,
+                    &PushOutcome::Applied,
+                    action,
+                    subject.as_deref(),
+                    outcome,
+                    &ctx,
+                )?;
+                (PushOutcome::Applied, None)
+            }
+        };
+        if let Some((record, templates)) = added {
+            self.shared
+                .memory
+                .write()
+                .unwrap_or_else(PoisonError::into_inner)
+                .add(&record, templates);
+        }
+        Ok(outcome)
+    }
+
+    fn remote_subject(&self, id: &str) -> Result<Option<RemoteSubject>> {
+        let shared = self.shared.clone();
+        let id = id.to_string();
+        self.block(async move {
+            let client = shared.client().await;
+            let Some(subject) = shared.subject_of(&client, &id).await? else {
+                return Ok(None);
+            };
+            let templates = encode_templates(&shared.templates_of(&client, &subject).await?);
+            Ok(Some(RemoteSubject {
+                subject,
+                templates,
+            }))
+        })
+    }
+
+    fn changes_since(&self, cursor: u64, limit: usize) -> Result<ChangePage> {
+        let shared = self.shared.clone();
+        let rows = self.block(async move {
+            let client = shared.client().await;
+            let rows = client
+                .query(
+                    "SELECT seq, kind, subject, origin FROM faceid_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&(cursor as i64), &(limit as i64 + 1)],
+                )
+                .await
+                .map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| Change {
+                    seq: r.get::<_, i64>(0) as u64,
+                    kind: match r.get::<_, String>(1).as_str() {
+                        "enroll" => ChangeKind::Enroll,
+                        "delete" => ChangeKind::Delete,
+                        _ => ChangeKind::Reset,
+                    },
+                    subject: r.get(2),
+                    origin: r.get(3),
+                })
+                .collect::<Vec<_>>())
+        })?;
+        let mut page = ChangePage {
+            changes: Vec::new(),
+            next_cursor: cursor,
+            more: rows.len() > limit,
+        };
+        for change in rows.into_iter().take(limit) {
+            page.next_cursor = change.seq;
+            if let Some(pulled) = pulled_change(change, |id| GalleryStore::remote_subject(self, id))? {
+                page.changes.push(pulled);
+            }
+        }
+        Ok(page)
+    }
+
+    fn change_head(&self) -> Result<u64> {
+        let shared = self.shared.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            let row = client
+                .query_one("SELECT change_seq FROM faceid_head WHERE id = 1", &[])
+                .await
+                .map_err(db)?;
+            Ok(row.get::<_, i64>(0) as u64)
+        })
+    }
+}
+
+impl PgGallery {
+    /// Records an outcome with its audit event and nothing else, once per event id.
+    fn applied_only(
+        &self,
+        event: &SyncEvent,
+        outcome: &PushOutcome,
+        action: &str,
+        subject: Option<&str>,
+        audit_outcome: &str,
+        ctx: &AuditContext,
+    ) -> Result<()> {
+        let shared = self.shared.clone();
+        let (event_id, outcome, action, subject, audit_outcome, ctx) = (
+            event.id.clone(),
+            outcome.clone(),
+            action.to_string(),
+            subject.map(str::to_string),
+            audit_outcome.to_string(),
+            ctx.clone(),
+        );
+        self.block(async move {
+            let mut client = shared.client().await;
+            let mut w = Write::begin(&mut client).await?;
+            w.audit(&action, subject.as_deref(), &audit_outcome, &ctx).await?;
+            w.mark_applied(&event_id, &outcome).await?;
+            w.commit().await
+        })
+    }
+}
