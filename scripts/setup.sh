@@ -4,7 +4,8 @@
 # video tests derive clips with), the WebKitGTK stack of the Tauri kiosk (with Xvfb and
 # WebKitWebDriver for its UI tests), release builds of the `faceid` CLI and the kiosk, every
 # pinned artefact (models, ONNX Runtime, sample photos) checked against its sha256, and the
-# kiosk's demo camera clip cut from a sample photo. Idempotent and offline once done.
+# kiosk's demo camera clip cut from a sample photo, and PostgreSQL 15 (the tests start
+# their own throwaway clusters on loopback). Idempotent and offline once done.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -17,7 +18,7 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 for pkg in libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libclang-dev \
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev \
-  libssl-dev xvfb xauth webkit2gtk-driver; do
+  libssl-dev xvfb xauth webkit2gtk-driver postgresql-15; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

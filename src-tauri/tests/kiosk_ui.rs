@@ -315,7 +315,7 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     args.extend(["--local-api".to_string(), format!("127.0.0.1:{port}")]);
     let kiosk = Kiosk::launch(&h, &args).await;
     kiosk.wait_screen("start", Duration::from_secs(30)).await;
-    let listed: serde_json::Value = reqwest::Client::new()
+    let listed: serde_json::Value = faceid_e2e::http()
         .get(format!("http://127.0.0.1:{port}/v1/subjects"))
         .header("x-api-key", &operator.key)
         .send()

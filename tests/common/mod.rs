@@ -7,7 +7,21 @@ use std::sync::OnceLock;
 
 use faceid_core::{Engine, EngineConfig, Image, models};
 
+pub mod postgres;
 pub mod webdriver;
+
+/// An HTTP client builder for the tests. The workspace's reqwest has rustls without a
+/// built-in crypto provider (the sync client brings its own, ring): install ring as the
+/// process default once, so plain clients build.
+pub fn http_builder() -> reqwest::ClientBuilder {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::builder()
+}
+
+/// A plain HTTP client for the tests (see [`http_builder`]).
+pub fn http() -> reqwest::Client {
+    http_builder().build().expect("an HTTP client builds")
+}
 
 /// The engine, loaded once. Panics with the fetch command when the models are missing:
 /// the README's test command fetches them first, so absence is a setup error, not a skip.

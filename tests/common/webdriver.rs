@@ -103,7 +103,7 @@ pub struct Kiosk {
 
 impl Kiosk {
     pub async fn launch(h: &Harness, binary: &Path, args: &[String]) -> Kiosk {
-        let client = reqwest::Client::new();
+        let client = crate::http();
         let caps = json!({"capabilities": {"alwaysMatch": {
             "webkitgtk:browserOptions": {"binary": binary, "args": args}
         }}});

@@ -54,8 +54,9 @@ pub fn run(args: &SyncArgs) -> Result<()> {
         })??,
     };
     let token = match args.token_file {
-        Some(path) => std::fs::read_to_string(path)
-            .with_context(|| format!("reading {}", path.display()))?,
+        Some(path) => {
+            std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?
+        }
         None => std::env::var(DEVICE_TOKEN_ENV).with_context(|| {
             format!("no device token: pass --token-file FILE or set {DEVICE_TOKEN_ENV}")
         })?,
@@ -130,10 +131,9 @@ pub fn devices(server: &str, ca: Option<&Path>, action: DeviceAction) -> Result<
             DeviceAction::Issue(name) => http
                 .post(format!("{base}/v1/admin/devices"))
                 .json(&serde_json::json!({ "name": name })),
-            DeviceAction::Revoke(name) => http.delete(format!(
-                "{base}/v1/admin/devices/{}",
-                percent_encode(name)
-            )),
+            DeviceAction::Revoke(name) => {
+                http.delete(format!("{base}/v1/admin/devices/{}", percent_encode(name)))
+            }
             DeviceAction::List => http.get(format!("{base}/v1/admin/devices")),
         };
         let response = request

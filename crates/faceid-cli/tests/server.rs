@@ -170,7 +170,7 @@ async fn gallery_size(client: &reqwest::Client, base: &str) -> u64 {
 async fn surface_2_face_collection_as_existing_clients_call_it() {
     let server = start();
     let (base, key) = (server.base.clone(), server.key.clone());
-    let client = reqwest::Client::new();
+    let client = faceid_e2e::http();
     // The same woman: right of sample1 (head tilted), middle of sample3 (frontal).
     let enroll_frame = faceid_e2e::kiosk_frame(3, 1050.0..1300.0);
     let probe_frame = faceid_e2e::kiosk_frame(1, 1400.0..1750.0);
@@ -388,7 +388,7 @@ fn form(files: &[(&str, &str, Vec<u8>)]) -> reqwest::multipart::Form {
 async fn surface_3_liveness_server_as_existing_clients_call_it() {
     let server = start();
     let base = server.base.clone();
-    let client = reqwest::Client::new();
+    let client = faceid_e2e::http();
     let live = faceid_e2e::kiosk_frame(1, 1400.0..1750.0);
     let far = faceid_e2e::distant_frame(3, 1050.0..1300.0, 4);
 
@@ -643,7 +643,7 @@ async fn surface_1_id_card_enrollment_and_video_authentication() {
     };
     let server = start();
     let base = server.base.clone();
-    let client = reqwest::Client::new();
+    let client = faceid_e2e::http();
     let CardHolder {
         card,
         selfie,
@@ -854,7 +854,7 @@ async fn surface_4_photo_vs_video_verification_with_sealed_fields() {
         "{}/identity/silent_image_verification/stateless",
         server.base
     );
-    let client = reqwest::Client::new();
+    let client = faceid_e2e::http();
     let CardHolder {
         card,
         video,
@@ -1119,7 +1119,7 @@ async fn surface_4_photo_vs_video_verification_with_sealed_fields() {
 async fn native_v1_api_with_roles_audit_and_openapi() {
     let server = start();
     let base = format!("{}/v1", server.base);
-    let client = reqwest::Client::new();
+    let client = faceid_e2e::http();
     let enroll_frame = faceid_e2e::kiosk_frame(3, 1050.0..1300.0);
     let stranger = faceid_e2e::kiosk_frame(5, 0.0..2000.0);
     let call = |method: reqwest::Method, path: &str, key: &str, body: Option<Value>| {
@@ -1564,7 +1564,7 @@ async fn snapshot(client: &reqwest::Client, server: &Server) -> Value {
 async fn bad_inputs_get_their_documented_errors_and_change_nothing() {
     let server = start();
     let base = server.base.clone();
-    let client = reqwest::Client::new();
+    let client = faceid_e2e::http();
     // One subject, so that "unchanged" means something.
     let r = client
         .post(format!("{base}/users/baseline"))
@@ -1821,7 +1821,7 @@ async fn surface_5_template_enrollment_with_quality_report() {
         server.key.clone(),
         server.app_id.clone(),
     );
-    let client = reqwest::Client::new();
+    let client = faceid_e2e::http();
     let photo = faceid_e2e::kiosk_frame(3, 1050.0..1300.0);
     let add = |query: &'static str, parts: Vec<(&'static str, Vec<u8>)>, auth: bool| {
         let mut form = reqwest::multipart::Form::new();
@@ -1961,7 +1961,7 @@ fn uuid_like(v: &Value) -> bool {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_server_loses_no_acknowledged_enrollment() {
     let mut server = start();
-    let client = reqwest::Client::new();
+    let client = faceid_e2e::http();
     // A frame that passes the enrollment quality gate; each enrollment gets its own id.
     let frames = [faceid_e2e::kiosk_frame(3, 1050.0..1300.0)];
     // Two writers stream enrollments; the server is killed while they run.
@@ -2060,7 +2060,7 @@ async fn a_killed_server_loses_no_acknowledged_enrollment() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refused_request_does_not_break_the_next_one_on_the_same_connection() {
     let server = start();
-    let client = reqwest::Client::builder()
+    let client = faceid_e2e::http_builder()
         .pool_max_idle_per_host(1)
         .build()
         .unwrap();

@@ -27,7 +27,8 @@ const META_KEY_CHECK: &[u8] = b"key_check";
 const META_AUDIT_HEAD: &[u8] = b"audit_head";
 const META_CHANGE_HEAD: &[u8] = b"change_head";
 const META_OUTBOX_HEAD: &[u8] = b"outbox_head";
-pub(crate) const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+pub(crate) const GENESIS_HASH: &str =
+    "0000000000000000000000000000000000000000000000000000000000000000";
 /// Longest subject id accepted, in bytes.
 pub const MAX_SUBJECT_ID_BYTES: usize = 128;
 
@@ -264,7 +265,6 @@ impl Sealer {
             )
             .map_err(|_| Error::Corrupt("record does not decrypt".into()))
     }
-
 }
 
 /// The gallery. `Send + Sync`; share it behind an `Arc`.
@@ -382,7 +382,12 @@ impl Tx<'_> {
 
     /// Appends a row to the change feed that sync pulls read (no biometric data: the
     /// templates are read from their tree when a pull serves the row).
-    pub(crate) fn change(&self, kind: ChangeKind, subject: Option<&str>, origin: &str) -> TxResult<()> {
+    pub(crate) fn change(
+        &self,
+        kind: ChangeKind,
+        subject: Option<&str>,
+        origin: &str,
+    ) -> TxResult<()> {
         let seq = self.next(META_CHANGE_HEAD)?;
         let change = Change {
             seq,
@@ -390,8 +395,10 @@ impl Tx<'_> {
             subject: subject.map(str::to_string),
             origin: origin.to_string(),
         };
-        self.changes
-            .insert(&seq.to_be_bytes(), serde_json::to_vec(&change).unwrap_or_default())?;
+        self.changes.insert(
+            &seq.to_be_bytes(),
+            serde_json::to_vec(&change).unwrap_or_default(),
+        )?;
         Ok(())
     }
 
@@ -426,7 +433,8 @@ impl Tx<'_> {
         if let Some(image) = image {
             self.images.insert(
                 subject.id.as_bytes(),
-                self.gallery.seal(image, &Gallery::image_location(&subject.id)),
+                self.gallery
+                    .seal(image, &Gallery::image_location(&subject.id)),
             )?;
         }
         let record = serde_json::to_vec(subject).unwrap_or_default();
@@ -531,7 +539,17 @@ impl Gallery {
             &self.conflicts,
         )
             .transaction(
-                |(subjects, templates, images, audit, meta, outbox, changes, applied, conflicts)| {
+                |(
+                    subjects,
+                    templates,
+                    images,
+                    audit,
+                    meta,
+                    outbox,
+                    changes,
+                    applied,
+                    conflicts,
+                )| {
                     change(&Tx {
                         gallery: self,
                         subjects,

@@ -211,7 +211,12 @@ impl Write<'_> {
         Ok(event)
     }
 
-    async fn change(&mut self, kind: ChangeKind, subject: Option<&str>, origin: &str) -> Result<()> {
+    async fn change(
+        &mut self,
+        kind: ChangeKind,
+        subject: Option<&str>,
+        origin: &str,
+    ) -> Result<()> {
         self.head.change_seq += 1;
         let kind = match kind {
             ChangeKind::Enroll => "enroll",
@@ -280,10 +285,7 @@ impl Write<'_> {
     async fn subject(&self, id: &str) -> Result<Option<Subject>> {
         let row = self
             .tx
-            .query_opt(
-                "SELECT record FROM faceid_subjects WHERE id = $1",
-                &[&id],
-            )
+            .query_opt("SELECT record FROM faceid_subjects WHERE id = $1", &[&id])
             .await
             .map_err(db)?;
         row.map(|r| parse(&r.get::<_, String>(0))).transpose()
@@ -403,15 +405,8 @@ impl Shared {
                 }
                 "delete" => {
                     let mut memory = self.memory.write().unwrap_or_else(PoisonError::into_inner);
-                    if memory
-                        .subjects
-                        .get(&id)
-                        .is_some()
-                    {
-                        // Only if the erased enrollment is the one held: a re-enrollment
-                        // under the same id arrives as a later row.
-                        memory.remove(&id);
-                    }
+                    // A re-enrollment under the same id arrives as a later row.
+                    memory.remove(&id);
                     memory.cursor = seq;
                 }
                 _ => {
@@ -444,7 +439,8 @@ impl PgGallery {
         let shared = runtime.block_on(async move {
             let mut clients = Vec::new();
             for _ in 0..CONNECTIONS {
-                let (client, connection) = tokio_postgres::connect(&url, NoTls).await.map_err(db)?;
+                let (client, connection) =
+                    tokio_postgres::connect(&url, NoTls).await.map_err(db)?;
                 tokio::spawn(async move {
                     if let Err(e) = connection.await {
                         tracing_free_log(&format!("postgres connection ended: {e}"));
@@ -452,7 +448,12 @@ impl PgGallery {
                 });
                 clients.push(tokio::sync::Mutex::new(client));
             }
-            clients[0].lock().await.batch_execute(SCHEMA).await.map_err(db)?;
+            clients[0]
+                .lock()
+                .await
+                .batch_execute(SCHEMA)
+                .await
+                .map_err(db)?;
             let shared = Arc::new(Shared {
                 clients,
                 next: AtomicUsize::new(0),
@@ -743,11 +744,18 @@ impl GalleryStore for PgGallery {
         self.block(async move {
             let client = shared.client().await;
             let row = client
-                .query_opt("SELECT sealed FROM faceid_images WHERE subject = $1", &[&id])
+                .query_opt(
+                    "SELECT sealed FROM faceid_images WHERE subject = $1",
+                    &[&id],
+                )
                 .await
                 .map_err(db)?;
-            row.map(|r| shared.sealer.open(&r.get::<_, Vec<u8>>(0), &image_location(&id)))
-                .transpose()
+            row.map(|r| {
+                shared
+                    .sealer
+                    .open(&r.get::<_, Vec<u8>>(0), &image_location(&id))
+            })
+            .transpose()
         })
     }
 
@@ -758,7 +766,8 @@ impl GalleryStore for PgGallery {
             let mut client = shared.client().await;
             let mut w = Write::begin(&mut client).await?;
             let Some(subject) = w.subject(&owned).await? else {
-                w.audit("delete", Some(&owned), "unknown_subject", &ctx).await?;
+                w.audit("delete", Some(&owned), "unknown_subject", &ctx)
+                    .await?;
                 w.commit().await?;
                 return Ok(false);
             };
@@ -848,7 +857,10 @@ impl GalleryStore for PgGallery {
         let (head_seq, head_hash) = self.block(async move {
             let client = shared.client().await;
             let row = client
-                .query_one("SELECT audit_seq, audit_hash FROM faceid_head WHERE id = 1", &[])
+                .query_one(
+                    "SELECT audit_seq, audit_hash FROM faceid_head WHERE id = 1",
+                    &[],
+                )
                 .await
                 .map_err(db)?;
             Ok((row.get::<_, i64>(0) as u64, row.get::<_, String>(1)))
@@ -856,7 +868,9 @@ impl GalleryStore for PgGallery {
         let mut prev = GENESIS_HASH.to_string();
         for (i, event) in events.iter().enumerate() {
             let expected = i as u64 + 1;
-            if event.seq != expected || event.prev_hash != prev || event.compute_hash() != event.hash
+            if event.seq != expected
+                || event.prev_hash != prev
+                || event.compute_hash() != event.hash
             {
                 return Ok(AuditVerification {
                     events: expected,
@@ -991,7 +1005,14 @@ impl GalleryStore for PgGallery {
                 let incoming = match incoming_templates(subject, templates) {
                     Ok(t) => t,
                     Err(outcome) => {
-                        self.applied_only(event, &outcome, "sync_push", Some(subject), "rejected", &ctx)?;
+                        self.applied_only(
+                            event,
+                            &outcome,
+                            "sync_push",
+                            Some(subject),
+                            "rejected",
+                            &ctx,
+                        )?;
                         return Ok(outcome);
                     }
                 };
@@ -1058,8 +1079,12 @@ impl GalleryStore for PgGallery {
             }
             EventBody::Delete { subject, origin } => {
                 let shared = self.shared.clone();
-                let (subject_owned, origin_owned, event_id, ctx_owned) =
-                    (subject.clone(), origin.clone(), event.id.clone(), ctx.clone());
+                let (subject_owned, origin_owned, event_id, ctx_owned) = (
+                    subject.clone(),
+                    origin.clone(),
+                    event.id.clone(),
+                    ctx.clone(),
+                );
                 let (outcome, erased) = self.block(async move {
                     let mut client = shared.client().await;
                     let mut w = Write::begin(&mut client).await?;
@@ -1067,9 +1092,12 @@ impl GalleryStore for PgGallery {
                     let (outcome, audit_outcome) = erasure_outcome(held.as_ref(), &origin_owned);
                     let erased = held.is_some() && outcome == PushOutcome::Applied;
                     if erased {
-                        w.tx.execute("DELETE FROM faceid_subjects WHERE id = $1", &[&subject_owned])
-                            .await
-                            .map_err(db)?;
+                        w.tx.execute(
+                            "DELETE FROM faceid_subjects WHERE id = $1",
+                            &[&subject_owned],
+                        )
+                        .await
+                        .map_err(db)?;
                         w.change(ChangeKind::Delete, Some(&subject_owned), &origin_owned)
                             .await?;
                     }
@@ -1129,10 +1157,7 @@ impl GalleryStore for PgGallery {
                 return Ok(None);
             };
             let templates = encode_templates(&shared.templates_of(&client, &subject).await?);
-            Ok(Some(RemoteSubject {
-                subject,
-                templates,
-            }))
+            Ok(Some(RemoteSubject { subject, templates }))
         })
     }
 
@@ -1168,7 +1193,9 @@ impl GalleryStore for PgGallery {
         };
         for change in rows.into_iter().take(limit) {
             page.next_cursor = change.seq;
-            if let Some(pulled) = pulled_change(change, |id| GalleryStore::remote_subject(self, id))? {
+            if let Some(pulled) =
+                pulled_change(change, |id| GalleryStore::remote_subject(self, id))?
+            {
                 page.changes.push(pulled);
             }
         }
@@ -1211,7 +1238,8 @@ impl PgGallery {
         self.block(async move {
             let mut client = shared.client().await;
             let mut w = Write::begin(&mut client).await?;
-            w.audit(&action, subject.as_deref(), &audit_outcome, &ctx).await?;
+            w.audit(&action, subject.as_deref(), &audit_outcome, &ctx)
+                .await?;
             w.mark_applied(&event_id, &outcome).await?;
             w.commit().await
         })

@@ -374,10 +374,7 @@ impl Gallery {
             .collect::<std::result::Result<_, _>>()?;
         subject.template_models = templates.iter().map(|t| t.model_id().to_string()).collect();
         subject.has_image = false;
-        Ok(Arrival {
-            subject,
-            templates,
-        })
+        Ok(Arrival { subject, templates })
     }
 
     /// Marks an enrollment as waiting to be pushed (inside its transaction).
@@ -467,7 +464,9 @@ impl Gallery {
             }
             let adopt = outcome.needs_operator() || *outcome == PushOutcome::AlreadyEnrolled;
             match &arrival {
-                Some(a) if adopt && (local_is_this_event || tx.subject(&a.subject.id)?.is_none()) => {
+                Some(a)
+                    if adopt && (local_is_this_event || tx.subject(&a.subject.id)?.is_none()) =>
+                {
                     tx.install(&a.subject, &a.templates)?;
                     tx.audit("sync_enroll", Some(&a.subject.id), "adopted", ctx)?;
                     Ok(Some(true))
@@ -538,7 +537,9 @@ impl Gallery {
                     }
                     PulledChange::Reset { .. } => {
                         for id in &reset_victims {
-                            let Some(local) = tx.subject(id)? else { continue };
+                            let Some(local) = tx.subject(id)? else {
+                                continue;
+                            };
                             if tx.pending(&local.origin)? {
                                 continue;
                             }
@@ -812,10 +813,7 @@ impl Gallery {
             return Ok(None);
         };
         let templates = encode_templates(&self.templates(id)?);
-        Ok(Some(RemoteSubject {
-            subject,
-            templates,
-        }))
+        Ok(Some(RemoteSubject { subject, templates }))
     }
 
     /// Up to `limit` change-feed rows after `cursor`. An enrollment row whose subject was
@@ -938,4 +936,3 @@ pub enum SyncStep {
     /// Pulling the change feed.
     Pull,
 }
-

@@ -133,10 +133,9 @@ pub async fn push(
     let engine = state.engine.clone();
     let who = device.clone();
     let results = tokio::task::spawn_blocking(move || {
-        let same_person =
-            |a: &[faceid_core::Template], b: &[faceid_core::Template]| -> bool {
-                engine.same_person(a, b).unwrap_or(false)
-            };
+        let same_person = |a: &[faceid_core::Template], b: &[faceid_core::Template]| -> bool {
+            engine.same_person(a, b).unwrap_or(false)
+        };
         request
             .events
             .iter()
@@ -279,11 +278,14 @@ pub async fn issue_device(
 ) -> Result<(StatusCode, Json<crate::keys::NewKey>), Problem> {
     let actor = keyed(&state, &headers, Role::Admin)?;
     let Json(request) = body.map_err(|e| Problem::bad_request([e.body_text()]))?;
-    let key = state.keys.issue_device(&request.name).map_err(|e| match e.kind() {
-        std::io::ErrorKind::InvalidInput => Problem::bad_request(["INVALID_DEVICE_NAME"]),
-        std::io::ErrorKind::AlreadyExists => Problem::conflict(["DEVICE_EXISTS"]),
-        _ => Problem::internal(),
-    })?;
+    let key = state
+        .keys
+        .issue_device(&request.name)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::InvalidInput => Problem::bad_request(["INVALID_DEVICE_NAME"]),
+            std::io::ErrorKind::AlreadyExists => Problem::conflict(["DEVICE_EXISTS"]),
+            _ => Problem::internal(),
+        })?;
     let ctx = AuditContext {
         actor,
         request_id: request_id.0,
@@ -330,5 +332,7 @@ pub async fn local_status(
     let gallery = state.local_sync.as_ref().ok_or_else(Problem::not_found)?;
     let status = gallery.sync_status().map_err(|_| Problem::internal())?;
     let conflicts = gallery.conflicts().map_err(|_| Problem::internal())?;
-    Ok(Json(serde_json::json!({"status": status, "conflicts": conflicts})))
+    Ok(Json(
+        serde_json::json!({"status": status, "conflicts": conflicts}),
+    ))
 }

@@ -18,8 +18,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faceid_gallery::{
-    AuditContext, ChangePage, Gallery, OutboxEntry, PushOutcome, RemoteSubject, SyncEvent,
-    SyncStep,
+    AuditContext, ChangePage, Gallery, OutboxEntry, PushOutcome, RemoteSubject, SyncEvent, SyncStep,
 };
 use serde::{Deserialize, Serialize};
 
@@ -256,12 +255,8 @@ impl SyncClient {
             if result.event_id != entry.event.id {
                 return Err(SyncError::Protocol("answers out of order".into()));
             }
-            self.gallery.settle(
-                entry,
-                &result.outcome,
-                result.server_record.as_ref(),
-                &ctx,
-            )?;
+            self.gallery
+                .settle(entry, &result.outcome, result.server_record.as_ref(), &ctx)?;
             report.pushed += 1;
             if result.outcome.needs_operator() {
                 tracing::warn!(event = %entry.event.id, outcome = ?result.outcome, "sync conflict for the operator");
@@ -319,17 +314,13 @@ impl SyncClient {
     /// each step is recorded in the gallery's sync status.
     pub async fn cycle(&self) -> Result<CycleReport, SyncError> {
         let push = self.push().await;
-        self.gallery.note_sync(
-            SyncStep::Push,
-            push.as_ref().err().map(ToString::to_string),
-        )?;
+        self.gallery
+            .note_sync(SyncStep::Push, push.as_ref().err().map(ToString::to_string))?;
         let push = push?;
         let pull = if self.gallery.pending() == 0 {
             let pull = self.pull().await;
-            self.gallery.note_sync(
-                SyncStep::Pull,
-                pull.as_ref().err().map(ToString::to_string),
-            )?;
+            self.gallery
+                .note_sync(SyncStep::Pull, pull.as_ref().err().map(ToString::to_string))?;
             Some(pull?)
         } else {
             None
@@ -347,7 +338,8 @@ impl SyncClient {
             let pause = match self.cycle().await {
                 Ok(report) => {
                     failures = 0;
-                    if report.push.pushed > 0 || report.pull.as_ref().is_some_and(|p| p.applied > 0) {
+                    if report.push.pushed > 0 || report.pull.as_ref().is_some_and(|p| p.applied > 0)
+                    {
                         tracing::info!(?report, "sync cycle");
                     }
                     self.config.interval
@@ -381,7 +373,10 @@ pub fn checked_base_url(url: &str) -> Result<String, SyncError> {
 
 /// An HTTP client that trusts only the authority in `ca_pem` (rustls with ring; no system
 /// roots, so a kiosk talks to its own server and nothing else).
-pub fn https_client(ca_pem: Option<&[u8]>, timeout: Duration) -> Result<reqwest::Client, SyncError> {
+pub fn https_client(
+    ca_pem: Option<&[u8]>,
+    timeout: Duration,
+) -> Result<reqwest::Client, SyncError> {
     use rustls::pki_types::CertificateDer;
     use rustls::pki_types::pem::PemObject;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
