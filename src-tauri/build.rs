@@ -16,6 +16,7 @@ fn main() {
         "save_settings",
         "subjects",
         "delete_subject",
+        "sync_status",
     ]);
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")

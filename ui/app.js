@@ -105,11 +105,33 @@ async function refreshOperator() {
       li.append(label, del);
       list.append(li);
     }
+    renderSync(await invoke("sync_status"));
     $("operator-pin").hidden = true;
     $("operator-panel").hidden = false;
   } catch (e) {
     $("operator-pin").hidden = false;
     $("operator-panel").hidden = true;
+  }
+}
+
+// Sync state as the operator reads it: server, pending events, last push and pull, the last
+// error, and each enrollment the server refused (same id, different person).
+function renderSync(sync) {
+  const when = (ms) => (ms ? new Date(ms).toLocaleString(document.documentElement.lang) : t("never"));
+  const s = sync.status;
+  const lines = sync.server
+    ? [`${t("sync_server")}: ${sync.server}`, `${t("sync_pending")}: ${s.pending}`,
+       `${t("sync_last_push")}: ${when(s.last_push_ms)}`, `${t("sync_last_pull")}: ${when(s.last_pull_ms)}`]
+    : [t("sync_off"), `${t("sync_pending")}: ${s.pending}`];
+  if (s.last_error) lines.push(`${t("sync_error")}: ${s.last_error}`);
+  $("sync-state").textContent = lines.join(" · ");
+  const list = $("conflict-list");
+  list.textContent = "";
+  for (const c of sync.conflicts) {
+    const li = document.createElement("li");
+    li.className = "conflict";
+    li.textContent = `${t("sync_conflict")} ${c.subject || ""}: ${c.message}`;
+    list.append(li);
   }
 }
 

@@ -277,3 +277,27 @@ pub fn delete_subject(shared: Shell<'_>, id: String) -> Result<bool, CommandErro
         .delete(&id, &ctx)
         .map_err(|_| CommandError::Storage)
 }
+
+/// The kiosk's sync state, for the operator screen.
+#[derive(Debug, Serialize)]
+pub struct SyncView {
+    /// The server synced with; `None` when the kiosk works alone.
+    pub server: Option<String>,
+    /// Cursor, last push and pull, last error, pending and conflict counts.
+    pub status: faceid_gallery::SyncStatus,
+    /// Enrollments the server refused, for the operator to resolve.
+    pub conflicts: Vec<faceid_gallery::Conflict>,
+}
+
+/// Sync state and conflicts (operator).
+#[tauri::command]
+pub fn sync_status(shared: Shell<'_>) -> Result<SyncView, CommandError> {
+    require_operator(&shared)?;
+    let kiosk = shared.kiosk.lock().map_err(|_| CommandError::Storage)?;
+    let gallery = kiosk.gallery();
+    Ok(SyncView {
+        server: shared.sync_server.clone(),
+        status: gallery.sync_status().map_err(|_| CommandError::Storage)?,
+        conflicts: gallery.conflicts().map_err(|_| CommandError::Storage)?,
+    })
+}

@@ -66,6 +66,7 @@ pub fn run() -> ExitCode {
             cmd::settings,
             cmd::save_settings,
             cmd::subjects,
+            cmd::sync_status,
             cmd::delete_subject,
         ])
         .setup(move |app| {

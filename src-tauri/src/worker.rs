@@ -65,6 +65,8 @@ pub struct Shared {
     pub operator: OperatorSession,
     /// Bumped by commands so the worker re-sends the view.
     pub dirty: std::sync::atomic::AtomicBool,
+    /// The server this kiosk syncs with, when sync runs.
+    pub sync_server: Option<String>,
 }
 
 impl Shared {
@@ -165,10 +167,17 @@ pub fn open(options: &Options) -> Result<Shared, String> {
             faceid_gallery::GalleryKey::from_file(&path, &data_dir).map_err(|e| e.to_string())?
         }
     };
+    // Every local change is queued for the server in its own transaction, whether or not
+    // a server is configured yet: enrollments made offline are pushed once one is.
     let gallery = Arc::new(
-        faceid_gallery::Gallery::open(&data_dir.join("gallery"), &key)
-            .map_err(|e| e.to_string())?,
+        faceid_gallery::Gallery::open_with(
+            &data_dir.join("gallery"),
+            &key,
+            faceid_gallery::GalleryOptions { outbox: true },
+        )
+        .map_err(|e| e.to_string())?,
     );
+    let sync_server = start_sync(&gallery, &settings, &data_dir);
     let engine = Arc::new(
         faceid_core::Engine::load(
             &faceid_core::models::default_dir(),
@@ -188,7 +197,68 @@ pub fn open(options: &Options) -> Result<Shared, String> {
         note: Mutex::new(None),
         operator: OperatorSession::default(),
         dirty: std::sync::atomic::AtomicBool::new(true),
+        sync_server,
     })
+}
+
+/// Environment variable holding the device token when `device-token` is absent.
+pub const DEVICE_TOKEN_ENV: &str = "FACEID_DEVICE_TOKEN";
+
+/// Starts the sync loop on its own thread when a server is configured and a device token
+/// is present (`device-token` in the data directory or `$FACEID_DEVICE_TOKEN`); returns the
+/// server it syncs with. A bad setting is logged and kept in the sync status, never fatal:
+/// the kiosk works offline.
+fn start_sync(
+    gallery: &Arc<faceid_gallery::Gallery>,
+    settings: &Settings,
+    data_dir: &std::path::Path,
+) -> Option<String> {
+    let server = settings.server_url.clone()?;
+    let token = std::fs::read_to_string(data_dir.join("device-token"))
+        .ok()
+        .or_else(|| std::env::var(DEVICE_TOKEN_ENV).ok())
+        .map(|t| t.trim().to_string())
+        .filter(|t| !t.is_empty());
+    let note = |error: String| {
+        tracing::warn!(%error, "sync not started");
+        let _ = gallery.note_sync(faceid_gallery::SyncStep::Push, Some(error));
+    };
+    let Some(token) = token else {
+        note(format!(
+            "no device token: put it in {} or set {DEVICE_TOKEN_ENV}",
+            data_dir.join("device-token").display()
+        ));
+        return None;
+    };
+    let mut config = faceid_sync::SyncConfig::new(server.clone(), token);
+    if let Some(ca) = &settings.server_ca_file {
+        match std::fs::read(ca) {
+            Ok(pem) => config.ca_pem = Some(pem),
+            Err(e) => {
+                note(format!("{}: {e}", ca.display()));
+                return None;
+            }
+        }
+    }
+    let client = match faceid_sync::SyncClient::new(gallery.clone(), config) {
+        Ok(client) => client,
+        Err(e) => {
+            note(e.to_string());
+            return None;
+        }
+    };
+    let spawned = std::thread::Builder::new()
+        .name("faceid-sync".into())
+        .spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
+                return;
+            };
+            runtime.block_on(client.run(std::future::pending()));
+        });
+    spawned.is_ok().then_some(server)
 }
 
 /// The flow options a settings value gives.
@@ -220,7 +290,8 @@ fn local_api(
         keyless_loopback: false,
         ..faceid_server::ServerLimits::default()
     };
-    let state = faceid_server::AppState::new(engine, gallery, keys, &limits);
+    let state = faceid_server::AppState::new(engine, gallery.clone(), keys, &limits)
+        .with_local_sync(gallery);
     let router = faceid_server::app(state, &limits);
     std::thread::Builder::new()
         .name("faceid-local-api".into())

@@ -325,6 +325,18 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
         .await
         .unwrap();
     assert_eq!(listed[0]["id"], "brahim", "{listed}");
+    // With no server configured, every change waits in the outbox for one.
+    let sync: serde_json::Value = faceid_e2e::http()
+        .get(format!("http://127.0.0.1:{port}/v1/admin/sync"))
+        .header("x-api-key", &operator.key)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let pending = sync["status"]["pending"].as_u64().unwrap_or(0);
+    assert!(pending > 0, "{sync}");
     kiosk.click("#go-operator").await;
     kiosk.wait_screen("operator", Duration::from_secs(10)).await;
     kiosk.type_into("#pin", "1234").await;
@@ -349,6 +361,8 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     kiosk
         .wait_js(listed, json!("Brahim A. (brahim)Delete"), wait)
         .await;
+    let sync_line = "return document.getElementById('sync-state').textContent.startsWith('No server: this kiosk works alone · Waiting to be sent: ')";
+    kiosk.wait_js(sync_line, json!(true), wait).await;
     kiosk.screenshot("operator-en").await;
     kiosk.click("button[data-subject=brahim]").await;
     let armed =

@@ -380,3 +380,156 @@ pub fn render_gallery(r: &GalleryBenchReport) -> String {
         r.mean_genuine_cosine
     )
 }
+
+/// What `faceid bench --sync-push N --sync-pull M` measured.
+#[derive(Debug, Serialize)]
+pub struct SyncBenchReport {
+    /// Enrollments waiting in the kiosk's outbox before the push.
+    pub pending: usize,
+    /// Seconds to push them all (batches of 100, each applied and acknowledged durably).
+    pub push_seconds: f64,
+    /// Subjects the server held for the fresh kiosk's pull.
+    pub pulled_subjects: usize,
+    /// Seconds for a fresh kiosk to pull them all (pages of 1000, each applied in one
+    /// transaction with its cursor).
+    pub pull_seconds: f64,
+    /// In-memory index of the kiosk after the pull, bytes.
+    pub kiosk_index_bytes: usize,
+    /// Seconds spent seeding the server (not part of the figures).
+    pub seed_seconds: f64,
+}
+
+/// Measures sync over real HTTP on loopback against an in-process server on a sled
+/// gallery: a kiosk pushing `pending` queued enrollments, then a fresh kiosk pulling the
+/// server's `pull` subjects (seeded directly, with synthetic templates) plus the pushed
+/// ones.
+pub fn sync(models: &Path, pending: usize, pull: usize) -> Result<SyncBenchReport> {
+    use faceid_gallery::{
+        AuditContext, ChangePage, Gallery, GalleryKey, GalleryOptions, NewSubject, PulledChange,
+        RemoteSubject, Subject,
+    };
+    let engine = std::sync::Arc::new(Engine::load(models, faceid_core::EngineConfig::default())?);
+    let model = engine.model_id().to_string();
+    let mut rng = Normal(0x5EED);
+    let mut template = || -> Result<faceid_core::Template> {
+        let v = unit(
+            (0..faceid_core::template::TEMPLATE_DIM)
+                .map(|_| rng.sample())
+                .collect(),
+        );
+        Ok(faceid_core::Template::new(model.clone(), v)?)
+    };
+    let root = tempfile::tempdir()?;
+    let key = GalleryKey::generate();
+    let ctx = AuditContext {
+        actor: "bench".into(),
+        request_id: "bench".into(),
+    };
+
+    // The server's gallery, seeded page by page as a pull would write it.
+    let seeded = Instant::now();
+    let server_gallery = std::sync::Arc::new(Gallery::open(&root.path().join("server"), &key)?);
+    let mut seq = 0;
+    while seq < pull {
+        let mut page = ChangePage::default();
+        for _ in 0..1000.min(pull - seq) {
+            seq += 1;
+            let t = template()?;
+            page.changes.push(PulledChange::Enroll {
+                seq: seq as u64,
+                remote: RemoteSubject {
+                    subject: Subject {
+                        id: format!("seed-{seq:07}"),
+                        display_name: None,
+                        created_at_ms: 0,
+                        updated_at_ms: 0,
+                        source: Some("bench".into()),
+                        template_tags: vec![0],
+                        template_models: vec![model.clone()],
+                        has_image: false,
+                        origin: format!("seed-origin-{seq}"),
+                    },
+                    templates: faceid_gallery::sync::encode_templates(&[t]),
+                },
+            });
+        }
+        page.next_cursor = seq as u64;
+        server_gallery.apply_page(&page, &ctx)?;
+    }
+    let seed_seconds = seeded.elapsed().as_secs_f64();
+
+    let data = root.path().join("server-data");
+    std::fs::create_dir_all(&data)?;
+    let keys = faceid_server::keys::ApiKeys::load(&data)?;
+    let token = keys.issue_device("bench")?.key;
+    let limits = faceid_server::ServerLimits::default();
+    let state = faceid_server::AppState::new(engine, server_gallery, keys, &limits);
+    let router = faceid_server::app(state, &limits);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
+    let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let base = format!("http://{}", listener.local_addr()?);
+    runtime.spawn(faceid_server::serve(listener, router, std::future::pending()));
+
+    let kiosk = |name: &str| -> Result<std::sync::Arc<Gallery>> {
+        Ok(std::sync::Arc::new(Gallery::open_with(
+            &root.path().join(name),
+            &key,
+            GalleryOptions { outbox: true },
+        )?))
+    };
+    let pusher = kiosk("kiosk-push")?;
+    for i in 0..pending {
+        pusher.enroll(
+            &NewSubject {
+                id: format!("kiosk-{i:05}"),
+                ..NewSubject::default()
+            },
+            &[template()?],
+            None,
+            &ctx,
+        )?;
+    }
+    let client = faceid_sync::SyncClient::new(
+        pusher.clone(),
+        faceid_sync::SyncConfig::new(&base, &token),
+    )?;
+    let pushed = Instant::now();
+    let report = runtime.block_on(client.push())?;
+    let push_seconds = pushed.elapsed().as_secs_f64();
+    anyhow::ensure!(report.pushed == pending && pusher.pending() == 0, "push incomplete");
+
+    let fresh = kiosk("kiosk-fresh")?;
+    let client =
+        faceid_sync::SyncClient::new(fresh.clone(), faceid_sync::SyncConfig::new(&base, &token))?;
+    let pulled = Instant::now();
+    runtime.block_on(client.pull())?;
+    let pull_seconds = pulled.elapsed().as_secs_f64();
+    anyhow::ensure!(fresh.len() == pull + pending, "pull incomplete: {}", fresh.len());
+    let report = SyncBenchReport {
+        pending,
+        push_seconds,
+        pulled_subjects: fresh.len(),
+        pull_seconds,
+        kiosk_index_bytes: fresh.index_memory_bytes(),
+        seed_seconds,
+    };
+    runtime.shutdown_background();
+    Ok(report)
+}
+
+/// Text form of [`SyncBenchReport`].
+pub fn render_sync(r: &SyncBenchReport) -> String {
+    format!(
+        "push of {} pending enrollments: {:.2} s ({:.0} events/s)\npull of {} subjects to a fresh kiosk: {:.2} s ({:.0} subjects/s), kiosk index {:.1} MiB\n(seeding the server took {:.1} s, not counted)\n",
+        r.pending,
+        r.push_seconds,
+        r.pending as f64 / r.push_seconds.max(1e-9),
+        r.pulled_subjects,
+        r.pull_seconds,
+        r.pulled_subjects as f64 / r.pull_seconds.max(1e-9),
+        r.kiosk_index_bytes as f64 / (1024.0 * 1024.0),
+        r.seed_seconds
+    )
+}

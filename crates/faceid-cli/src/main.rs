@@ -88,6 +88,13 @@ enum Command {
         /// Also write the 640x480 kiosk frame that is benchmarked (JPEG) to this file.
         #[arg(long)]
         save_frame: Option<PathBuf>,
+        /// Instead of the stages: sync over loopback HTTP, a kiosk pushing this many queued
+        /// enrollments...
+        #[arg(long)]
+        sync_push: Option<usize>,
+        /// ...and a fresh kiosk pulling this many subjects from the server.
+        #[arg(long, default_value_t = 100_000)]
+        sync_pull: usize,
     },
     /// Run the REST server on the gallery in --data.
     Serve {
@@ -582,6 +589,14 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             bar.finish_and_clear();
             print(cli.json, &report, eval::render)
+        }
+        Command::Bench {
+            sync_push: Some(pending),
+            sync_pull,
+            ..
+        } => {
+            let report = bench::sync(&models_dir, *pending, *sync_pull)?;
+            print(cli.json, &report, bench::render_sync)
         }
         Command::Bench {
             gallery: Some(n),

@@ -24,6 +24,10 @@ pub struct Settings {
     pub language: String,
     /// Central server for sync; `None` keeps every request on this machine.
     pub server_url: Option<String>,
+    /// PEM certificate of the authority that signed the server's certificate (the kiosk
+    /// trusts nothing else). The device token is read from `device-token` in the data
+    /// directory, or `$FACEID_DEVICE_TOKEN`.
+    pub server_ca_file: Option<PathBuf>,
     /// Keep enrollment selfies (encrypted) for operators.
     pub retain_images: bool,
     /// Seconds without a touch before any screen returns to the start.
@@ -40,6 +44,7 @@ impl Default for Settings {
             liveness_preset: "REGULAR".into(),
             language: "fr".into(),
             server_url: None,
+            server_ca_file: None,
             retain_images: false,
             inactivity_secs: 60,
             operator_pin: hash_pin("0000", "faceid"),
