@@ -561,16 +561,21 @@ impl Gallery {
         for id in &removed {
             self.index_remove(id);
         }
+        // The last arrival of each id in the page, if it is still what the gallery holds
+        // (index removal scans the index, so it is done only for ids actually replaced).
+        let mut last: HashMap<&str, u64> = HashMap::new();
         for seq in added {
             if let Some(a) = arrivals.get(&seq) {
-                // A later change of the same page may have removed it again.
-                if self
+                last.insert(a.subject.id.as_str(), seq);
+            }
+        }
+        for seq in last.into_values() {
+            if let Some(a) = arrivals.get(&seq)
+                && self
                     .subject(&a.subject.id)?
                     .is_some_and(|s| s.origin == a.subject.origin)
-                {
-                    self.index_remove(&a.subject.id);
-                    self.index_add(&a.subject, &a.templates);
-                }
+            {
+                self.index_add(&a.subject, &a.templates);
             }
         }
         Ok(applied)
