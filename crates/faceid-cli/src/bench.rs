@@ -470,7 +470,11 @@ pub fn sync(models: &Path, pending: usize, pull: usize) -> Result<SyncBenchRepor
         .build()?;
     let listener = runtime.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let base = format!("http://{}", listener.local_addr()?);
-    runtime.spawn(faceid_server::serve(listener, router, std::future::pending()));
+    runtime.spawn(faceid_server::serve(
+        listener,
+        router,
+        std::future::pending(),
+    ));
 
     let kiosk = |name: &str| -> Result<std::sync::Arc<Gallery>> {
         Ok(std::sync::Arc::new(Gallery::open_with(
@@ -491,14 +495,15 @@ pub fn sync(models: &Path, pending: usize, pull: usize) -> Result<SyncBenchRepor
             &ctx,
         )?;
     }
-    let client = faceid_sync::SyncClient::new(
-        pusher.clone(),
-        faceid_sync::SyncConfig::new(&base, &token),
-    )?;
+    let client =
+        faceid_sync::SyncClient::new(pusher.clone(), faceid_sync::SyncConfig::new(&base, &token))?;
     let pushed = Instant::now();
     let report = runtime.block_on(client.push())?;
     let push_seconds = pushed.elapsed().as_secs_f64();
-    anyhow::ensure!(report.pushed == pending && pusher.pending() == 0, "push incomplete");
+    anyhow::ensure!(
+        report.pushed == pending && pusher.pending() == 0,
+        "push incomplete"
+    );
 
     let fresh = kiosk("kiosk-fresh")?;
     let client =
@@ -506,7 +511,11 @@ pub fn sync(models: &Path, pending: usize, pull: usize) -> Result<SyncBenchRepor
     let pulled = Instant::now();
     runtime.block_on(client.pull())?;
     let pull_seconds = pulled.elapsed().as_secs_f64();
-    anyhow::ensure!(fresh.len() == pull + pending, "pull incomplete: {}", fresh.len());
+    anyhow::ensure!(
+        fresh.len() == pull + pending,
+        "pull incomplete: {}",
+        fresh.len()
+    );
     let report = SyncBenchReport {
         pending,
         push_seconds,

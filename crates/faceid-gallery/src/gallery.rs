@@ -267,6 +267,31 @@ impl Sealer {
     }
 }
 
+/// The exact re-rank of int8 index hits: each hit's exact cosine (`None` for a row gone
+/// meanwhile), the best per subject, best first, at most `max_subjects`.
+pub(crate) fn rerank(
+    hits: Vec<crate::index::RowHit>,
+    max_subjects: usize,
+    mut cosine: impl FnMut(u64) -> Result<Option<f32>>,
+) -> Result<Vec<Candidate>> {
+    let mut best: Vec<Candidate> = Vec::new();
+    for hit in hits {
+        let Some(cosine) = cosine(hit.tag)? else {
+            continue;
+        };
+        match best.iter_mut().find(|c| *c.subject == *hit.subject) {
+            Some(c) => c.cosine = c.cosine.max(cosine),
+            None => best.push(Candidate {
+                subject: hit.subject.to_string(),
+                cosine,
+            }),
+        }
+    }
+    best.sort_by(|a, b| b.cosine.total_cmp(&a.cosine));
+    best.truncate(max_subjects);
+    Ok(best)
+}
+
 /// The gallery. `Send + Sync`; share it behind an `Arc`.
 pub struct Gallery {
     pub(crate) db: sled::Db,
@@ -853,21 +878,9 @@ impl Gallery {
                 self.search_threads,
             )
         };
-        let mut best: Vec<Candidate> = Vec::new();
-        for hit in hits {
-            let template = self.template(hit.tag)?;
-            let cosine = probe.cosine(&template)?;
-            match best.iter_mut().find(|c| *c.subject == *hit.subject) {
-                Some(c) => c.cosine = c.cosine.max(cosine),
-                None => best.push(Candidate {
-                    subject: hit.subject.to_string(),
-                    cosine,
-                }),
-            }
-        }
-        best.sort_by(|a, b| b.cosine.total_cmp(&a.cosine));
-        best.truncate(max_subjects);
-        Ok(best)
+        rerank(hits, max_subjects, |tag| {
+            Ok(Some(probe.cosine(&self.template(tag)?)?))
+        })
     }
 
     /// Stores a BI record (fields filled by the caller; `at_ms`/`date` set here).

@@ -899,23 +899,14 @@ impl GalleryStore for PgGallery {
             (max_subjects * 4).max(32),
             self.shared.search_threads,
         );
-        let mut best: Vec<Candidate> = Vec::new();
-        for hit in hits {
-            let Some(template) = memory.templates.get(&hit.tag) else {
-                continue;
-            };
-            let cosine = probe.cosine(template)?;
-            match best.iter_mut().find(|c| *c.subject == *hit.subject) {
-                Some(c) => c.cosine = c.cosine.max(cosine),
-                None => best.push(Candidate {
-                    subject: hit.subject.to_string(),
-                    cosine,
-                }),
-            }
-        }
-        best.sort_by(|a, b| b.cosine.total_cmp(&a.cosine));
-        best.truncate(max_subjects);
-        Ok(best)
+        crate::gallery::rerank(hits, max_subjects, |tag| {
+            memory
+                .templates
+                .get(&tag)
+                .map(|template| probe.cosine(template))
+                .transpose()
+                .map_err(Error::from)
+        })
     }
 
     fn record_bi(&self, mut record: BiRecord) -> Result<BiRecord> {
@@ -1123,10 +1114,7 @@ impl GalleryStore for PgGallery {
                 actor,
                 request_id,
             } => {
-                let ctx = AuditContext {
-                    actor: format!("device:{device}/{actor}"),
-                    request_id: request_id.clone(),
-                };
+                let ctx = crate::sync::device_context(device, actor, request_id);
                 self.applied_only(
                     event,
                     &PushOutcome::Applied,

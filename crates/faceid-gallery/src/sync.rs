@@ -799,10 +799,7 @@ impl Gallery {
                 actor,
                 request_id,
             } => {
-                let ctx = AuditContext {
-                    actor: format!("device:{device}/{actor}"),
-                    request_id: request_id.clone(),
-                };
+                let ctx = device_context(device, actor, request_id);
                 self.write(|tx| {
                     tx.audit(action, subject.as_deref(), outcome, &ctx)?;
                     mark(tx, &PushOutcome::Applied)
@@ -853,6 +850,14 @@ impl Gallery {
             .map(|(_, v)| decode::<Change>(&v).map(|c| c.seq))
             .transpose()?
             .unwrap_or(0))
+    }
+}
+
+/// Who a decision pushed by `device` is audited as on the server: `device:NAME/actor`.
+pub(crate) fn device_context(device: &str, actor: &str, request_id: &str) -> AuditContext {
+    AuditContext {
+        actor: format!("device:{device}/{actor}"),
+        request_id: request_id.to_string(),
     }
 }
 
