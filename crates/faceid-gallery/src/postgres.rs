@@ -964,21 +964,7 @@ impl GalleryStore for PgGallery {
         event: &SyncEvent,
         same_person: &dyn Fn(&[Template], &[Template]) -> bool,
     ) -> Result<PushOutcome> {
-        let shared = self.shared.clone();
-        let id = event.id.clone();
-        let done = self.block(async move {
-            let client = shared.client().await;
-            let row = client
-                .query_opt(
-                    "SELECT outcome FROM faceid_applied WHERE event_id = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(db)?;
-            row.map(|r| parse::<PushOutcome>(&r.get::<_, String>(0)))
-                .transpose()
-        })?;
-        if let Some(outcome) = done {
+        if let Some(outcome) = self.applied_outcome(&event.id)? {
             return Ok(outcome);
         }
         let ctx = AuditContext {
@@ -1060,12 +1046,16 @@ impl GalleryStore for PgGallery {
                 });
                 match stored {
                     Ok(true) => (PushOutcome::Applied, Some((record, incoming))),
-                    // Enrolled meanwhile, or this very event applied by a concurrent push
-                    // (its applied row collides): decide again.
-                    Ok(false) | Err(Error::Database(_)) => {
-                        return self.apply_pushed(device, event, same_person);
+                    // Enrolled meanwhile: decide again against what is held now.
+                    Ok(false) => return self.apply_pushed(device, event, same_person),
+                    // This very event applied by a concurrent push (its applied row
+                    // collides): that push's outcome is the answer. Anything else fails.
+                    Err(e) => {
+                        return match self.applied_outcome(&event.id)? {
+                            Some(outcome) => Ok(outcome),
+                            None => Err(e),
+                        };
                     }
-                    Err(e) => return Err(e),
                 }
             }
             EventBody::Delete { subject, origin } => {
@@ -1204,6 +1194,24 @@ impl GalleryStore for PgGallery {
 }
 
 impl PgGallery {
+    /// The outcome recorded for a pushed event id, if it was applied before.
+    fn applied_outcome(&self, event_id: &str) -> Result<Option<PushOutcome>> {
+        let shared = self.shared.clone();
+        let id = event_id.to_string();
+        self.block(async move {
+            let client = shared.client().await;
+            let row = client
+                .query_opt(
+                    "SELECT outcome FROM faceid_applied WHERE event_id = $1",
+                    &[&id],
+                )
+                .await
+                .map_err(db)?;
+            row.map(|r| parse::<PushOutcome>(&r.get::<_, String>(0)))
+                .transpose()
+        })
+    }
+
     /// Records an outcome with its audit event and nothing else, once per event id.
     fn applied_only(
         &self,
