@@ -17,6 +17,7 @@ fn main() {
         "subjects",
         "delete_subject",
         "sync_status",
+        "resolve_conflict",
     ]);
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")

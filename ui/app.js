@@ -130,7 +130,27 @@ function renderSync(sync) {
   for (const c of sync.conflicts) {
     const li = document.createElement("li");
     li.className = "conflict";
-    li.textContent = `${t("sync_conflict")} ${c.subject || ""}: ${c.message}`;
+    const label = document.createElement("span");
+    label.textContent = `${t("sync_conflict")} ${c.subject || ""}: ${c.message}`;
+    const id = document.createElement("input");
+    id.placeholder = t("conflict_new_id");
+    id.setAttribute("aria-label", t("conflict_new_id"));
+    const reenroll = document.createElement("button");
+    reenroll.textContent = t("conflict_reenroll");
+    reenroll.dataset.action = "reenroll";
+    reenroll.addEventListener("click", async () => {
+      if (!id.value.trim()) { id.focus(); return; }
+      try { await invoke("resolve_conflict", { eventId: c.event_id, newId: id.value }); refreshOperator(); }
+      catch (e) { label.textContent = `${t("sync_conflict")} ${c.subject || ""}: ${(e && e.Refused && e.Refused.message) || String(e)}`; }
+    });
+    const discard = document.createElement("button");
+    discard.textContent = t("conflict_discard");
+    discard.dataset.action = "discard";
+    discard.addEventListener("click", async () => {
+      if (discard.dataset.confirm === "1") { await invoke("resolve_conflict", { eventId: c.event_id, newId: null }); refreshOperator(); }
+      else { discard.dataset.confirm = "1"; discard.textContent = t("confirm_delete"); }
+    });
+    li.append(label, id, reenroll, discard);
     list.append(li);
   }
 }

@@ -29,7 +29,7 @@ window.I18N = {
     settings: "Réglages", camera: "Caméra", card_source: "Source des cartes", preset: "Niveau de vérification",
     language: "Langue", server_url: "Serveur de synchronisation", retain: "Conserver les photos (chiffrées)",
     new_pin: "Nouveau code", subjects: "Personnes inscrites", delete: "Supprimer",
-    sync: "Synchronisation", sync_off: "Aucun serveur : le kiosque travaille seul", sync_server: "Serveur", sync_pending: "En attente d'envoi", sync_last_push: "Dernier envoi", sync_last_pull: "Dernière réception", sync_error: "Dernière erreur", sync_conflict: "Refusé par le serveur :", never: "jamais",
+    sync: "Synchronisation", sync_off: "Aucun serveur : le kiosque travaille seul", sync_server: "Serveur", sync_pending: "En attente d'envoi", sync_last_push: "Dernier envoi", sync_last_pull: "Dernière réception", sync_error: "Dernière erreur", sync_conflict: "Refusé par le serveur :", never: "jamais", conflict_new_id: "Nouvel identifiant", conflict_reenroll: "Inscrire sous cet identifiant", conflict_discard: "Abandonner",
     confirm_delete: "Supprimer définitivement ?", saved: "Enregistré"
   },
   ar: {
@@ -52,7 +52,7 @@ window.I18N = {
     demo: "وضع العرض: لا توجد كاميرا، فيديو تجريبي", settings: "الإعدادات", camera: "الكاميرا",
     card_source: "مصدر البطاقات", preset: "مستوى التحقق", language: "اللغة", server_url: "خادم المزامنة",
     retain: "الاحتفاظ بالصور (مشفرة)", new_pin: "رمز جديد", subjects: "الأشخاص المسجلون", delete: "حذف",
-    sync: "المزامنة", sync_off: "لا يوجد خادم: الكشك يعمل وحده", sync_server: "الخادم", sync_pending: "في انتظار الإرسال", sync_last_push: "آخر إرسال", sync_last_pull: "آخر استلام", sync_error: "آخر خطأ", sync_conflict: "رفضه الخادم:", never: "أبدا",
+    sync: "المزامنة", sync_off: "لا يوجد خادم: الكشك يعمل وحده", sync_server: "الخادم", sync_pending: "في انتظار الإرسال", sync_last_push: "آخر إرسال", sync_last_pull: "آخر استلام", sync_error: "آخر خطأ", sync_conflict: "رفضه الخادم:", never: "أبدا", conflict_new_id: "معرف جديد", conflict_reenroll: "التسجيل بهذا المعرف", conflict_discard: "تجاهل",
     confirm_delete: "حذف نهائي؟", saved: "تم الحفظ"
   },
   en: {
@@ -75,7 +75,7 @@ window.I18N = {
     demo: "Demo mode: no webcam, playing the demo video", settings: "Settings", camera: "Camera",
     card_source: "Card source", preset: "Check level", language: "Language", server_url: "Sync server",
     retain: "Keep photos (encrypted)", new_pin: "New PIN", subjects: "Enrolled people", delete: "Delete",
-    sync: "Sync", sync_off: "No server: this kiosk works alone", sync_server: "Server", sync_pending: "Waiting to be sent", sync_last_push: "Last sent", sync_last_pull: "Last received", sync_error: "Last error", sync_conflict: "Refused by the server:", never: "never",
+    sync: "Sync", sync_off: "No server: this kiosk works alone", sync_server: "Server", sync_pending: "Waiting to be sent", sync_last_push: "Last sent", sync_last_pull: "Last received", sync_error: "Last error", sync_conflict: "Refused by the server:", never: "never", conflict_new_id: "New id", conflict_reenroll: "Enroll under this id", conflict_discard: "Discard",
     confirm_delete: "Delete for good?", saved: "Saved"
   }
 };

@@ -33,6 +33,12 @@ pub enum CommandError {
     /// Storage failed (logged).
     #[error("storage error")]
     Storage,
+    /// The operator's input was refused (e.g. an id already taken).
+    #[error("{message}")]
+    Refused {
+        /// What was wrong.
+        message: String,
+    },
 }
 
 type Shell<'a> = State<'a, Arc<Shared>>;
@@ -300,4 +306,35 @@ pub fn sync_status(shared: Shell<'_>) -> Result<SyncView, CommandError> {
         status: gallery.sync_status().map_err(|_| CommandError::Storage)?,
         conflicts: gallery.conflicts().map_err(|_| CommandError::Storage)?,
     })
+}
+
+/// Resolves a conflict (operator): enrolls the refused templates again under `new_id`
+/// (queued for the server like any enrollment), or drops them when `new_id` is `None`.
+#[tauri::command]
+pub fn resolve_conflict(
+    shared: Shell<'_>,
+    event_id: String,
+    new_id: Option<String>,
+) -> Result<(), CommandError> {
+    require_operator(&shared)?;
+    let kiosk = shared.kiosk.lock().map_err(|_| CommandError::Storage)?;
+    let resolution = match new_id.map(|id| id.trim().to_string()) {
+        Some(id) if !id.is_empty() => faceid_gallery::Resolution::Reenroll { id },
+        _ => faceid_gallery::Resolution::Discard,
+    };
+    let ctx = AuditContext {
+        actor: "operator".into(),
+        request_id: format!("kiosk-conflict-{event_id}"),
+    };
+    kiosk
+        .gallery()
+        .resolve_conflict(&event_id, &resolution, &ctx)
+        .map(|_| ())
+        .map_err(|e| match e {
+            faceid_gallery::Error::DuplicateSubject(_)
+            | faceid_gallery::Error::InvalidSubjectId(_) => CommandError::Refused {
+                message: e.to_string(),
+            },
+            _ => CommandError::Storage,
+        })
 }

@@ -67,6 +67,7 @@ pub fn run() -> ExitCode {
             cmd::save_settings,
             cmd::subjects,
             cmd::sync_status,
+            cmd::resolve_conflict,
             cmd::delete_subject,
         ])
         .setup(move |app| {

@@ -311,6 +311,45 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
         .local_addr()
         .unwrap()
         .port();
+    // An enrollment the server refused (its answer stands in for the server here), for the
+    // operator to resolve.
+    {
+        let key = faceid_gallery::GalleryKey::from_file(
+            &place.keys.path().join("g.key"),
+            place.data.path(),
+        )
+        .unwrap();
+        let gallery = faceid_gallery::Gallery::open_with(
+            &place.data.path().join("gallery"),
+            &key,
+            faceid_gallery::GalleryOptions { outbox: true },
+        )
+        .unwrap();
+        let ctx = faceid_gallery::AuditContext::default();
+        let template = gallery.templates("brahim").unwrap();
+        gallery
+            .enroll(
+                &faceid_gallery::NewSubject {
+                    id: "amina".into(),
+                    ..Default::default()
+                },
+                &template,
+                None,
+                &ctx,
+            )
+            .unwrap();
+        let entry = gallery
+            .outbox_batch(1000)
+            .unwrap()
+            .into_iter()
+            .find(|e| e.event.subject() == Some("amina"))
+            .unwrap();
+        let refused = faceid_gallery::PushOutcome::Conflict {
+            message: "the server already holds \"amina\" for a different person".into(),
+        };
+        gallery.settle(&entry, &refused, None, &ctx).unwrap();
+        assert_eq!(gallery.conflicts().unwrap().len(), 1);
+    }
     let mut args = place.args(&format!("video:{}", holder.display()), "camera", "en");
     args.extend(["--local-api".to_string(), format!("127.0.0.1:{port}")]);
     let kiosk = Kiosk::launch(&h, &args).await;
@@ -371,9 +410,19 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     kiosk.click("button[data-subject=brahim]").await;
     let rows = "return document.getElementById('subject-list').children.length";
     kiosk.wait_js(rows, json!(0), wait).await;
+    // The refused enrollment is enrolled again under a new id.
+    let conflicts = "return document.getElementById('conflict-list').children.length";
+    kiosk.wait_js(conflicts, json!(1), wait).await;
+    kiosk.type_into("#conflict-list input", "amina-2").await;
+    kiosk
+        .click("#conflict-list button[data-action=reenroll]")
+        .await;
+    kiosk.wait_js(conflicts, json!(0), wait).await;
+    kiosk.wait_js(rows, json!(1), wait).await;
     kiosk.quit().await;
     let gallery = place.gallery();
-    assert!(gallery.is_empty(), "erased");
+    assert!(gallery.subject("brahim").unwrap().is_none(), "erased");
+    assert!(gallery.subject("amina-2").unwrap().is_some(), "re-enrolled");
     assert!(
         gallery
             .audit()
