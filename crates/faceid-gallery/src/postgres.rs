@@ -1007,12 +1007,14 @@ impl GalleryStore for PgGallery {
                     same_person,
                 );
                 if outcome != PushOutcome::Applied || held.is_some() {
-                    let label = match &outcome {
-                        PushOutcome::AlreadyEnrolled => "already_enrolled",
-                        PushOutcome::Conflict { .. } => "conflict",
-                        _ => "applied",
-                    };
-                    self.applied_only(event, &outcome, "sync_push", Some(subject), label, &ctx)?;
+                    self.applied_only(
+                        event,
+                        &outcome,
+                        "sync_push",
+                        Some(subject),
+                        outcome.label(),
+                        &ctx,
+                    )?;
                     return Ok(outcome);
                 }
                 let record = Subject {

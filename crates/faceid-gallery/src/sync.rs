@@ -223,7 +223,8 @@ impl PushOutcome {
         )
     }
 
-    fn label(&self) -> &'static str {
+    /// The outcome as the server's audit log records it.
+    pub(crate) fn label(&self) -> &'static str {
         match self {
             PushOutcome::Applied => "applied",
             PushOutcome::AlreadyEnrolled => "already_enrolled",
@@ -350,11 +351,7 @@ impl Tx<'_> {
     fn install(&self, subject: &Subject, templates: &[Template]) -> TxResult<()> {
         self.remove_subject(&subject.id)?;
         self.put_subject(subject, templates, None)?;
-        self.change(
-            crate::sync::ChangeKind::Enroll,
-            Some(&subject.id),
-            &subject.origin,
-        )
+        self.change(ChangeKind::Enroll, Some(&subject.id), &subject.origin)
     }
 }
 
@@ -459,7 +456,7 @@ impl Gallery {
                 tx.audit("sync_conflict", subject, outcome.label(), ctx)?;
                 if local_is_this_event && let Some(id) = subject {
                     tx.remove_subject(id)?;
-                    tx.change(crate::sync::ChangeKind::Delete, Some(id), &event.id)?;
+                    tx.change(ChangeKind::Delete, Some(id), &event.id)?;
                 }
             }
             let adopt = outcome.needs_operator() || *outcome == PushOutcome::AlreadyEnrolled;
@@ -529,7 +526,7 @@ impl Gallery {
                         let held = tx.subject(subject)?.is_some_and(|s| s.origin == *origin);
                         if held {
                             tx.remove_subject(subject)?;
-                            tx.change(crate::sync::ChangeKind::Delete, Some(subject), origin)?;
+                            tx.change(ChangeKind::Delete, Some(subject), origin)?;
                             tx.audit("sync_delete", Some(subject), "ok", ctx)?;
                             removed.push(subject.clone());
                             applied += 1;
@@ -544,7 +541,7 @@ impl Gallery {
                                 continue;
                             }
                             tx.remove_subject(id)?;
-                            tx.change(crate::sync::ChangeKind::Delete, Some(id), &local.origin)?;
+                            tx.change(ChangeKind::Delete, Some(id), &local.origin)?;
                             removed.push(id.clone());
                         }
                         tx.audit("sync_reset", None, "ok", ctx)?;
@@ -764,7 +761,7 @@ impl Gallery {
                     }
                     tx.put_subject(&record, &templates, None)?;
                     tx.audit("enroll", Some(subject), "ok", &ctx)?;
-                    tx.change(crate::sync::ChangeKind::Enroll, Some(subject), &event.id)?;
+                    tx.change(ChangeKind::Enroll, Some(subject), &event.id)?;
                     mark(tx, &PushOutcome::Applied)?;
                     Ok(true)
                 })?;
@@ -781,7 +778,7 @@ impl Gallery {
                     let erased = held.is_some() && outcome == PushOutcome::Applied;
                     if erased {
                         tx.remove_subject(subject)?;
-                        tx.change(crate::sync::ChangeKind::Delete, Some(subject), origin)?;
+                        tx.change(ChangeKind::Delete, Some(subject), origin)?;
                     }
                     tx.audit("delete", Some(subject), audit_outcome, &ctx)?;
                     mark(tx, &outcome)?;
