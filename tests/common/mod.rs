@@ -8,7 +8,9 @@ use std::sync::OnceLock;
 use faceid_core::{Engine, EngineConfig, Image, models};
 
 pub mod postgres;
+pub mod server;
 pub mod webdriver;
+pub mod xvfb;
 
 /// An HTTP client builder for the tests. The workspace's reqwest has rustls without a
 /// built-in crypto provider (the sync client brings its own, ring): install ring as the

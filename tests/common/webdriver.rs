@@ -16,8 +16,8 @@ const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 /// Xvfb (when no display is set) and WebKitWebDriver, stopped on drop.
 #[derive(Debug)]
 pub struct Harness {
-    xvfb: Option<Child>,
     driver: Child,
+    _xvfb: crate::xvfb::Display,
     pub display: String,
     pub port: u16,
 }
@@ -26,53 +26,17 @@ impl Drop for Harness {
     fn drop(&mut self) {
         let _ = self.driver.kill();
         let _ = self.driver.wait();
-        if let Some(x) = self.xvfb.as_mut() {
-            let _ = x.kill();
-            let _ = x.wait();
-        }
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
+use crate::server::free_port;
 
 pub fn harness() -> Harness {
-    let (xvfb, display) = match std::env::var("DISPLAY") {
-        Ok(d) if !d.is_empty() => (None, d),
-        _ => {
-            // Each harness its own server: Xvfb picks a free display and prints its number.
-            let mut child = Command::new("Xvfb")
-                .args([
-                    "-displayfd",
-                    "1",
-                    "-screen",
-                    "0",
-                    "1280x800x24",
-                    "-nolisten",
-                    "tcp",
-                ])
-                .stdout(Stdio::piped())
-                .stderr(Stdio::null())
-                .spawn()
-                .expect("Xvfb (make setup installs xvfb)");
-            let mut line = String::new();
-            std::io::BufRead::read_line(
-                &mut std::io::BufReader::new(child.stdout.take().expect("Xvfb's stdout")),
-                &mut line,
-            )
-            .expect("Xvfb's display number");
-            (Some(child), format!(":{}", line.trim()))
-        }
-    };
+    let display = crate::xvfb::display(1280, 800);
     let port = free_port();
     let driver = Command::new("WebKitWebDriver")
         .arg(format!("--port={port}"))
-        .env("DISPLAY", &display)
+        .env("DISPLAY", &display.name)
         .env("TAURI_WEBVIEW_AUTOMATION", "true")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::null())
@@ -87,9 +51,9 @@ pub fn harness() -> Harness {
         std::thread::sleep(Duration::from_millis(100));
     }
     Harness {
-        xvfb,
         driver,
-        display,
+        display: display.name.clone(),
+        _xvfb: display,
         port,
     }
 }

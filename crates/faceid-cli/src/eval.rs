@@ -8,7 +8,8 @@ use std::path::{Path, PathBuf};
 use anyhow::{Context, Result};
 use faceid_core::calibration::Calibration;
 use faceid_core::evaluation::{
-    PadFigures, PairScore, VerificationFigures, pad_figures, verification_figures,
+    DetPoint, FAR_POINTS, PadFigures, PairScore, VerificationFigures, det_curve, pad_figures,
+    rates_at, verification_figures,
 };
 use faceid_core::{Engine, LivenessAccumulator, LivenessPreset, Template};
 use serde::Serialize;
@@ -38,6 +39,36 @@ pub struct VerificationReport {
     pub fta_images: usize,
     /// Figures per group (`celeba`, `named`, `orl`).
     pub groups: BTreeMap<String, VerificationFigures>,
+    /// Every pair's calibrated score, for histograms (failures to acquire left out; they
+    /// are counted in `failed_pairs`).
+    pub scores: ScoreSample,
+    /// The DET curve over calibrated scores (at most 200 points).
+    pub det: Vec<DetPoint>,
+    /// Observed error rates at each threshold preset (the calibrated score of a stated FAR;
+    /// `FAR 1e-3` = 0.6 is the default verification threshold).
+    pub operating_points: Vec<OperatingPoint>,
+}
+
+/// Calibrated scores of the scored pairs, by class.
+#[derive(Debug, Serialize)]
+pub struct ScoreSample {
+    /// Same-person pairs.
+    pub genuine: Vec<f32>,
+    /// Different-person pairs.
+    pub impostor: Vec<f32>,
+}
+
+/// A threshold preset and what it does on this set.
+#[derive(Debug, Serialize)]
+pub struct OperatingPoint {
+    /// The preset, by its stated FAR (`FAR 1e-3`).
+    pub name: String,
+    /// Its calibrated score threshold.
+    pub score: f32,
+    /// The FAR the calibration states for it.
+    pub stated_far: f64,
+    /// Observed FAR and FRR on this set.
+    pub observed: Option<DetPoint>,
 }
 
 /// Liveness figures at the default threshold, per image and per accumulated sequence.
@@ -261,8 +292,39 @@ fn verification(
         .filter(|s| !s.genuine)
         .filter_map(|s| s.score)
         .collect();
+    let calibrated: Vec<PairScore> = scores
+        .iter()
+        .map(|p| PairScore {
+            genuine: p.genuine,
+            score: p.score.map(|cosine| engine.calibration().score(cosine)),
+        })
+        .collect();
+    let of_class = |genuine: bool| {
+        calibrated
+            .iter()
+            .filter(|p| p.genuine == genuine)
+            .filter_map(|p| p.score)
+            .collect()
+    };
     Ok(Some((
         VerificationReport {
+            scores: ScoreSample {
+                genuine: of_class(true),
+                impostor: of_class(false),
+            },
+            det: det_curve(&calibrated, 200),
+            operating_points: FAR_POINTS
+                .iter()
+                .map(|&(name, far)| {
+                    let score = faceid_core::calibration::score_for_far(far);
+                    OperatingPoint {
+                        name: format!("FAR {name}"),
+                        score,
+                        stated_far: far,
+                        observed: rates_at(&calibrated, score),
+                    }
+                })
+                .collect(),
             overall: verification_figures(&scores),
             images: images.len(),
             fta_images,

@@ -3,12 +3,12 @@
 //! directly and synced by `faceid sync`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use faceid_core::Template;
+use faceid_e2e::server::{ServerHome, free_port};
 use faceid_e2e::{engine, shared_eval};
 use faceid_gallery::{AuditContext, Gallery, GalleryKey, GalleryOptions, NewSubject};
 use serde_json::Value;
@@ -42,95 +42,6 @@ impl Tls {
     fn ca(&self) -> PathBuf {
         self.dir.path().join("ca.pem")
     }
-}
-
-/// A `faceid serve` process.
-struct Server {
-    child: Child,
-    base: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// What a server needs on disk: data directory (API keys, sled gallery), gallery key, admin
-/// key.
-struct ServerHome {
-    data: tempfile::TempDir,
-    key_file: PathBuf,
-    _key_dir: tempfile::TempDir,
-    admin: String,
-}
-
-impl ServerHome {
-    fn new(key_file: Option<&Path>) -> ServerHome {
-        let data = tempfile::tempdir().unwrap();
-        let key_dir = tempfile::tempdir().unwrap();
-        let key_file = match key_file {
-            Some(shared) => shared.to_path_buf(),
-            None => {
-                let file = key_dir.path().join("gallery.key");
-                assert!(
-                    Command::new(EXE)
-                        .args(["keys", "gallery"])
-                        .arg(&file)
-                        .status()
-                        .unwrap()
-                        .success()
-                );
-                file
-            }
-        };
-        let out = Command::new(EXE)
-            .args(["keys", "create", "--role", "admin", "--data"])
-            .arg(data.path())
-            .output()
-            .unwrap();
-        let admin: Value = serde_json::from_slice(&out.stdout).unwrap();
-        ServerHome {
-            data,
-            key_file,
-            _key_dir: key_dir,
-            admin: admin["key"].as_str().unwrap().to_string(),
-        }
-    }
-
-    fn serve(&self, listen: &str, extra: &[&str]) -> Server {
-        let mut child = Command::new(EXE)
-            .args(["serve", "--listen", listen, "--data"])
-            .arg(self.data.path())
-            .arg("--key-file")
-            .arg(&self.key_file)
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-        let base = loop {
-            let line = lines
-                .next()
-                .expect("server exited before listening")
-                .unwrap();
-            if let Some(addr) = line.strip_prefix("faceid serving on ") {
-                break addr.trim().to_string();
-            }
-        };
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base }
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 /// An HTTP client trusting the test CA (the sync client's own TLS setup).
@@ -312,7 +223,7 @@ fn two_offline_kiosks_converge_share_erasures_and_report_conflicts() {
     };
     let faces = eval.join("faces");
     let tls = Tls::new();
-    let home = ServerHome::new(None);
+    let home = ServerHome::new(EXE.as_ref(), None);
     let listen = format!("127.0.0.1:{}", free_port());
     let tls_args = [
         "--tls-cert",
@@ -509,7 +420,7 @@ fn synthetic_template(seed: u64) -> Template {
 fn a_kiosk_killed_mid_push_neither_loses_nor_repeats_an_event() {
     const ENROLLMENTS: usize = 240;
     const DECISIONS: usize = 60;
-    let home = ServerHome::new(None);
+    let home = ServerHome::new(EXE.as_ref(), None);
     let server = home.serve("127.0.0.1:0", &[]);
     let keys = tempfile::tempdir().unwrap();
     let token = issue_device(&server.base, &home, None, "field-1", keys.path());
@@ -618,8 +529,8 @@ fn two_servers_on_one_postgres_identify_each_others_enrollments_within_a_second(
     };
     let faces = eval.join("faces");
     let pg = faceid_e2e::postgres::Postgres::start();
-    let first = ServerHome::new(None);
-    let second = ServerHome::new(Some(&first.key_file));
+    let first = ServerHome::new(EXE.as_ref(), None);
+    let second = ServerHome::new(EXE.as_ref(), Some(&first.key_file));
     let pg_args = ["--postgres", pg.url.as_str()];
     let one = first.serve("127.0.0.1:0", &pg_args);
     let two = second.serve("127.0.0.1:0", &pg_args);

@@ -106,6 +106,79 @@ pub fn verification_figures(pairs: &[PairScore]) -> VerificationFigures {
     figures
 }
 
+/// Error rates of a verification threshold (accept when score >= `threshold`).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct DetPoint {
+    /// The threshold, in the unit of the scores given.
+    pub threshold: f32,
+    /// Impostor pairs accepted, as a fraction of impostor pairs.
+    pub far: f64,
+    /// Genuine pairs rejected (failures to acquire included), as a fraction.
+    pub frr: f64,
+}
+
+/// FAR and FRR of `pairs` at `threshold`; `None` without both classes.
+pub fn rates_at(pairs: &[PairScore], threshold: f32) -> Option<DetPoint> {
+    let accepted = |p: &&PairScore| p.score.is_some_and(|s| s >= threshold);
+    let genuine = pairs.iter().filter(|p| p.genuine).count();
+    let impostor = pairs.len() - genuine;
+    if genuine == 0 || impostor == 0 {
+        return None;
+    }
+    let false_accepts = pairs.iter().filter(|p| !p.genuine).filter(accepted).count();
+    let true_accepts = pairs.iter().filter(|p| p.genuine).filter(accepted).count();
+    Some(DetPoint {
+        threshold,
+        far: false_accepts as f64 / impostor as f64,
+        frr: 1.0 - true_accepts as f64 / genuine as f64,
+    })
+}
+
+/// The detection error trade-off curve: FAR and FRR at every distinct score, thinned to at
+/// most `max_points` (always keeping both ends), lowest threshold first. Empty without
+/// both classes.
+pub fn det_curve(pairs: &[PairScore], max_points: usize) -> Vec<DetPoint> {
+    let mut genuine: Vec<f32> = pairs
+        .iter()
+        .filter(|p| p.genuine)
+        .filter_map(|p| p.score)
+        .collect();
+    let mut impostor: Vec<f32> = pairs
+        .iter()
+        .filter(|p| !p.genuine)
+        .filter_map(|p| p.score)
+        .collect();
+    let ng = pairs.iter().filter(|p| p.genuine).count();
+    let ni = pairs.len() - ng;
+    if ng == 0 || ni == 0 || max_points < 2 {
+        return Vec::new();
+    }
+    genuine.sort_by(|a, b| b.total_cmp(a));
+    impostor.sort_by(|a, b| b.total_cmp(a));
+    let mut thresholds: Vec<f32> = genuine.iter().chain(&impostor).copied().collect();
+    thresholds.sort_by(|a, b| a.total_cmp(b));
+    thresholds.dedup();
+    let step = (thresholds.len() as f64 / (max_points - 1) as f64).max(1.0);
+    let mut picked: Vec<f32> = (0..max_points - 1)
+        .map(|i| (i as f64 * step) as usize)
+        .take_while(|&i| i < thresholds.len())
+        .map(|i| thresholds[i])
+        .collect();
+    if let Some(&last) = thresholds.last() {
+        if picked.last() != Some(&last) {
+            picked.push(last);
+        }
+    }
+    picked
+        .into_iter()
+        .map(|t| DetPoint {
+            threshold: t,
+            far: impostor.partition_point(|&s| s >= t) as f64 / ni as f64,
+            frr: 1.0 - genuine.partition_point(|&s| s >= t) as f64 / ng as f64,
+        })
+        .collect()
+}
+
 /// Presentation-attack detection figures at one threshold (ISO/IEC 30107-3).
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct PadFigures {
@@ -193,6 +266,30 @@ mod tests {
         assert_eq!(f.failed_pairs, 2);
         assert_eq!(f.accuracy, Some(5.0 / 6.0));
         assert_eq!(f.tar_at_far["1e-2"], Some(2.0 / 3.0));
+    }
+
+    #[test]
+    fn det_curve_runs_from_accept_all_to_reject_all() {
+        let mut p = pairs(&[0.4, 0.8, 0.9, 0.7], &[0.1, 0.2, 0.5, 0.3]);
+        p.push(PairScore {
+            genuine: true,
+            score: None,
+        });
+        let curve = det_curve(&p, 100);
+        assert_eq!(curve.len(), 8);
+        // Lowest threshold accepts every scored pair: FRR is the failure to acquire only.
+        let close = |a: f64, b: f64| (a - b).abs() < 1e-12;
+        assert!(close(curve[0].far, 1.0) && close(curve[0].frr, 0.2));
+        let last = curve[curve.len() - 1];
+        assert!(last.threshold == 0.9 && close(last.far, 0.0) && close(last.frr, 0.8));
+        assert!(curve.windows(2).all(|w| w[0].far >= w[1].far && w[0].frr <= w[1].frr));
+        let at = rates_at(&p, 0.5).unwrap();
+        assert!(close(at.far, 0.25) && close(at.frr, 0.4));
+        // Thinned, both ends kept.
+        let thin = det_curve(&p, 3);
+        assert_eq!(thin.len(), 3);
+        assert_eq!((thin[0].threshold, thin[2].threshold), (0.1, 0.9));
+        assert!(det_curve(&pairs(&[0.8], &[]), 10).is_empty());
     }
 
     #[test]

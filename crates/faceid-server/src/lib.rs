@@ -206,6 +206,7 @@ fn native(limits: &ServerLimits) -> Router<AppState> {
         .route("/identify", post(v1::identify).layer(selfie_limit))
         .route("/liveness", post(v1::liveness).layer(selfie_limit))
         .route("/quality", post(v1::quality))
+        .route("/frame", post(v1::frame))
         .route("/card", post(v1::card))
         .route("/audit", get(v1::audit))
         .route("/admin/keys", get(v1::list_keys).post(v1::create_key))

@@ -32,13 +32,13 @@ use crate::{AppState, RequestId};
     ),
     paths(
         list_subjects, get_subject, enroll, delete_subject, subject_image, verify, identify,
-        liveness, quality, card, audit, create_key, list_keys, revoke_key, reset, status,
+        liveness, quality, frame, card, audit, create_key, list_keys, revoke_key, reset, status,
         crate::sync::push, crate::sync::pull, crate::sync::list_devices,
         crate::sync::issue_device, crate::sync::revoke_device, crate::sync::local_status
     ),
     components(schemas(
         SubjectView, EnrollRequest, MediaRequest, VerifyRequest, VerifyResponse, LivenessView,
-        IdentifyResponse, QualityResponse, CardResponse, AuditResponse, KeyRequest, KeyView,
+        IdentifyResponse, QualityResponse, FrameResponse, FrameMain, FrameIdentity, CardResponse, AuditResponse, KeyRequest, KeyView,
         StatusResponse, Problem, crate::keys::NewKey, crate::sync::PushRequest,
         crate::sync::PushResponse, crate::sync::PushResult, crate::sync::DevicesResponse,
         crate::sync::DeviceView, crate::sync::DeviceSeen, crate::sync::DeviceRequest
@@ -200,6 +200,46 @@ pub struct CardResponse {
     portrait_jpeg: String,
 }
 
+/// A camera frame as the console's live view draws it.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrameResponse {
+    /// Frame width in pixels (the coordinates below are in this frame).
+    width: u32,
+    /// Frame height in pixels.
+    height: u32,
+    /// Every face, largest first: box, detector score, 68 landmarks.
+    #[schema(value_type = Vec<Object>)]
+    faces: Vec<faceid_core::Face>,
+    /// What the engine makes of the largest face (absent without a face).
+    main: Option<FrameMain>,
+}
+
+/// The main face of a frame.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrameMain {
+    /// Why the engine would refuse this frame as a probe (`MULTIPLE_FACES`...), if it would.
+    refusal: Option<String>,
+    /// Passive liveness of this one frame.
+    liveness: Option<LivenessView>,
+    /// Quality measures and the first failing one.
+    quality: Option<QualityResponse>,
+    /// 1:N against the gallery; liveness is not applied here.
+    identity: Option<FrameIdentity>,
+}
+
+/// Who the main face of a frame is, by the identification rule.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct FrameIdentity {
+    /// The subject who cleared the threshold, if anyone.
+    subject_id: Option<String>,
+    /// Calibrated score of the best candidate.
+    score: Option<f32>,
+    /// Threshold for this gallery size.
+    threshold: f32,
+    /// Subjects searched.
+    gallery_size: usize,
+}
+
 /// Audit events and the state of the hash chain.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct AuditResponse {
@@ -321,6 +361,46 @@ fn liveness_view(
         frames: liveness.frames,
         preset: preset.name().to_string(),
     }
+}
+
+/// The 1:N answer for one template: who cleared the gallery-size threshold, if anyone.
+struct GallerySearch {
+    subject: Option<String>,
+    threshold: f32,
+    best_score: Option<f32>,
+    gallery_size: usize,
+}
+
+/// Searches the gallery and applies the engine's identification rule (shared by
+/// `/v1/identify` and the console's `/v1/frame`).
+fn search_gallery(state: &AppState, template: &faceid_core::Template) -> Result<GallerySearch, Problem> {
+    let candidates = state
+        .gallery
+        .search(template, 5)
+        .map_err(|_| Problem::internal())?;
+    let best_score = candidates
+        .first()
+        .map(|c| faceid_core::Comparison::new(c.cosine, state.engine.calibration()).score);
+    let gallery_size = state.gallery.len();
+    let identification = state.engine.identify_cosines(
+        candidates
+            .into_iter()
+            .map(|c| (c.subject, c.cosine))
+            .collect(),
+        gallery_size,
+    );
+    let (subject, threshold) = match identification {
+        Identification::Match {
+            subject, threshold, ..
+        } => (Some(subject), threshold),
+        Identification::NoMatch { threshold } => (None, threshold),
+    };
+    Ok(GallerySearch {
+        subject,
+        threshold,
+        best_score,
+        gallery_size,
+    })
 }
 
 fn ctx(actor: String, request_id: &RequestId) -> AuditContext {
@@ -564,30 +644,14 @@ pub async fn identify(
     let actor = keyed(&state, &headers, Role::Client)?;
     let sequence = selfie(&state, request.media).await?;
     let preset = state.engine.config().liveness_preset;
-    let candidates = state
-        .gallery
-        .search(&sequence.best.template, 5)
-        .map_err(|_| Problem::internal())?;
-    let best_score = candidates
-        .first()
-        .map(|c| faceid_core::Comparison::new(c.cosine, state.engine.calibration()).score);
-    let gallery_size = state.gallery.len();
     let live = sequence.liveness.is_live(preset);
-    let identification = state.engine.identify_cosines(
-        candidates
-            .into_iter()
-            .map(|c| (c.subject, c.cosine))
-            .collect(),
-        gallery_size,
+    let search = search_gallery(&state, &sequence.best.template)?;
+    let (subject_id, threshold, best_score, gallery_size) = (
+        search.subject.filter(|_| live),
+        search.threshold,
+        search.best_score,
+        search.gallery_size,
     );
-    let (subject_id, threshold) = match identification {
-        Identification::Match {
-            subject, threshold, ..
-        } if live => (Some(subject), threshold),
-        Identification::Match { threshold, .. } | Identification::NoMatch { threshold } => {
-            (None, threshold)
-        }
-    };
     let outcome = match (&subject_id, live) {
         (Some(_), _) => "match",
         (None, false) => "rejected:LIVENESS_FAILED",
@@ -666,6 +730,78 @@ pub async fn quality(
             .first_failure()
             .map(|f| f.code().as_str().to_string()),
         measures,
+    }))
+}
+
+/// One camera frame analysed for the operator console's live view (operator): every face
+/// with its box and landmarks and, for the main face, liveness (this frame only), quality
+/// and the 1:N answer. A preview, not a decision: nothing is audited (the verify and
+/// identify decisions are), and it never refuses for a second face, it reports it.
+#[utoipa::path(post, path = "/v1/frame", request_body = MediaRequest, tag = "analysis",
+    responses((status = 200, body = FrameResponse), (status = 400, body = Problem)))]
+pub async fn frame(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    request: Result<Json<MediaRequest>, JsonRejection>,
+) -> Result<Json<FrameResponse>, Problem> {
+    let request = body(request)?;
+    keyed(&state, &headers, Role::Operator)?;
+    let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
+    let engine = state.engine.clone();
+    let (width, height, faces, analysis) = state
+        .pool
+        .run(move || {
+            let image = engine.decode(&bytes)?;
+            let faces = engine.faces(&image)?;
+            // The main face through the same pipeline as a probe; its refusal (several
+            // faces) is shown as a flag rather than an error.
+            let analysis = if faces.is_empty() {
+                None
+            } else {
+                Some(engine.analyze(&image))
+            };
+            Ok::<_, faceid_core::Error>((image.width(), image.height(), faces, analysis))
+        })
+        .await
+        .map_err(|_| Problem::busy())?
+        .map_err(|e| refusal(&e))?;
+    let preset = state.engine.config().liveness_preset;
+    let main = match analysis {
+        None => None,
+        Some(Err(e)) => Some(FrameMain {
+            refusal: Some(e.code().as_str().to_string()),
+            liveness: None,
+            quality: None,
+            identity: None,
+        }),
+        Some(Ok(analysis)) => {
+            let search = search_gallery(&state, &analysis.template)?;
+            Some(FrameMain {
+                refusal: None,
+                liveness: Some(liveness_view(&analysis.liveness, preset)),
+                quality: Some(QualityResponse {
+                    passed: analysis.quality.passed(),
+                    failure: analysis
+                        .quality
+                        .first_failure()
+                        .map(|f| f.code().as_str().to_string()),
+                    measures: analysis.quality,
+                }),
+                identity: Some(FrameIdentity {
+                    subject_id: search.subject,
+                    score: search.best_score,
+                    threshold: search.threshold,
+                    gallery_size: search.gallery_size,
+                }),
+            })
+        }
+    };
+    state.metrics.decision("frame", "analysed");
+    Ok(Json(FrameResponse {
+        width,
+        height,
+        faces,
+        main,
     }))
 }
 

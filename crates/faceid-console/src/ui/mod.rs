@@ -1,0 +1,235 @@
+//! Drawing: one module per screen, each a `*_ui` function over the state. Functions here
+//! read [`ConsoleState`] and push [`Request`]s; they never wait on the network.
+
+mod audit;
+mod calibration;
+mod health;
+mod live;
+mod subjects;
+
+use eframe::egui;
+use egui::{Color32, RichText};
+
+use crate::backend::{Connection, Request};
+use crate::state::{ConsoleState, Notice, Screen, Theme};
+
+
+
+/// Colours with at least 7:1 contrast on their theme's background.
+#[derive(Debug, Clone, Copy)]
+pub struct Palette {
+    /// Good: online, verified, live, matched.
+    pub good: Color32,
+    /// Bad: lost, broken, refused.
+    pub bad: Color32,
+    /// Attention: retrying, a quality flag.
+    pub warn: Color32,
+}
+
+/// The palette of the current theme.
+pub fn palette(ui: &egui::Ui) -> Palette {
+    if ui.visuals().dark_mode {
+        Palette {
+            good: Color32::from_rgb(120, 230, 140),
+            bad: Color32::from_rgb(255, 140, 130),
+            warn: Color32::from_rgb(255, 210, 90),
+        }
+    } else {
+        Palette {
+            good: Color32::from_rgb(0, 90, 25),
+            bad: Color32::from_rgb(160, 0, 0),
+            warn: Color32::from_rgb(110, 60, 0),
+        }
+    }
+}
+
+/// Applies the theme and the text sizes (readable at 1366x768 from arm's length).
+pub fn apply_theme(ctx: &egui::Context, theme: Theme) {
+    ctx.set_theme(match theme {
+        Theme::Dark => egui::Theme::Dark,
+        Theme::Light => egui::Theme::Light,
+    });
+    ctx.all_styles_mut(|style| {
+        use egui::{FontFamily, FontId, TextStyle};
+        style.text_styles = [
+            (TextStyle::Heading, FontId::new(22.0, FontFamily::Proportional)),
+            (TextStyle::Body, FontId::new(15.0, FontFamily::Proportional)),
+            (TextStyle::Monospace, FontId::new(14.0, FontFamily::Monospace)),
+            (TextStyle::Button, FontId::new(15.0, FontFamily::Proportional)),
+            (TextStyle::Small, FontId::new(12.5, FontFamily::Proportional)),
+        ]
+        .into();
+        style.spacing.item_spacing = egui::vec2(8.0, 6.0);
+        style.spacing.button_padding = egui::vec2(10.0, 5.0);
+    });
+}
+
+/// Keyboard shortcuts that work on every screen: F1-F5 switch screens, Ctrl+R reloads,
+/// Ctrl+T switches theme.
+pub fn global_keys(ctx: &egui::Context, state: &mut ConsoleState, requests: &mut Vec<Request>) {
+    use egui::Key;
+    let keys = [Key::F1, Key::F2, Key::F3, Key::F4, Key::F5];
+    for (key, screen) in keys.into_iter().zip(Screen::ALL) {
+        if ctx.input_mut(|i| i.consume_key(egui::Modifiers::NONE, key)) {
+            requests.extend(state.open(screen));
+        }
+    }
+    if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, Key::R)) {
+        requests.extend(state.screen.reload(state));
+    }
+    if ctx.input_mut(|i| i.consume_key(egui::Modifiers::COMMAND, Key::T)) {
+        state.theme = match state.theme {
+            Theme::Dark => Theme::Light,
+            Theme::Light => Theme::Dark,
+        };
+    }
+}
+
+/// The header: screens, the connection, the theme switch.
+pub fn header_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec<Request>) {
+    let colors = palette(ui);
+    ui.horizontal_wrapped(|ui| {
+        ui.heading("faceid console");
+        ui.separator();
+        for (n, screen) in Screen::ALL.into_iter().enumerate() {
+            let tab = ui
+                .selectable_label(state.screen == screen, screen.label())
+                .on_hover_text(format!("F{}", n + 1));
+            if tab.clicked() {
+                requests.extend(state.open(screen));
+            }
+        }
+        ui.separator();
+        let theme_label = match state.theme {
+            Theme::Dark => "Light theme",
+            Theme::Light => "Dark theme",
+        };
+        if ui.button(theme_label).on_hover_text("Ctrl+T").clicked() {
+            state.theme = match state.theme {
+                Theme::Dark => Theme::Light,
+                Theme::Light => Theme::Dark,
+            };
+        }
+    });
+    ui.horizontal_wrapped(|ui| {
+        match &state.connection {
+            Connection::Connecting => {
+                ui.label(RichText::new(format!("Connecting to {}…", state.server)).color(colors.warn));
+            }
+            Connection::Online => {
+                ui.label(RichText::new(format!("● Connected to {}", state.server)).color(colors.good));
+            }
+            Connection::Lost {
+                error,
+                next_attempt,
+            } => {
+                let secs = next_attempt
+                    .saturating_duration_since(std::time::Instant::now())
+                    .as_secs_f32()
+                    .ceil();
+                ui.label(
+                    RichText::new(format!(
+                        "Connection lost to {}: {error}. Retrying in {secs:.0} s; the data below may be out of date.",
+                        state.server
+                    ))
+                    .color(colors.bad)
+                    .strong(),
+                );
+                // The countdown moves on its own.
+                ui.ctx().request_repaint_after(std::time::Duration::from_millis(500));
+            }
+        }
+    });
+}
+
+/// The active screen.
+pub fn screen_ui(
+    ui: &mut egui::Ui,
+    state: &mut ConsoleState,
+    live: &mut crate::live::LiveControl,
+    requests: &mut Vec<Request>,
+) {
+    match state.screen {
+        Screen::Subjects => subjects::subjects_ui(ui, state, requests),
+        Screen::Audit => audit::audit_ui(ui, state, requests),
+        Screen::Live => live::live_ui(ui, state, live),
+        Screen::Calibration => calibration::calibration_ui(ui, state, requests),
+        Screen::Health => health::health_ui(ui, state),
+    }
+}
+
+/// The texture of `picture`, uploaded once and re-uploaded only when it changes.
+fn texture(ui: &egui::Ui, key: &str, picture: &crate::backend::Picture) -> egui::TextureHandle {
+    ui.ctx().load_texture_cached(
+        key,
+        egui::Id::unique(("texture", key)),
+        egui::ColorImage::from_rgba_unmultiplied(picture.size, &picture.rgba),
+        egui::TextureOptions::LINEAR,
+    )
+}
+
+fn notice_ui(ui: &mut egui::Ui, notice: &Option<Notice>) {
+    if let Some(notice) = notice {
+        let colors = palette(ui);
+        let color = if notice.is_error { colors.bad } else { colors.good };
+        ui.label(RichText::new(&notice.text).color(color));
+    }
+}
+
+/// `2026-11-22 09:41:07 UTC` from ms since the Unix epoch.
+pub fn utc(ms: u64) -> String {
+    let secs = ms / 1000;
+    let (days, rest) = (secs / 86_400, secs % 86_400);
+    // Howard Hinnant's civil-from-days.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!(
+        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
+        rest / 3600,
+        rest % 3600 / 60,
+        rest % 60
+    )
+}
+
+/// "3 s ago", "5 min ago"... from ms since the epoch.
+pub fn ago(ms: Option<u64>) -> String {
+    let Some(ms) = ms else {
+        return "never".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let secs = now.saturating_sub(ms) / 1000;
+    match secs {
+        0..=59 => format!("{secs} s ago"),
+        60..=3599 => format!("{} min ago", secs / 60),
+        3600..=86_399 => format!("{} h ago", secs / 3600),
+        _ => format!("{} d ago", secs / 86_400),
+    }
+}
+
+/// Milliseconds since the Unix epoch, now.
+pub fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn utc_dates() {
+        assert_eq!(super::utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(super::utc(1_795_340_467_000), "2026-11-22 09:41:07 UTC");
+        assert_eq!(super::utc(951_782_400_000), "2000-02-29 00:00:00 UTC");
+    }
+}
