@@ -18,7 +18,7 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 for pkg in libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libclang-dev \
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev \
-  libssl-dev xvfb xauth webkit2gtk-driver postgresql-15; do
+  libssl-dev xvfb xauth webkit2gtk-driver postgresql-15 fonts-dejavu-core; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then
@@ -29,7 +29,7 @@ if ((${#need[@]})); then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${need[@]}"
 fi
 if ! command -v cargo >/dev/null 2>&1; then
-  echo "faceid needs a Rust toolchain (stable, 1.92 or newer): install it with rustup, then re-run." >&2
+  echo "faceid needs a Rust toolchain (stable, 1.95 or newer): install it with rustup, then re-run." >&2
   exit 1
 fi
 

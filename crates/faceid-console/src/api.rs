@@ -233,7 +233,8 @@ pub struct FrameIdentity {
     pub threshold: f32,
 }
 
-/// A kiosk's local API or a server, reached with one operator or admin key.
+/// A kiosk's local API or a server, reached with one operator or admin key. Use one per
+/// thread (runtime): pooled connections belong to the runtime that opened them.
 #[derive(Clone)]
 pub struct Api {
     base: String,
@@ -252,11 +253,12 @@ impl std::fmt::Debug for Api {
 pub const CALL_TIMEOUT: Duration = Duration::from_secs(5);
 
 impl Api {
-    /// A client for `base` (`https://...`, or `http://` on loopback), trusting `ca_pem` when
-    /// given (the CA of a server's own certificate) and the system roots otherwise.
+    /// A client for `base`: `https://` trusting only the CA in `ca_pem` (the one that signed
+    /// the server's certificate, as for kiosk sync), or plain `http://` (loopback: a kiosk's
+    /// local API).
     pub fn new(base: &str, key: &str, ca_pem: Option<&[u8]>) -> Result<Api, ApiError> {
-        let client = faceid_sync::https_client(ca_pem, CALL_TIMEOUT)
-            .map_err(|e| ApiError::Refused {
+        let client =
+            faceid_sync::https_client(ca_pem, CALL_TIMEOUT).map_err(|e| ApiError::Refused {
                 status: 0,
                 detail: e.to_string(),
             })?;

@@ -72,7 +72,8 @@ impl AuditFilter {
 /// The events as CSV (RFC 4180), with a header row; hashes included so an auditor can
 /// re-verify the chain from the file.
 pub fn to_csv<'a>(events: impl IntoIterator<Item = &'a AuditEvent>) -> String {
-    let mut out = String::from("seq,at_ms,action,subject,outcome,actor,request_id,prev_hash,hash\r\n");
+    let mut out =
+        String::from("seq,at_ms,action,subject,outcome,actor,request_id,prev_hash,hash\r\n");
     for e in events {
         let fields = [
             e.seq.to_string(),
@@ -110,7 +111,14 @@ fn csv_field(field: &str) -> String {
 mod tests {
     use super::*;
 
-    fn event(seq: u64, at_ms: u64, action: &str, subject: Option<&str>, outcome: &str, actor: &str) -> AuditEvent {
+    fn event(
+        seq: u64,
+        at_ms: u64,
+        action: &str,
+        subject: Option<&str>,
+        outcome: &str,
+        actor: &str,
+    ) -> AuditEvent {
         AuditEvent {
             seq,
             at_ms,
@@ -128,7 +136,14 @@ mod tests {
     fn filters_combine() {
         let now = 10 * 86_400_000;
         let old = event(1, 0, "enroll", Some("ada"), "ok", "device:kiosk-paris");
-        let recent = event(2, now - 1000, "verify", Some("ada"), "rejected:NO_MATCH", "device:kiosk-lyon");
+        let recent = event(
+            2,
+            now - 1000,
+            "verify",
+            Some("ada"),
+            "rejected:NO_MATCH",
+            "device:kiosk-lyon",
+        );
         let mut filter = AuditFilter::default();
         assert!(filter.keeps(&old, now) && filter.keeps(&recent, now));
         filter.period = Period::Day;
@@ -149,7 +164,13 @@ mod tests {
         let e = event(3, 5, "enroll", Some("=HYPERLINK(\"x\")"), "ok, fine", "k");
         let csv = to_csv([&e]);
         let mut lines = csv.split("\r\n");
-        assert_eq!(lines.next(), Some("seq,at_ms,action,subject,outcome,actor,request_id,prev_hash,hash"));
-        assert_eq!(lines.next(), Some("3,5,enroll,\"'=HYPERLINK(\"\"x\"\")\",\"ok, fine\",k,r,0,h"));
+        assert_eq!(
+            lines.next(),
+            Some("seq,at_ms,action,subject,outcome,actor,request_id,prev_hash,hash")
+        );
+        assert_eq!(
+            lines.next(),
+            Some("3,5,enroll,\"'=HYPERLINK(\"\"x\"\")\",\"ok, fine\",k,r,0,h")
+        );
     }
 }

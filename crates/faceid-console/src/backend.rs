@@ -10,9 +10,7 @@ use std::path::PathBuf;
 use std::sync::mpsc::{Receiver, RecvTimeoutError, Sender};
 use std::time::{Duration, Instant};
 
-use crate::api::{
-    Api, ApiError, AuditPage, Devices, LocalSync, ServerStatus, Subject,
-};
+use crate::api::{Api, ApiError, AuditPage, Devices, LocalSync, ServerStatus, Subject};
 use crate::calibration::EvalReport;
 use crate::metrics::MetricsSample;
 
@@ -291,7 +289,8 @@ impl Worker {
             tracing::warn!("connection to {} lost: {error}", self.api.base());
         }
         self.failures += 1;
-        let backoff = Duration::from_secs(1 << self.failures.saturating_sub(1).min(3)).min(MAX_RETRY);
+        let backoff =
+            Duration::from_secs(1 << self.failures.saturating_sub(1).min(3)).min(MAX_RETRY);
         self.connection = Connection::Lost {
             error: error.to_string(),
             next_attempt: Instant::now() + backoff,

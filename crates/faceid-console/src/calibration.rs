@@ -119,7 +119,10 @@ impl EvalReport {
     /// UI thread.
     pub fn run(faceid: &Path, folder: &Path) -> Result<EvalReport, ReportError> {
         if !folder.is_dir() {
-            return Err(ReportError::Io(format!("{} is not a folder", folder.display())));
+            return Err(ReportError::Io(format!(
+                "{} is not a folder",
+                folder.display()
+            )));
         }
         let out = std::process::Command::new(faceid)
             .arg("--json")
@@ -130,7 +133,11 @@ impl EvalReport {
             .map_err(|e| ReportError::Io(format!("starting {}: {e}", faceid.display())))?;
         if !out.status.success() {
             let stderr = String::from_utf8_lossy(&out.stderr);
-            let last = stderr.lines().rev().find(|l| !l.trim().is_empty()).unwrap_or("");
+            let last = stderr
+                .lines()
+                .rev()
+                .find(|l| !l.trim().is_empty())
+                .unwrap_or("");
             return Err(ReportError::Eval(last.to_string()));
         }
         EvalReport::parse(&out.stdout)

@@ -77,7 +77,8 @@ impl LiveFeed {
         let slots = Arc::new(Slots::default());
         let wake: Arc<dyn Fn() + Send + Sync> = Arc::new(wake);
 
-        let (capture_stop, capture_slots, capture_wake) = (stop.clone(), slots.clone(), wake.clone());
+        let (capture_stop, capture_slots, capture_wake) =
+            (stop.clone(), slots.clone(), wake.clone());
         std::thread::Builder::new()
             .name("faceid-console-capture".into())
             .spawn(move || {
@@ -179,8 +180,14 @@ fn shrink(image: image::RgbImage) -> image::RgbImage {
     if image.width() <= MAX_WIDTH {
         return image;
     }
-    let height = (u64::from(image.height()) * u64::from(MAX_WIDTH) / u64::from(image.width())) as u32;
-    image::imageops::resize(&image, MAX_WIDTH, height.max(1), image::imageops::FilterType::Triangle)
+    let height =
+        (u64::from(image.height()) * u64::from(MAX_WIDTH) / u64::from(image.width())) as u32;
+    image::imageops::resize(
+        &image,
+        MAX_WIDTH,
+        height.max(1),
+        image::imageops::FilterType::Triangle,
+    )
 }
 
 fn jpeg(image: &image::RgbImage) -> Option<Vec<u8>> {
@@ -201,7 +208,9 @@ pub struct LiveControl {
 
 impl std::fmt::Debug for LiveControl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LiveControl").field("feed", &self.feed).finish()
+        f.debug_struct("LiveControl")
+            .field("feed", &self.feed)
+            .finish()
     }
 }
 

@@ -52,7 +52,9 @@ fn main() -> Result<()> {
             .context("no API key: give --key-file or set FACEID_CONSOLE_KEY")?,
     };
     let ca_pem = match &args.ca {
-        Some(file) => Some(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?),
+        Some(file) => {
+            Some(std::fs::read(file).with_context(|| format!("reading {}", file.display()))?)
+        }
         None => None,
     };
     let faceid = args.faceid.clone().unwrap_or_else(|| {
@@ -70,7 +72,11 @@ fn main() -> Result<()> {
         camera: args.camera.clone(),
         report: args.report.clone(),
         screen: Screen::Subjects,
-        theme: if args.light { Theme::Light } else { Theme::Dark },
+        theme: if args.light {
+            Theme::Light
+        } else {
+            Theme::Dark
+        },
     };
     let native = eframe::NativeOptions {
         viewport: eframe::egui::ViewportBuilder::default()

@@ -102,8 +102,9 @@ impl MetricsSample {
                 RouteRate {
                     route: route.clone(),
                     per_second: requests as f64 / elapsed,
-                    mean_ms: (requests > 0)
-                        .then(|| (now.seconds - before.seconds).max(0.0) * 1000.0 / requests as f64),
+                    mean_ms: (requests > 0).then(|| {
+                        (now.seconds - before.seconds).max(0.0) * 1000.0 / requests as f64
+                    }),
                     errors_per_second: now.errors.saturating_sub(before.errors) as f64 / elapsed,
                     total: now.requests,
                 }

@@ -253,7 +253,10 @@ impl ConsoleState {
         match reply {
             Reply::Connection(connection) => {
                 let recovered = connection == Connection::Online
-                    && matches!(self.connection, Connection::Lost { .. } | Connection::Connecting);
+                    && matches!(
+                        self.connection,
+                        Connection::Lost { .. } | Connection::Connecting
+                    );
                 self.connection = connection;
                 if recovered {
                     return self.screen.reload(self);
@@ -369,7 +372,9 @@ mod tests {
         assert!(state.apply(lost).is_empty());
         assert_eq!(
             state.apply(Reply::Connection(Connection::Online)),
-            vec![Request::Subjects { search: "ad".into() }]
+            vec![Request::Subjects {
+                search: "ad".into()
+            }]
         );
         // An answer to "a" arrives after the operator typed "ad": ignored.
         state.apply(Reply::Subjects {
@@ -392,7 +397,12 @@ mod tests {
             id: "ada".into(),
             result: Err("not found (404)".into()),
         });
-        assert_eq!(asks, vec![Request::Subjects { search: String::new() }]);
+        assert_eq!(
+            asks,
+            vec![Request::Subjects {
+                search: String::new()
+            }]
+        );
         let notice = state.subjects.notice.clone().unwrap();
         assert!(notice.is_error && notice.text.contains("ada was not erased"));
     }

@@ -164,10 +164,10 @@ pub fn det_curve(pairs: &[PairScore], max_points: usize) -> Vec<DetPoint> {
         .take_while(|&i| i < thresholds.len())
         .map(|i| thresholds[i])
         .collect();
-    if let Some(&last) = thresholds.last() {
-        if picked.last() != Some(&last) {
-            picked.push(last);
-        }
+    if let Some(&last) = thresholds.last()
+        && picked.last() != Some(&last)
+    {
+        picked.push(last);
     }
     picked
         .into_iter()
@@ -282,7 +282,11 @@ mod tests {
         assert!(close(curve[0].far, 1.0) && close(curve[0].frr, 0.2));
         let last = curve[curve.len() - 1];
         assert!(last.threshold == 0.9 && close(last.far, 0.0) && close(last.frr, 0.8));
-        assert!(curve.windows(2).all(|w| w[0].far >= w[1].far && w[0].frr <= w[1].frr));
+        assert!(
+            curve
+                .windows(2)
+                .all(|w| w[0].far >= w[1].far && w[0].frr <= w[1].frr)
+        );
         let at = rates_at(&p, 0.5).unwrap();
         assert!(close(at.far, 0.25) && close(at.frr, 0.4));
         // Thinned, both ends kept.

@@ -373,7 +373,10 @@ struct GallerySearch {
 
 /// Searches the gallery and applies the engine's identification rule (shared by
 /// `/v1/identify` and the console's `/v1/frame`).
-fn search_gallery(state: &AppState, template: &faceid_core::Template) -> Result<GallerySearch, Problem> {
+fn search_gallery(
+    state: &AppState,
+    template: &faceid_core::Template,
+) -> Result<GallerySearch, Problem> {
     let candidates = state
         .gallery
         .search(template, 5)

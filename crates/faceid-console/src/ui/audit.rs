@@ -19,7 +19,7 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
         Some(page) if page.chain_valid => {
             ui.label(
                 RichText::new(format!(
-                    "✔ Hash chain verified: {} events, each linked to the one before",
+                    "Hash chain verified: {} events, each linked to the one before",
                     page.chain_events
                 ))
                 .color(colors.good)
@@ -29,7 +29,7 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
         Some(page) => {
             ui.label(
                 RichText::new(format!(
-                    "✖ Hash chain BROKEN at event {}: the log was altered after it was written",
+                    "Hash chain BROKEN at event {}: the log was altered after it was written",
                     page.first_invalid_seq
                         .map_or_else(|| "?".to_string(), |s| s.to_string())
                 ))
@@ -51,12 +51,24 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
             });
         ui.label("Subject");
         reload |= ui
-            .add(egui::TextEdit::singleline(&mut filter.subject).hint_text("exact id").desired_width(140.0))
+            .add(
+                egui::TextEdit::singleline(&mut filter.subject)
+                    .hint_text("exact id")
+                    .desired_width(140.0),
+            )
             .changed();
         ui.label("Decision");
-        ui.add(egui::TextEdit::singleline(&mut filter.decision).hint_text("verify, rejected…").desired_width(140.0));
+        ui.add(
+            egui::TextEdit::singleline(&mut filter.decision)
+                .hint_text("verify, rejected…")
+                .desired_width(140.0),
+        );
         ui.label("Kiosk");
-        ui.add(egui::TextEdit::singleline(&mut filter.kiosk).hint_text("device or key").desired_width(140.0));
+        ui.add(
+            egui::TextEdit::singleline(&mut filter.kiosk)
+                .hint_text("device or key")
+                .desired_width(140.0),
+        );
         if ui.button("Reload").on_hover_text("Ctrl+R").clicked() {
             reload = true;
         }
@@ -88,15 +100,20 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
     });
     notice_ui(ui, &state.audit.notice);
     ui.separator();
-    egui::Grid::new("audit-head").num_columns(6).min_col_width(90.0).show(ui, |ui| {
-        for title in ["#", "time", "action", "subject", "outcome", "actor"] {
-            ui.label(RichText::new(title).strong());
-        }
-        ui.end_row();
-    });
-    egui::ScrollArea::vertical()
-        .auto_shrink(false)
-        .show_rows(ui, ROW_HEIGHT, events.len(), |ui, range| {
+    egui::Grid::new("audit-head")
+        .num_columns(6)
+        .min_col_width(90.0)
+        .show(ui, |ui| {
+            for title in ["#", "time", "action", "subject", "outcome", "actor"] {
+                ui.label(RichText::new(title).strong());
+            }
+            ui.end_row();
+        });
+    egui::ScrollArea::vertical().auto_shrink(false).show_rows(
+        ui,
+        ROW_HEIGHT,
+        events.len(),
+        |ui, range| {
             egui::Grid::new("audit-rows")
                 .num_columns(6)
                 .min_col_width(90.0)
@@ -107,7 +124,8 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
                         ui.label(utc(event.at_ms));
                         ui.label(&event.action);
                         ui.label(event.subject.as_deref().unwrap_or("—"));
-                        let refused = event.outcome.starts_with("rejected") || event.outcome.contains("conflict");
+                        let refused = event.outcome.starts_with("rejected")
+                            || event.outcome.contains("conflict");
                         ui.label(if refused {
                             RichText::new(&event.outcome).color(colors.bad)
                         } else {
@@ -117,5 +135,6 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
                         ui.end_row();
                     }
                 });
-        });
+        },
+    );
 }

@@ -16,7 +16,11 @@ const BINS: usize = 50;
 /// Rates below this are drawn at it on the log axes (a rate of 0 has no logarithm).
 const FLOOR: f64 = 1e-4;
 
-pub(super) fn calibration_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec<Request>) {
+pub(super) fn calibration_ui(
+    ui: &mut egui::Ui,
+    state: &mut ConsoleState,
+    requests: &mut Vec<Request>,
+) {
     let calibration = &mut state.calibration;
     ui.horizontal(|ui| {
         ui.label("Report or dataset");
@@ -26,9 +30,14 @@ pub(super) fn calibration_ui(ui: &mut egui::Ui, state: &mut ConsoleState, reques
                 .desired_width(420.0),
         );
         let idle = !calibration.running;
-        if ui.add_enabled(idle, egui::Button::new("Open report")).clicked() {
+        if ui
+            .add_enabled(idle, egui::Button::new("Open report"))
+            .clicked()
+        {
             calibration.running = true;
-            requests.push(Request::Calibration(CalibrationSource::File(calibration.path.trim().into())));
+            requests.push(Request::Calibration(CalibrationSource::File(
+                calibration.path.trim().into(),
+            )));
         }
         if ui
             .add_enabled(idle, egui::Button::new("Run evaluation"))
@@ -36,7 +45,9 @@ pub(super) fn calibration_ui(ui: &mut egui::Ui, state: &mut ConsoleState, reques
             .clicked()
         {
             calibration.running = true;
-            requests.push(Request::Calibration(CalibrationSource::Folder(calibration.path.trim().into())));
+            requests.push(Request::Calibration(CalibrationSource::Folder(
+                calibration.path.trim().into(),
+            )));
         }
         if calibration.running {
             ui.spinner();
@@ -64,7 +75,9 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
         verification.scores.genuine.len(),
         verification.scores.impostor.len(),
         verification.failed_pairs,
-        verification.eer.map_or_else(|| "—".into(), |e| format!("{:.2} %", e * 100.0)),
+        verification
+            .eer
+            .map_or_else(|| "—".into(), |e| format!("{:.2} %", e * 100.0)),
     ));
     let plot_height = (ui.available_height() - 150.0).clamp(160.0, 420.0);
     ui.columns(2, |columns| {
@@ -83,18 +96,25 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
             .y_axis_label("share of pairs")
             .include_x(0.0)
             .include_x(1.0)
+            .auto_bounds(true)
             .allow_scroll(false)
             .show(&mut columns[0], |plot| {
                 plot.bar_chart(BarChart::new("genuine", genuine).color(GENUINE));
                 plot.bar_chart(BarChart::new("impostor", impostor).color(IMPOSTOR));
                 for point in &verification.operating_points {
-                    plot.vline(VLine::new(point.name.clone(), f64::from(point.score)).color(colors.warn));
+                    plot.vline(
+                        VLine::new(point.name.clone(), f64::from(point.score)).color(colors.warn),
+                    );
                 }
             });
 
         columns[1].label(RichText::new("DET curve (log-log)").strong());
         let log = |v: f64| v.max(FLOOR).log10();
-        let curve: PlotPoints = verification.det.iter().map(|p| [log(p.far), log(p.frr)]).collect();
+        let curve: PlotPoints = verification
+            .det
+            .iter()
+            .map(|p| [log(p.far), log(p.frr)])
+            .collect();
         Plot::new("det-curve")
             .height(plot_height)
             .legend(Legend::default())
@@ -106,16 +126,20 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
             .include_x(0.0)
             .include_y(log(FLOOR))
             .include_y(0.0)
+            .auto_bounds(true)
             .allow_scroll(false)
             .show(&mut columns[1], |plot| {
                 plot.line(Line::new("DET", curve).color(colors.good).width(2.0));
                 for point in &verification.operating_points {
                     if let Some(observed) = point.observed {
                         plot.points(
-                            Points::new(point.name.clone(), vec![[log(observed.far), log(observed.frr)]])
-                                .shape(MarkerShape::Diamond)
-                                .radius(7.0)
-                                .color(colors.warn),
+                            Points::new(
+                                point.name.clone(),
+                                vec![[log(observed.far), log(observed.frr)]],
+                            )
+                            .shape(MarkerShape::Diamond)
+                            .radius(7.0)
+                            .color(colors.warn),
                         );
                     }
                 }
@@ -124,27 +148,30 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
     ui.columns(2, |columns| {
         let ui = &mut columns[0];
         ui.label(RichText::new("Threshold presets").strong());
-        egui::Grid::new("operating-points").num_columns(4).striped(true).show(ui, |ui| {
-            for title in ["preset", "score", "observed FAR", "FRR"] {
-                ui.label(RichText::new(title).strong());
-            }
-            ui.end_row();
-            for point in &verification.operating_points {
-                ui.label(&point.name);
-                ui.label(format!("{:.2}", point.score));
-                match point.observed {
-                    Some(o) => {
-                        ui.label(format!("{:.4} %", o.far * 100.0));
-                        ui.label(format!("{:.2} %", o.frr * 100.0));
-                    }
-                    None => {
-                        ui.label("—");
-                        ui.label("—");
-                    }
+        egui::Grid::new("operating-points")
+            .num_columns(4)
+            .striped(true)
+            .show(ui, |ui| {
+                for title in ["preset", "score", "observed FAR", "FRR"] {
+                    ui.label(RichText::new(title).strong());
                 }
                 ui.end_row();
-            }
-        });
+                for point in &verification.operating_points {
+                    ui.label(&point.name);
+                    ui.label(format!("{:.2}", point.score));
+                    match point.observed {
+                        Some(o) => {
+                            ui.label(format!("{:.4} %", o.far * 100.0));
+                            ui.label(format!("{:.2} %", o.frr * 100.0));
+                        }
+                        None => {
+                            ui.label("—");
+                            ui.label("—");
+                        }
+                    }
+                    ui.end_row();
+                }
+            });
         liveness_ui(&mut columns[1], report);
     });
 }
@@ -156,28 +183,35 @@ fn liveness_ui(ui: &mut egui::Ui, report: &EvalReport) {
         return;
     };
     let percent = |v: Option<f64>| v.map_or_else(|| "—".into(), |v| format!("{:.1} %", v * 100.0));
-    egui::Grid::new("liveness-presets").num_columns(4).striped(true).show(ui, |ui| {
-        for title in ["preset", "threshold", "APCER", "BPCER"] {
-            ui.label(RichText::new(title).strong());
-        }
-        ui.end_row();
-        for name in ["SOFT", "REGULAR", "HARDENED"] {
-            if let Some(figures) = liveness.presets.get(name) {
-                ui.label(name);
-                ui.label(format!("{:.2}", figures.threshold));
-                ui.label(percent(figures.apcer));
-                ui.label(percent(figures.bpcer));
-                ui.end_row();
+    egui::Grid::new("liveness-presets")
+        .num_columns(4)
+        .striped(true)
+        .show(ui, |ui| {
+            for title in ["preset", "threshold", "APCER", "BPCER"] {
+                ui.label(RichText::new(title).strong());
             }
-        }
-    });
+            ui.end_row();
+            for name in ["SOFT", "REGULAR", "HARDENED"] {
+                if let Some(figures) = liveness.presets.get(name) {
+                    ui.label(name);
+                    ui.label(format!("{:.2}", figures.threshold));
+                    ui.label(percent(figures.apcer));
+                    ui.label(percent(figures.bpcer));
+                    ui.end_row();
+                }
+            }
+        });
 }
 
 /// `1e-3`-style labels for log10 axis marks.
 fn rate_label(log10: f64) -> String {
     let rate = 10f64.powf(log10);
     if (log10 - log10.round()).abs() < 1e-6 {
-        if log10.round() == 0.0 { "1".into() } else { format!("1e{}", log10.round()) }
+        if log10.round() == 0.0 {
+            "1".into()
+        } else {
+            format!("1e{}", log10.round())
+        }
     } else {
         format!("{rate:.1e}")
     }

@@ -13,138 +13,179 @@ pub(super) fn health_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
         ui.label("Waiting for the first health poll…");
         return;
     };
-    egui::ScrollArea::vertical().auto_shrink(false).show(ui, |ui| {
-        ui.heading("Server");
-        match &health.status {
-            Ok(status) => {
-                egui::Grid::new("health-status").num_columns(2).show(ui, |ui| {
-                    ui.label("Version");
-                    ui.label(&status.version);
-                    ui.end_row();
-                    ui.label("Model");
-                    ui.label(&status.model);
-                    ui.end_row();
-                    ui.label("Gallery size");
-                    ui.label(RichText::new(format!("{} subjects", status.gallery_size)).strong());
-                    ui.end_row();
-                    ui.label("1:N index memory");
-                    ui.label(format!("{:.1} MiB", status.index_memory_bytes as f64 / 1_048_576.0));
-                    ui.end_row();
-                    ui.label("Engine queue");
-                    ui.label(format!("{} waiting", status.queue_depth));
-                    ui.end_row();
-                });
-            }
-            Err(e) => {
-                ui.label(RichText::new(format!("status: {e}")).color(colors.bad));
-            }
-        }
-
-        ui.add_space(8.0);
-        ui.heading("Requests (last 2 s)");
-        if let Err(e) = &health.metrics {
-            ui.label(RichText::new(format!("metrics: {e}")).color(colors.bad));
-        } else if state.health.rates.is_empty() {
-            ui.label("Measuring: rates appear after the second poll.");
-        } else {
-            egui::Grid::new("health-rates").num_columns(5).striped(true).show(ui, |ui| {
-                for title in ["route", "requests/s", "mean latency", "errors/s", "since start"] {
-                    ui.label(RichText::new(title).strong());
-                }
-                ui.end_row();
-                for rate in &state.health.rates {
-                    ui.label(RichText::new(&rate.route).monospace());
-                    ui.label(format!("{:.1}", rate.per_second));
-                    ui.label(rate.mean_ms.map_or_else(|| "—".to_string(), |ms| format!("{ms:.0} ms")));
-                    let errors = format!("{:.1}", rate.errors_per_second);
-                    ui.label(if rate.errors_per_second > 0.0 {
-                        RichText::new(errors).color(colors.warn)
-                    } else {
-                        RichText::new(errors)
-                    });
-                    ui.label(rate.total.to_string());
-                    ui.end_row();
-                }
-            });
-        }
-
-        ui.add_space(8.0);
-        ui.heading("Kiosks syncing with this server");
-        match &health.devices {
-            Ok(devices) if devices.devices.is_empty() => {
-                ui.label("No kiosk has a device token.");
-            }
-            Ok(devices) => {
-                egui::Grid::new("health-devices").num_columns(6).striped(true).show(ui, |ui| {
-                    for title in ["kiosk", "last push", "last pull", "behind", "pushed", "conflicts"] {
-                        ui.label(RichText::new(title).strong());
-                    }
-                    ui.end_row();
-                    for device in &devices.devices {
-                        ui.label(&device.name);
-                        ui.label(ago(device.last_push_ms));
-                        ui.label(ago(device.last_pull_ms));
-                        match device.cursor {
-                            Some(c) if c >= devices.change_head => {
-                                ui.label(RichText::new("up to date").color(colors.good));
-                            }
-                            Some(c) => {
-                                ui.label(RichText::new(format!("{} changes", devices.change_head - c)).color(colors.warn));
-                            }
-                            None => {
-                                ui.label("not seen");
-                            }
-                        }
-                        ui.label(device.events_pushed.to_string());
-                        ui.label(if device.conflicts > 0 {
-                            RichText::new(device.conflicts.to_string()).color(colors.bad)
-                        } else {
-                            RichText::new("0")
+    egui::ScrollArea::vertical()
+        .auto_shrink(false)
+        .show(ui, |ui| {
+            ui.heading("Server");
+            match &health.status {
+                Ok(status) => {
+                    egui::Grid::new("health-status")
+                        .num_columns(2)
+                        .show(ui, |ui| {
+                            ui.label("Version");
+                            ui.label(&status.version);
+                            ui.end_row();
+                            ui.label("Model");
+                            ui.label(&status.model);
+                            ui.end_row();
+                            ui.label("Gallery size");
+                            ui.label(
+                                RichText::new(format!("{} subjects", status.gallery_size)).strong(),
+                            );
+                            ui.end_row();
+                            ui.label("1:N index memory");
+                            ui.label(format!(
+                                "{:.1} MiB",
+                                status.index_memory_bytes as f64 / 1_048_576.0
+                            ));
+                            ui.end_row();
+                            ui.label("Engine queue");
+                            ui.label(format!("{} waiting", status.queue_depth));
+                            ui.end_row();
                         });
-                        ui.end_row();
-                    }
-                });
+                }
+                Err(e) => {
+                    ui.label(RichText::new(format!("status: {e}")).color(colors.bad));
+                }
             }
-            Err(ApiError::Forbidden) => {
-                ui.label("Per-kiosk sync state needs an admin key.");
-            }
-            Err(e) => {
-                ui.label(RichText::new(format!("devices: {e}")).color(colors.bad));
-            }
-        }
 
-        ui.add_space(8.0);
-        ui.heading("This kiosk's sync");
-        match &health.local_sync {
-            Ok(local) => {
-                let s = &local.status;
-                egui::Grid::new("health-local").num_columns(2).show(ui, |ui| {
-                    ui.label("Waiting to push");
-                    ui.label(format!("{} events", s.pending));
-                    ui.end_row();
-                    ui.label("Last push");
-                    ui.label(ago(s.last_push_ms));
-                    ui.end_row();
-                    ui.label("Last pull");
-                    ui.label(ago(s.last_pull_ms));
-                    ui.end_row();
-                    ui.label("Conflicts");
-                    ui.label(s.conflicts.to_string());
-                    ui.end_row();
-                    ui.label("Last error");
-                    match &s.last_error {
-                        Some(e) => ui.label(RichText::new(e).color(colors.bad)),
-                        None => ui.label("none"),
-                    };
-                    ui.end_row();
-                });
+            ui.add_space(8.0);
+            ui.heading("Requests (last 2 s)");
+            if let Err(e) = &health.metrics {
+                ui.label(RichText::new(format!("metrics: {e}")).color(colors.bad));
+            } else if state.health.rates.is_empty() {
+                ui.label("Measuring: rates appear after the second poll.");
+            } else {
+                egui::Grid::new("health-rates")
+                    .num_columns(5)
+                    .striped(true)
+                    .show(ui, |ui| {
+                        for title in [
+                            "route",
+                            "requests/s",
+                            "mean latency",
+                            "errors/s",
+                            "since start",
+                        ] {
+                            ui.label(RichText::new(title).strong());
+                        }
+                        ui.end_row();
+                        for rate in &state.health.rates {
+                            ui.label(RichText::new(&rate.route).monospace());
+                            ui.label(format!("{:.1}", rate.per_second));
+                            ui.label(
+                                rate.mean_ms
+                                    .map_or_else(|| "—".to_string(), |ms| format!("{ms:.0} ms")),
+                            );
+                            let errors = format!("{:.1}", rate.errors_per_second);
+                            ui.label(if rate.errors_per_second > 0.0 {
+                                RichText::new(errors).color(colors.warn)
+                            } else {
+                                RichText::new(errors)
+                            });
+                            ui.label(rate.total.to_string());
+                            ui.end_row();
+                        }
+                    });
             }
-            Err(ApiError::NotFound) => {
-                ui.label("Not a kiosk: this is a central server (its kiosks are listed above).");
+
+            ui.add_space(8.0);
+            ui.heading("Kiosks syncing with this server");
+            match &health.devices {
+                Ok(devices) if devices.devices.is_empty() => {
+                    ui.label("No kiosk has a device token.");
+                }
+                Ok(devices) => {
+                    egui::Grid::new("health-devices")
+                        .num_columns(6)
+                        .striped(true)
+                        .show(ui, |ui| {
+                            for title in [
+                                "kiosk",
+                                "last push",
+                                "last pull",
+                                "behind",
+                                "pushed",
+                                "conflicts",
+                            ] {
+                                ui.label(RichText::new(title).strong());
+                            }
+                            ui.end_row();
+                            for device in &devices.devices {
+                                ui.label(&device.name);
+                                ui.label(ago(device.last_push_ms));
+                                ui.label(ago(device.last_pull_ms));
+                                match device.cursor {
+                                    Some(c) if c >= devices.change_head => {
+                                        ui.label(RichText::new("up to date").color(colors.good));
+                                    }
+                                    Some(c) => {
+                                        ui.label(
+                                            RichText::new(format!(
+                                                "{} changes",
+                                                devices.change_head - c
+                                            ))
+                                            .color(colors.warn),
+                                        );
+                                    }
+                                    None => {
+                                        ui.label("not seen");
+                                    }
+                                }
+                                ui.label(device.events_pushed.to_string());
+                                ui.label(if device.conflicts > 0 {
+                                    RichText::new(device.conflicts.to_string()).color(colors.bad)
+                                } else {
+                                    RichText::new("0")
+                                });
+                                ui.end_row();
+                            }
+                        });
+                }
+                Err(ApiError::Forbidden) => {
+                    ui.label("Per-kiosk sync state needs an admin key.");
+                }
+                Err(e) => {
+                    ui.label(RichText::new(format!("devices: {e}")).color(colors.bad));
+                }
             }
-            Err(e) => {
-                ui.label(RichText::new(format!("kiosk sync: {e}")).color(colors.bad));
+
+            ui.add_space(8.0);
+            ui.heading("This kiosk's sync");
+            match &health.local_sync {
+                Ok(local) => {
+                    let s = &local.status;
+                    egui::Grid::new("health-local")
+                        .num_columns(2)
+                        .show(ui, |ui| {
+                            ui.label("Waiting to push");
+                            ui.label(format!("{} events", s.pending));
+                            ui.end_row();
+                            ui.label("Last push");
+                            ui.label(ago(s.last_push_ms));
+                            ui.end_row();
+                            ui.label("Last pull");
+                            ui.label(ago(s.last_pull_ms));
+                            ui.end_row();
+                            ui.label("Conflicts");
+                            ui.label(s.conflicts.to_string());
+                            ui.end_row();
+                            ui.label("Last error");
+                            match &s.last_error {
+                                Some(e) => ui.label(RichText::new(e).color(colors.bad)),
+                                None => ui.label("none"),
+                            };
+                            ui.end_row();
+                        });
+                }
+                Err(ApiError::NotFound) => {
+                    ui.label(
+                        "Not a kiosk: this is a central server (its kiosks are listed above).",
+                    );
+                }
+                Err(e) => {
+                    ui.label(RichText::new(format!("kiosk sync: {e}")).color(colors.bad));
+                }
             }
-        }
-    });
+        });
 }

@@ -54,17 +54,29 @@ pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut Li
                     return;
                 };
                 if let Some(refusal) = &main.refusal {
-                    ui.label(RichText::new(format!("Would refuse: {refusal}")).color(colors.bad).strong());
+                    ui.label(
+                        RichText::new(format!("Would refuse: {refusal}"))
+                            .color(colors.bad)
+                            .strong(),
+                    );
                 }
                 if let Some(identity) = &main.identity {
-                    let score = identity.score.map_or_else(|| "—".to_string(), |s| format!("{s:.2}"));
+                    let score = identity
+                        .score
+                        .map_or_else(|| "—".to_string(), |s| format!("{s:.2}"));
                     match &identity.subject_id {
                         Some(id) => ui.label(
-                            RichText::new(format!("Match: {id} (score {score} ≥ {:.2})", identity.threshold))
-                                .color(colors.good)
-                                .strong(),
+                            RichText::new(format!(
+                                "Match: {id} (score {score} ≥ {:.2})",
+                                identity.threshold
+                            ))
+                            .color(colors.good)
+                            .strong(),
                         ),
-                        None => ui.label(format!("No match (best {score} < {:.2})", identity.threshold)),
+                        None => ui.label(format!(
+                            "No match (best {score} < {:.2})",
+                            identity.threshold
+                        )),
                     };
                 }
                 if let Some(liveness) = &main.liveness {
@@ -74,7 +86,11 @@ pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut Li
                         liveness.preset,
                         if liveness.live { "live" } else { "not live" }
                     );
-                    ui.label(RichText::new(text).color(if liveness.live { colors.good } else { colors.bad }));
+                    ui.label(RichText::new(text).color(if liveness.live {
+                        colors.good
+                    } else {
+                        colors.bad
+                    }));
                 }
                 if let Some(quality) = &main.quality {
                     if quality.passed {
@@ -88,7 +104,7 @@ pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut Li
                             .color(colors.warn),
                         );
                         for flag in quality.failing() {
-                            ui.label(RichText::new(format!("  ⚑ {flag}")).color(colors.warn));
+                            ui.label(RichText::new(format!("  - {flag}")).color(colors.warn));
                         }
                     }
                 }
@@ -106,8 +122,11 @@ fn frame_ui(ui: &mut egui::Ui, state: &ConsoleState) {
     let texture = texture(ui, "live-frame", &frame.picture);
     let [w, h] = frame.picture.size;
     let available = ui.available_size();
-    let scale = (available.x / w as f32).min(available.y / h as f32).max(0.05);
-    let (rect, _) = ui.allocate_exact_size(egui::vec2(w as f32, h as f32) * scale, egui::Sense::hover());
+    let scale = (available.x / w as f32)
+        .min(available.y / h as f32)
+        .max(0.05);
+    let (rect, _) =
+        ui.allocate_exact_size(egui::vec2(w as f32, h as f32) * scale, egui::Sense::hover());
     let painter = ui.painter_at(rect);
     painter.image(
         texture.id(),
@@ -127,7 +146,9 @@ fn frame_ui(ui: &mut egui::Ui, state: &ConsoleState) {
         let matched = main
             .and_then(|m| m.identity.as_ref())
             .is_some_and(|i| i.subject_id.is_some());
-        let live = main.and_then(|m| m.liveness.as_ref()).is_some_and(|l| l.live);
+        let live = main
+            .and_then(|m| m.liveness.as_ref())
+            .is_some_and(|l| l.live);
         let color = if main.is_none() {
             colors.warn
         } else if matched && live {
@@ -148,7 +169,12 @@ fn frame_ui(ui: &mut egui::Ui, state: &ConsoleState) {
         if let Some(main) = main {
             let mut caption = Vec::new();
             if let Some(identity) = &main.identity {
-                caption.push(identity.subject_id.clone().unwrap_or_else(|| "unknown".into()));
+                caption.push(
+                    identity
+                        .subject_id
+                        .clone()
+                        .unwrap_or_else(|| "unknown".into()),
+                );
             }
             if let Some(liveness) = &main.liveness {
                 caption.push(format!("live {:.2}", liveness.probability));
@@ -160,9 +186,16 @@ fn frame_ui(ui: &mut egui::Ui, state: &ConsoleState) {
                 caption.push(failure);
             }
             let text_pos = at(b.x1, b.y1) - egui::vec2(0.0, 4.0);
-            let galley = painter.layout_no_wrap(caption.join(" · "), egui::FontId::proportional(15.0), Color32::BLACK);
-            let label = egui::Rect::from_min_size(text_pos - egui::vec2(0.0, galley.size().y), galley.size())
-                .expand(3.0);
+            let galley = painter.layout_no_wrap(
+                caption.join(" · "),
+                egui::FontId::proportional(15.0),
+                Color32::BLACK,
+            );
+            let label = egui::Rect::from_min_size(
+                text_pos - egui::vec2(0.0, galley.size().y),
+                galley.size(),
+            )
+            .expand(3.0);
             painter.rect_filled(label, 3.0, color);
             painter.galley(label.min + egui::vec2(3.0, 3.0), galley, Color32::BLACK);
         }

@@ -13,8 +13,6 @@ use egui::{Color32, RichText};
 use crate::backend::{Connection, Request};
 use crate::state::{ConsoleState, Notice, Screen, Theme};
 
-
-
 /// Colours with at least 7:1 contrast on their theme's background.
 #[derive(Debug, Clone, Copy)]
 pub struct Palette {
@@ -52,16 +50,58 @@ pub fn apply_theme(ctx: &egui::Context, theme: Theme) {
     ctx.all_styles_mut(|style| {
         use egui::{FontFamily, FontId, TextStyle};
         style.text_styles = [
-            (TextStyle::Heading, FontId::new(22.0, FontFamily::Proportional)),
+            (
+                TextStyle::Heading,
+                FontId::new(22.0, FontFamily::Proportional),
+            ),
             (TextStyle::Body, FontId::new(15.0, FontFamily::Proportional)),
-            (TextStyle::Monospace, FontId::new(14.0, FontFamily::Monospace)),
-            (TextStyle::Button, FontId::new(15.0, FontFamily::Proportional)),
-            (TextStyle::Small, FontId::new(12.5, FontFamily::Proportional)),
+            (
+                TextStyle::Monospace,
+                FontId::new(14.0, FontFamily::Monospace),
+            ),
+            (
+                TextStyle::Button,
+                FontId::new(15.0, FontFamily::Proportional),
+            ),
+            (
+                TextStyle::Small,
+                FontId::new(12.5, FontFamily::Proportional),
+            ),
         ]
         .into();
         style.spacing.item_spacing = egui::vec2(8.0, 6.0);
         style.spacing.button_padding = egui::vec2(10.0, 5.0);
     });
+}
+
+/// System fonts added after egui's own, so that names in Arabic (and any script these
+/// fonts cover) and symbols render instead of boxes. Debian's `fonts-dejavu-core` provides
+/// the first; missing files are skipped.
+const FALLBACK_FONTS: [&str; 2] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
+    "/usr/share/fonts/truetype/noto/NotoSansArabic-Regular.ttf",
+];
+
+/// Adds [`FALLBACK_FONTS`] that exist to both families (read once, at start).
+pub fn install_fonts(ctx: &egui::Context) {
+    use egui::epaint::text::{FontInsert, FontPriority, InsertFontFamily};
+    for path in FALLBACK_FONTS {
+        let Ok(bytes) = std::fs::read(path) else {
+            continue;
+        };
+        let families = [egui::FontFamily::Proportional, egui::FontFamily::Monospace]
+            .into_iter()
+            .map(|family| InsertFontFamily {
+                family,
+                priority: FontPriority::Lowest,
+            })
+            .collect();
+        ctx.add_font(FontInsert::new(
+            path,
+            egui::FontData::from_owned(bytes),
+            families,
+        ));
+    }
 }
 
 /// Keyboard shortcuts that work on every screen: F1-F5 switch screens, Ctrl+R reloads,
@@ -117,7 +157,7 @@ pub fn header_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec
                 ui.label(RichText::new(format!("Connecting to {}…", state.server)).color(colors.warn));
             }
             Connection::Online => {
-                ui.label(RichText::new(format!("● Connected to {}", state.server)).color(colors.good));
+                ui.label(RichText::new(format!("Connected to {}", state.server)).color(colors.good));
             }
             Connection::Lost {
                 error,
@@ -171,7 +211,11 @@ fn texture(ui: &egui::Ui, key: &str, picture: &crate::backend::Picture) -> egui:
 fn notice_ui(ui: &mut egui::Ui, notice: &Option<Notice>) {
     if let Some(notice) = notice {
         let colors = palette(ui);
-        let color = if notice.is_error { colors.bad } else { colors.good };
+        let color = if notice.is_error {
+            colors.bad
+        } else {
+            colors.good
+        };
         ui.label(RichText::new(&notice.text).color(color));
     }
 }

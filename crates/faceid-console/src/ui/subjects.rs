@@ -10,7 +10,11 @@ use crate::state::ConsoleState;
 
 const ROW_HEIGHT: f32 = 56.0;
 
-pub(super) fn subjects_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec<Request>) {
+pub(super) fn subjects_ui(
+    ui: &mut egui::Ui,
+    state: &mut ConsoleState,
+    requests: &mut Vec<Request>,
+) {
     let search_id = egui::Id::unique("subjects-search");
     ui.horizontal(|ui| {
         ui.label("Search");
@@ -54,7 +58,9 @@ fn keys(ui: &mut egui::Ui, state: &mut ConsoleState, search_id: egui::Id) {
         ui.memory_mut(|m| m.request_focus(search_id));
     }
     // Arrows and Delete act on the list unless a text box has the keyboard.
-    if state.subjects.confirm_delete.is_some() || ui.memory(|m| m.focused().is_some_and(|f| f == search_id)) {
+    if state.subjects.confirm_delete.is_some()
+        || ui.memory(|m| m.focused().is_some_and(|f| f == search_id))
+    {
         return;
     }
     let len = state.subjects.list.len();
@@ -83,7 +89,10 @@ fn list_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
                     continue;
                 };
                 let selected = state.subjects.selected == Some(i);
-                let name = subject.display_name.clone().unwrap_or_else(|| subject.id.clone());
+                let name = subject
+                    .display_name
+                    .clone()
+                    .unwrap_or_else(|| subject.id.clone());
                 let response = ui
                     .horizontal(|ui| {
                         ui.set_min_height(ROW_HEIGHT - 6.0);
@@ -145,26 +154,32 @@ fn detail_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
     };
     ui.heading(subject.display_name.as_deref().unwrap_or(&subject.id));
     thumbnail_ui(ui, state, &subject.id, 160.0);
-    egui::Grid::new("subject-facts").num_columns(2).show(ui, |ui| {
-        ui.label("Id");
-        ui.label(RichText::new(&subject.id).monospace());
-        ui.end_row();
-        ui.label("Source");
-        ui.label(subject.source.as_deref().unwrap_or("unknown"));
-        ui.end_row();
-        ui.label("Enrolled");
-        ui.label(utc(subject.created_at_ms));
-        ui.end_row();
-        ui.label("Changed");
-        ui.label(utc(subject.updated_at_ms));
-        ui.end_row();
-        ui.label("Templates");
-        ui.label(subject.templates.to_string());
-        ui.end_row();
-        ui.label("Image kept");
-        ui.label(if subject.has_image { "yes (encrypted)" } else { "no" });
-        ui.end_row();
-    });
+    egui::Grid::new("subject-facts")
+        .num_columns(2)
+        .show(ui, |ui| {
+            ui.label("Id");
+            ui.label(RichText::new(&subject.id).monospace());
+            ui.end_row();
+            ui.label("Source");
+            ui.label(subject.source.as_deref().unwrap_or("unknown"));
+            ui.end_row();
+            ui.label("Enrolled");
+            ui.label(utc(subject.created_at_ms));
+            ui.end_row();
+            ui.label("Changed");
+            ui.label(utc(subject.updated_at_ms));
+            ui.end_row();
+            ui.label("Templates");
+            ui.label(subject.templates.to_string());
+            ui.end_row();
+            ui.label("Image kept");
+            ui.label(if subject.has_image {
+                "yes (encrypted)"
+            } else {
+                "no"
+            });
+            ui.end_row();
+        });
     ui.add_space(12.0);
     let erase = egui::Button::new(RichText::new("Erase subject…").color(palette(ui).bad));
     if ui.add(erase).on_hover_text("Delete").clicked() {
@@ -176,7 +191,10 @@ fn confirm_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec<Re
     let Some(subject) = state.subjects.confirm_delete.clone() else {
         return;
     };
-    let name = subject.display_name.clone().unwrap_or_else(|| subject.id.clone());
+    let name = subject
+        .display_name
+        .clone()
+        .unwrap_or_else(|| subject.id.clone());
     let modal = egui::Modal::new(egui::Id::unique("confirm-erase")).show(ui.ctx(), |ui| {
         ui.set_max_width(420.0);
         ui.heading(format!("Erase {name}?"));
@@ -189,7 +207,9 @@ fn confirm_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec<Re
         let mut decided = None;
         ui.horizontal(|ui| {
             let erase = ui.button(RichText::new("Erase").color(palette(ui).bad).strong());
-            if erase.clicked() || ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Enter)) {
+            if erase.clicked()
+                || ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Enter))
+            {
                 decided = Some(true);
             }
             if ui.button("Cancel").clicked() {
