@@ -220,25 +220,15 @@ fn notice_ui(ui: &mut egui::Ui, notice: &Option<Notice>) {
     }
 }
 
-/// `2026-11-22 09:41:07 UTC` from ms since the Unix epoch.
+/// `2026-11-22 09:41:07 UTC` from ms since the Unix epoch (the date by the gallery's rule).
 pub fn utc(ms: u64) -> String {
-    let secs = ms / 1000;
-    let (days, rest) = (secs / 86_400, secs % 86_400);
-    // Howard Hinnant's civil-from-days.
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
+    let secs = ms / 1000 % 86_400;
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02}:{:02} UTC",
-        rest / 3600,
-        rest % 3600 / 60,
-        rest % 60
+        "{} {:02}:{:02}:{:02} UTC",
+        faceid_gallery::gallery::utc_date(ms),
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
     )
 }
 
