@@ -71,12 +71,16 @@ impl Kiosk {
         let caps = json!({"capabilities": {"alwaysMatch": {
             "webkitgtk:browserOptions": {"binary": binary, "args": args}
         }}});
+        // A new session starts the kiosk; under heavy load it once never answered. Fail
+        // clearly after two minutes rather than hang the whole run (no retry: a second
+        // kiosk on the same data directory would find the gallery locked).
         let r: Value = client
             .post(format!("http://127.0.0.1:{}/session", h.port))
             .json(&caps)
+            .timeout(Duration::from_secs(120))
             .send()
             .await
-            .unwrap()
+            .unwrap_or_else(|e| panic!("WebDriver new session (the kiosk's launch): {e}"))
             .json()
             .await
             .unwrap();
