@@ -57,8 +57,9 @@ pub struct Shared {
     pub settings: Mutex<Settings>,
     /// Data directory.
     pub data_dir: PathBuf,
-    /// The capture loop (replaced when the camera setting changes).
-    pub capture: Mutex<Option<Capture>>,
+    /// The capture loop (replaced when the camera setting changes); shared with the local
+    /// API, which shows its newest frame to the operator console.
+    pub capture: Arc<Mutex<Option<Capture>>>,
     /// Note shown on every screen.
     pub note: Mutex<Option<String>>,
     /// Operator session.
@@ -185,15 +186,19 @@ pub fn open(options: &Options) -> Result<Shared, String> {
         )
         .map_err(|e| e.to_string())?,
     );
+    let capture = Arc::new(Mutex::new(None));
     if let Some(addr) = &options.local_api {
-        local_api(engine.clone(), gallery.clone(), &data_dir, addr)?;
+        let camera = Arc::new(KioskCamera {
+            capture: capture.clone(),
+        });
+        local_api(engine.clone(), gallery.clone(), camera, &data_dir, addr)?;
     }
     let kiosk = Kiosk::new(engine, gallery, kiosk_options(&settings));
     Ok(Shared {
         kiosk: Mutex::new(kiosk),
         settings: Mutex::new(settings),
         data_dir,
-        capture: Mutex::new(None),
+        capture,
         note: Mutex::new(None),
         operator: OperatorSession::default(),
         dirty: std::sync::atomic::AtomicBool::new(true),
@@ -271,11 +276,32 @@ pub fn kiosk_options(settings: &Settings) -> KioskOptions {
     }
 }
 
+/// The kiosk camera as the local API serves it: the capture loop's newest frame.
+#[derive(Debug)]
+struct KioskCamera {
+    capture: Arc<Mutex<Option<Capture>>>,
+}
+
+/// Frames for the console are sent at most this wide (its live view analyses at 960).
+const CONSOLE_FRAME_WIDTH: u32 = 960;
+
+impl faceid_server::CameraView for KioskCamera {
+    fn newest_jpeg(&self) -> Option<(u64, Vec<u8>)> {
+        let (seq, image) = self
+            .capture
+            .lock()
+            .ok()
+            .and_then(|c| c.as_ref().and_then(Capture::newest))?;
+        Some((seq, preview_jpeg(&image, CONSOLE_FRAME_WIDTH, 90)))
+    }
+}
+
 /// Serves the native and admin API on loopback for the operator console (keys from the
 /// data directory's key store, e.g. an operator key made with `faceid keys create`).
 fn local_api(
     engine: Arc<faceid_core::Engine>,
     gallery: Arc<faceid_gallery::Gallery>,
+    camera: Arc<KioskCamera>,
     data_dir: &std::path::Path,
     addr: &str,
 ) -> Result<(), String> {
@@ -291,7 +317,8 @@ fn local_api(
         ..faceid_server::ServerLimits::default()
     };
     let state = faceid_server::AppState::new(engine, gallery.clone(), keys, &limits)
-        .with_local_sync(gallery);
+        .with_local_sync(gallery)
+        .with_camera(camera);
     let router = faceid_server::app(state, &limits);
     std::thread::Builder::new()
         .name("faceid-local-api".into())

@@ -360,6 +360,24 @@ impl Api {
         self.json("/v1/admin/sync").await
     }
 
+    /// A kiosk camera's newest frame (JPEG) and its sequence number (`NotFound`: not a
+    /// kiosk; `Refused` 503: no frame yet).
+    pub async fn camera(&self) -> Result<(u64, Vec<u8>), ApiError> {
+        let url = format!("{}/v1/admin/camera", self.base);
+        let response = self.send(self.client.get(url)).await?;
+        let seq = response
+            .headers()
+            .get("x-frame-seq")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0);
+        let bytes = response
+            .bytes()
+            .await
+            .map_err(|e| ApiError::Unreachable(without_url(&e)))?;
+        Ok((seq, bytes.to_vec()))
+    }
+
     /// Faces, liveness, quality and identity of one JPEG frame.
     pub async fn frame(&self, jpeg: &[u8]) -> Result<FrameAnalysis, ApiError> {
         use base64::Engine as _;

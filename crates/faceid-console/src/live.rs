@@ -1,9 +1,11 @@
-//! The live view's feed: frames from a camera spec (`video:FILE`, `file:DIR`), each sent to
-//! the server's `/v1/frame` and handed to the UI with what the engine saw in it.
+//! The live view's feed: frames from the kiosk's own camera (`kiosk`, through its local
+//! API) or a camera spec on this computer (`video:FILE`, `file:DIR`), each sent to the
+//! server's `/v1/frame` and handed to the UI with what the engine saw in it.
 //!
-//! Two threads: the capture thread reads the source at its own pace and keeps only the
-//! newest frame; the analysis thread takes the newest, asks the server, and publishes the
-//! pair. The UI takes the latest published pair each repaint, so nothing queues up: the
+//! For a local source, two threads: the capture thread reads the source at its own pace and
+//! keeps only the newest frame; the analysis thread takes the newest, asks the server, and
+//! publishes the pair. For the kiosk camera, one thread fetches the newest frame and has it
+//! analysed, in turn. The UI takes the latest published pair each repaint, so nothing queues up: the
 //! view runs at the rate answers arrive and never shows an overlay on the wrong frame.
 
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -12,8 +14,11 @@ use std::time::{Duration, Instant};
 
 use faceid_kiosk_core::camera::{self, CameraSpec};
 
-use crate::api::{Api, FrameAnalysis};
+use crate::api::{Api, ApiError, FrameAnalysis};
 use crate::backend::Picture;
+
+/// The spec naming the kiosk's own camera (served by its local API).
+pub const KIOSK: &str = "kiosk";
 
 /// Frames are scaled down to at most this width before analysis (a preview, not a probe).
 pub const MAX_WIDTH: u32 = 960;
@@ -71,6 +76,9 @@ impl LiveFeed {
         spec: &str,
         wake: impl Fn() + Send + Sync + 'static,
     ) -> Result<LiveFeed, String> {
+        if spec.trim() == KIOSK {
+            return Ok(LiveFeed::kiosk(api, Arc::new(wake)));
+        }
         let parsed = CameraSpec::parse(spec.trim()).map_err(|e| e.to_string())?;
         let mut source = camera::open(&parsed).map_err(|e| e.to_string())?;
         let stop = Arc::new(AtomicBool::new(false));
@@ -138,6 +146,70 @@ impl LiveFeed {
             slots,
             spec: spec.trim().to_string(),
         })
+    }
+
+    /// The kiosk's own camera: fetch its newest frame, have it analysed, publish, repeat.
+    fn kiosk(api: Api, wake: Arc<dyn Fn() + Send + Sync>) -> LiveFeed {
+        let stop = Arc::new(AtomicBool::new(false));
+        let slots = Arc::new(Slots::default());
+        let (thread_stop, thread_slots) = (stop.clone(), slots.clone());
+        let spawned = std::thread::Builder::new()
+            .name("faceid-console-kiosk-camera".into())
+            .spawn(move || {
+                let fail = |reason: String| {
+                    *lock(&thread_slots.failure) = Some(reason);
+                    wake();
+                };
+                let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                    .enable_all()
+                    .build()
+                else {
+                    return fail("no async runtime".into());
+                };
+                let (mut last_seq, mut number) = (0, 0);
+                while !thread_stop.load(Ordering::Relaxed) {
+                    let (seq, jpeg) = match runtime.block_on(api.camera()) {
+                        Ok(frame) => frame,
+                        Err(ApiError::NotFound) => {
+                            return fail(
+                                "this server has no camera: connect the console to a kiosk's --local-api"
+                                    .into(),
+                            );
+                        }
+                        Err(ApiError::Refused { status: 503, .. }) => {
+                            std::thread::sleep(Duration::from_millis(200));
+                            continue;
+                        }
+                        Err(e) => return fail(e.to_string()),
+                    };
+                    if seq == last_seq {
+                        std::thread::sleep(Duration::from_millis(20));
+                        continue;
+                    }
+                    last_seq = seq;
+                    let Ok(image) = image::load_from_memory(&jpeg) else {
+                        return fail("the kiosk sent a frame that does not decode".into());
+                    };
+                    let started = Instant::now();
+                    let analysis = runtime.block_on(api.frame(&jpeg)).map_err(|e| e.to_string());
+                    number += 1;
+                    *lock(&thread_slots.published) = Some(LiveFrame {
+                        picture: Picture::from_rgb(&image.into_rgb8()),
+                        analysis,
+                        latency_ms: started.elapsed().as_secs_f64() * 1000.0,
+                        number,
+                    });
+                    wake();
+                }
+            });
+        if let Err(e) = spawned {
+            *lock(&slots.failure) = Some(e.to_string());
+        }
+        LiveFeed {
+            stop,
+            slots,
+            spec: KIOSK.into(),
+        }
     }
 
     /// The newest analysed frame not yet taken.

@@ -20,8 +20,9 @@ struct Args {
     /// PEM CA certificate that signed the server's certificate.
     #[arg(long)]
     ca: Option<PathBuf>,
-    /// Camera for the live view: video:FILE or file:DIR.
-    #[arg(long, default_value = "video:models/demo/selfie.mp4")]
+    /// Camera for the live view: `kiosk` (the kiosk's own, through its local API),
+    /// video:FILE or file:DIR on this computer.
+    #[arg(long, default_value = "kiosk")]
     camera: String,
     /// An evaluation report (`faceid --json eval DIR > eval.json`) to open.
     #[arg(long)]

@@ -610,3 +610,171 @@ fn the_console_binary_opens_a_window_under_xvfb_and_connects() {
     let _ = child.kill();
     let _ = child.wait();
 }
+
+/// Kills a child process on drop.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn live_view_and_health_of_a_real_kiosk_through_its_local_api() {
+    let kiosk_exe = faceid_exe().with_file_name("faceid-kiosk");
+    assert!(
+        kiosk_exe.exists(),
+        "{} is built with the workspace (make setup, or cargo test --workspace)",
+        kiosk_exe.display()
+    );
+    let data = tempfile::tempdir().unwrap();
+    let keys = tempfile::tempdir().unwrap();
+    let key_for = |role: &str| {
+        let out = Command::new(faceid_exe())
+            .args(["keys", "create", "--role", role, "--data"])
+            .arg(data.path())
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let made: Value = serde_json::from_slice(&out.stdout).unwrap();
+        made["key"].as_str().unwrap().to_string()
+    };
+    let (operator, client) = (key_for("operator"), key_for("client"));
+    // The kiosk's camera plays a clip of one person, who is enrolled below.
+    let engine = faceid_e2e::engine();
+    let frame = one_person_frames()
+        .into_iter()
+        .find(|f| {
+            let image = engine.decode(f).unwrap();
+            engine
+                .analyze(&image)
+                .is_ok_and(|a| a.quality.first_failure().is_none())
+        })
+        .expect("an enrollable face among the samples");
+    let still = keys.path().join("person.jpg");
+    std::fs::write(&still, &frame).unwrap();
+    let clip = faceid_e2e::still_video(&still, 6.0);
+    let display = faceid_e2e::xvfb::display(1280, 800);
+    let port = free_port();
+    let base = format!("http://127.0.0.1:{port}");
+    let _kiosk = Running(
+        Command::new(&kiosk_exe)
+            .arg("--data")
+            .arg(data.path())
+            .arg("--key-file")
+            .arg(keys.path().join("gallery.key"))
+            .arg("--camera")
+            .arg(format!("video:{}", clip.display()))
+            .args(["--windowed", "--local-api", &format!("127.0.0.1:{port}")])
+            .env("DISPLAY", &display.name)
+            .env("RUST_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let started = Instant::now();
+    loop {
+        let up = runtime().block_on(async {
+            faceid_e2e::http()
+                .get(format!("{base}/v1/admin/camera"))
+                .header("x-api-key", &operator)
+                .send()
+                .await
+                .map(|r| r.status().as_u16())
+        });
+        if up.as_ref().is_ok_and(|s| *s == 200) {
+            break;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(90),
+            "the kiosk's camera never served a frame: {up:?}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
+    let (status, body) = call(
+        reqwest::Method::POST,
+        &format!("{base}/v1/subjects"),
+        &client,
+        Some(json!({
+            "id": "p-ada", "display_name": "Ada Lovelace", "source": "kiosk-lobby",
+            "image": base64::engine::general_purpose::STANDARD.encode(&frame),
+        })),
+    );
+    assert_eq!(status, 201, "{body}");
+
+    let mut options = ConsoleOptions {
+        server: base.clone(),
+        key: operator.clone(),
+        ca_pem: None,
+        faceid: faceid_exe(),
+        camera: "kiosk".into(),
+        report: None,
+        screen: Screen::Live,
+        theme: Theme::Dark,
+    };
+    options.screen = Screen::Live;
+    let mut harness = console(options);
+    wait_for(&mut harness, "the connection", |h| {
+        h.state().state.connection == Connection::Online
+    });
+    harness.get_by_label("Start").click();
+    wait_for(&mut harness, "three analysed kiosk frames", |h| {
+        h.state()
+            .state
+            .live
+            .frame
+            .as_ref()
+            .is_some_and(|f| f.number >= 3)
+    });
+    let frame = harness.state().state.live.frame.clone().unwrap();
+    let analysis = frame
+        .analysis
+        .expect("the kiosk's local API analysed its own frame");
+    assert_eq!(analysis.faces.len(), 1);
+    let identity = analysis.main.unwrap().identity.unwrap();
+    assert_eq!(identity.subject_id.as_deref(), Some("p-ada"));
+    assert!(shows(&harness, "Match: p-ada"));
+    screenshot(&mut harness, "console-live-kiosk");
+    harness.get_by_label("Stop").click();
+
+    // Health of a kiosk: its own outbox holds the enrollment (no sync server set).
+    harness.key_press(egui::Key::F5);
+    wait_for(&mut harness, "health", |h| {
+        h.state().state.health.latest.is_some()
+    });
+    let health = harness.state().state.health.latest.clone().unwrap();
+    let local = health
+        .local_sync
+        .as_ref()
+        .expect("a kiosk serves its sync state");
+    assert!(local.status.pending >= 1, "{:?}", local.status);
+    assert!(shows(&harness, "This kiosk's sync"));
+    assert!(shows(&harness, "Waiting to push"));
+}
+
+#[test]
+fn a_server_without_a_camera_says_so_in_the_live_view() {
+    let setup = Setup::new();
+    let mut options = setup.options(&setup.operator);
+    options.camera = "kiosk".into();
+    options.screen = Screen::Live;
+    let mut harness = console(options);
+    wait_for(&mut harness, "the connection", |h| {
+        h.state().state.connection == Connection::Online
+    });
+    harness.get_by_label("Start").click();
+    wait_for(&mut harness, "the refusal", |h| {
+        h.state().state.live.notice.is_some()
+    });
+    assert!(shows(&harness, "this server has no camera"));
+    assert!(harness.state().state.live.frame.is_none());
+    // A bad spec is refused with the accepted forms, nothing starts.
+    harness.state_mut().state.live.spec = "camera 3".into();
+    harness.run_steps(1);
+    harness.get_by_label("Start").click();
+    harness.run_steps(2);
+    assert!(shows(&harness, "use file:DIR, video:FILE or webcam"));
+}

@@ -111,6 +111,16 @@ pub struct AppState {
     /// The kiosk's own gallery when this server is a kiosk's local API: its sync state and
     /// conflicts are served at `/v1/admin/sync`.
     pub local_sync: Option<Arc<Gallery>>,
+    /// The kiosk's camera when this server is a kiosk's local API, served at
+    /// `/v1/admin/camera` for the operator console's live view.
+    pub camera: Option<Arc<dyn CameraView>>,
+}
+
+/// A kiosk's camera as its local API shows it to the operator console.
+pub trait CameraView: Send + Sync + std::fmt::Debug {
+    /// The newest frame as a JPEG, with its sequence number; `None` before the first frame
+    /// or while the camera is away.
+    fn newest_jpeg(&self) -> Option<(u64, Vec<u8>)>;
 }
 
 impl AppState {
@@ -134,7 +144,14 @@ impl AppState {
             transport_key: None,
             devices: Arc::new(sync::DeviceActivity::default()),
             local_sync: None,
+            camera: None,
         }
+    }
+
+    /// The same state serving a kiosk's camera (a kiosk's local API).
+    pub fn with_camera(mut self, camera: Arc<dyn CameraView>) -> AppState {
+        self.camera = Some(camera);
+        self
     }
 
     /// The same state serving a kiosk's sync state (a kiosk's local API).
@@ -219,6 +236,7 @@ fn native(limits: &ServerLimits) -> Router<AppState> {
         )
         .route("/admin/devices/{name}", delete(sync::revoke_device))
         .route("/admin/sync", get(sync::local_status))
+        .route("/admin/camera", get(v1::camera))
         .route(
             "/sync/push",
             post(sync::push).layer(DefaultBodyLimit::max(64 * 1024 * 1024)),

@@ -107,6 +107,18 @@ impl Problem {
         )
     }
 
+    /// 503 with Retry-After: the kiosk camera has no frame to show yet (starting, or
+    /// reconnecting).
+    pub fn no_frame() -> Problem {
+        let mut p = Problem::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "The camera has no frame yet; retry shortly.",
+            None,
+        );
+        p.retry_after_secs = Some(1);
+        p
+    }
+
     /// 503 with Retry-After: the inference pool is saturated.
     pub fn busy() -> Problem {
         let mut p = Problem::new(

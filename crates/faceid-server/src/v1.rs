@@ -32,7 +32,7 @@ use crate::{AppState, RequestId};
     ),
     paths(
         list_subjects, get_subject, enroll, delete_subject, subject_image, verify, identify,
-        liveness, quality, frame, card, audit, create_key, list_keys, revoke_key, reset, status,
+        liveness, quality, frame, card, audit, camera, create_key, list_keys, revoke_key, reset, status,
         crate::sync::push, crate::sync::pull, crate::sync::list_devices,
         crate::sync::issue_device, crate::sync::revoke_device, crate::sync::local_status
     ),
@@ -881,6 +881,35 @@ pub async fn audit(
         chain_events: chain.events,
         first_invalid_seq: chain.first_invalid_seq,
     }))
+}
+
+/// The kiosk camera's newest frame, JPEG, with its sequence number in `x-frame-seq`
+/// (operator; served by a kiosk's local API for the console's live view, 404 on a central
+/// server, 503 before the camera's first frame). Watching is not a state change: not audited.
+#[utoipa::path(get, path = "/v1/admin/camera", tag = "admin",
+    responses((status = 200, content_type = "image/jpeg"), (status = 404, body = Problem),
+              (status = 503, body = Problem)))]
+pub async fn camera(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+) -> Result<Response, Problem> {
+    keyed(&state, &headers, Role::Operator)?;
+    let camera = state.camera.clone().ok_or_else(Problem::not_found)?;
+    let (seq, jpeg) = tokio::task::spawn_blocking(move || camera.newest_jpeg())
+        .await
+        .map_err(|_| Problem::internal())?
+        .ok_or_else(Problem::no_frame)?;
+    Ok((
+        [
+            (header::CONTENT_TYPE, "image/jpeg".to_string()),
+            (
+                header::HeaderName::from_static("x-frame-seq"),
+                seq.to_string(),
+            ),
+        ],
+        jpeg,
+    )
+        .into_response())
 }
 
 /// Create an API key (admin); the secret is in this answer only.

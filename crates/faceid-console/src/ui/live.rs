@@ -14,7 +14,7 @@ pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut Li
         ui.label("Camera");
         ui.add(
             egui::TextEdit::singleline(&mut live_state.spec)
-                .hint_text("video:FILE or file:DIR")
+                .hint_text("kiosk, video:FILE or file:DIR")
                 .desired_width(360.0),
         );
         if live.running() {
@@ -36,7 +36,7 @@ pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut Li
     });
     notice_ui(ui, &live_state.notice);
     let Some(frame) = &live_state.frame else {
-        ui.label("Start a camera: a clip (video:FILE) or a folder of photos (file:DIR). Each frame goes to the server's /v1/frame and comes back with what the engine saw.");
+        ui.label("Start a camera: the kiosk's own (kiosk), a clip (video:FILE) or a folder of photos (file:DIR). Each frame goes to the server's /v1/frame and comes back with what the engine saw.");
         return;
     };
     let colors = palette(ui);
