@@ -331,3 +331,60 @@ impl LiveControl {
         }
     }
 }
+
+/// What [`measure`] saw.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct LiveRate {
+    /// The source.
+    pub source: String,
+    /// Analysed frames shown.
+    pub frames: usize,
+    /// Of which the server could not analyse.
+    pub failed: usize,
+    /// Length of the run.
+    pub seconds: f64,
+    /// Frames shown per second.
+    pub frames_per_second: f64,
+    /// Median time to answer one frame, ms.
+    pub latency_median_ms: f64,
+    /// 90th percentile, ms.
+    pub latency_p90_ms: f64,
+}
+
+/// Runs the live view's feed from `spec` for `duration` without a window and reports the
+/// rate the view would show (`faceid-console --measure-live SECS`).
+pub fn measure(api: Api, spec: &str, duration: Duration) -> Result<LiveRate, String> {
+    let feed = LiveFeed::start(api, spec, || {})?;
+    let started = Instant::now();
+    let mut latencies = Vec::new();
+    let mut failed = 0;
+    while started.elapsed() < duration {
+        if let FeedState::Failed(reason) = feed.state() {
+            return Err(reason);
+        }
+        match feed.take() {
+            Some(frame) => {
+                failed += usize::from(frame.analysis.is_err());
+                latencies.push(frame.latency_ms);
+            }
+            None => std::thread::sleep(Duration::from_millis(2)),
+        }
+    }
+    let seconds = started.elapsed().as_secs_f64();
+    latencies.sort_by(f64::total_cmp);
+    let at = |q: f64| {
+        latencies
+            .get(((latencies.len() as f64 * q) as usize).min(latencies.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(f64::NAN)
+    };
+    Ok(LiveRate {
+        source: feed.spec.clone(),
+        frames: latencies.len(),
+        failed,
+        seconds,
+        frames_per_second: latencies.len() as f64 / seconds,
+        latency_median_ms: at(0.5),
+        latency_p90_ms: at(0.9),
+    })
+}

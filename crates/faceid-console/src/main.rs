@@ -33,6 +33,10 @@ struct Args {
     /// Start in the light theme.
     #[arg(long)]
     light: bool,
+    /// Measure the live view without a window: run the camera's feed for this many seconds
+    /// and print its rate and latencies as JSON.
+    #[arg(long, value_name = "SECS")]
+    measure_live: Option<f64>,
 }
 
 fn main() -> Result<()> {
@@ -58,6 +62,18 @@ fn main() -> Result<()> {
         }
         None => None,
     };
+    if let Some(secs) = args.measure_live {
+        let api = faceid_console::api::Api::new(&args.server, &key, ca_pem.as_deref())
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let rate = faceid_console::live::measure(
+            api,
+            &args.camera,
+            std::time::Duration::from_secs_f64(secs.max(1.0)),
+        )
+        .map_err(|e| anyhow::anyhow!("live view of {}: {e}", args.camera))?;
+        println!("{}", serde_json::to_string(&rate)?);
+        return Ok(());
+    }
     let faceid = args.faceid.clone().unwrap_or_else(|| {
         std::env::current_exe()
             .ok()
