@@ -48,7 +48,8 @@ pub struct ServerHome {
     exe: PathBuf,
     pub data: tempfile::TempDir,
     pub key_file: PathBuf,
-    _key_dir: tempfile::TempDir,
+    /// Holds the gallery key (unless shared) and any other key file a test makes.
+    pub key_dir: tempfile::TempDir,
     pub admin: String,
 }
 
@@ -74,7 +75,7 @@ impl ServerHome {
             exe: exe.to_path_buf(),
             data,
             key_file,
-            _key_dir: key_dir,
+            key_dir,
             admin: String::new(),
         };
         home.admin = home.create_key("admin");
@@ -82,16 +83,20 @@ impl ServerHome {
     }
 
     /// A new API key of `role` (`client`, `operator`, `admin`), made offline by
-    /// `faceid keys create` as an installer would.
+    /// `faceid keys create` as an installer would: the secret.
     pub fn create_key(&self, role: &str) -> String {
+        self.issue_key(role)["key"].as_str().unwrap().to_string()
+    }
+
+    /// The same, with everything `faceid keys create` prints (`key`, `id`, `app_id`, `role`).
+    pub fn issue_key(&self, role: &str) -> Value {
         let out = Command::new(&self.exe)
             .args(["keys", "create", "--role", role, "--data"])
             .arg(self.data.path())
             .output()
             .unwrap();
         assert!(out.status.success(), "faceid keys create --role {role}");
-        let made: Value = serde_json::from_slice(&out.stdout).unwrap();
-        made["key"].as_str().unwrap().to_string()
+        serde_json::from_slice(&out.stdout).unwrap()
     }
 
     /// Starts `faceid serve` on `listen` (`127.0.0.1:0` for any port) and waits until it

@@ -1,30 +1,40 @@
 //! The real server (`faceid serve`) on a loopback port, called as existing clients call it.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 
 use base64::Engine as _;
+use faceid_e2e::server::ServerHome;
 use serde_json::{Value, json};
 
+const EXE: &str = env!("CARGO_BIN_EXE_faceid");
+
+/// A `faceid serve` with a client key, an admin key and a transport key for surface 4.
 struct Server {
-    child: Child,
     base: String,
-    _data: tempfile::TempDir,
-    _key_dir: tempfile::TempDir,
     key: String,
     app_id: String,
     admin: String,
+    // Field order: the process stops before its home is deleted.
+    running: Option<faceid_e2e::server::Server>,
+    home: ServerHome,
 }
 
 impl Server {
+    /// SIGKILLs the process, keeping its home on disk.
+    fn kill(&mut self) {
+        if let Some(running) = self.running.take() {
+            running.kill();
+        }
+    }
+
     /// Seals `bytes` for a surface-4 field with this server's transport key.
     fn seal(&self, field: &str, bytes: &[u8]) -> String {
-        let plain = self._key_dir.path().join("plain.bin");
+        let plain = self.home.key_dir.path().join("plain.bin");
         std::fs::write(&plain, bytes).unwrap();
-        let out = Command::new(env!("CARGO_BIN_EXE_faceid"))
+        let out = Command::new(EXE)
             .args(["encrypt", "--field", field, "--key-file"])
-            .arg(self._key_dir.path().join("transport.key"))
+            .arg(self.home.key_dir.path().join("transport.key"))
             .arg(&plain)
             .output()
             .unwrap();
@@ -37,103 +47,36 @@ impl Server {
     }
 }
 
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
 fn start() -> Server {
-    start_on(tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap())
+    start_on(ServerHome::new(EXE.as_ref(), None))
 }
 
-fn start_on(data: tempfile::TempDir, key_dir: tempfile::TempDir) -> Server {
-    start_with(data, key_dir, &[])
+/// Serves `home` (new, or taken from a stopped server) with a new client key.
+fn start_on(home: ServerHome) -> Server {
+    start_with(home, &[])
 }
 
-fn start_with(data: tempfile::TempDir, key_dir: tempfile::TempDir, extra_args: &[&str]) -> Server {
-    let exe = env!("CARGO_BIN_EXE_faceid");
-    let key_file = key_dir.path().join("gallery.key");
-    if !key_file.exists() {
-        let made = Command::new(exe)
-            .args(["keys", "gallery", key_file.to_str().unwrap()])
-            .status()
-            .unwrap();
-        assert!(made.success());
-    }
-    let out = Command::new(exe)
-        .args([
-            "keys",
-            "create",
-            "--data",
-            data.path().to_str().unwrap(),
-            "--role",
-            "client",
-        ])
-        .output()
-        .unwrap();
-    let transport_file = key_dir.path().join("transport.key");
+fn start_with(home: ServerHome, extra_args: &[&str]) -> Server {
+    let created = home.issue_key("client");
+    let transport_file = home.key_dir.path().join("transport.key");
     if !transport_file.exists() {
-        let made = Command::new(exe)
-            .args(["keys", "transport", transport_file.to_str().unwrap()])
+        let made = Command::new(EXE)
+            .args(["keys", "transport"])
+            .arg(&transport_file)
             .status()
             .unwrap();
         assert!(made.success());
     }
-    let created: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let out = Command::new(exe)
-        .args([
-            "keys",
-            "create",
-            "--data",
-            data.path().to_str().unwrap(),
-            "--role",
-            "admin",
-        ])
-        .output()
-        .unwrap();
-    let admin: Value = serde_json::from_slice(&out.stdout).unwrap();
-    let admin = admin["key"].as_str().unwrap().to_string();
-    let key = created["key"].as_str().unwrap().to_string();
-    let app_id = created["app_id"].as_str().unwrap().to_string();
-    let mut child = Command::new(exe)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--data",
-            data.path().to_str().unwrap(),
-            "--key-file",
-            key_file.to_str().unwrap(),
-            "--transport-key-file",
-            transport_file.to_str().unwrap(),
-        ])
-        .args(extra_args)
-        .stderr(Stdio::piped())
-        .stdout(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut lines = BufReader::new(child.stderr.take().unwrap()).lines();
-    let base = loop {
-        let line = lines
-            .next()
-            .expect("server exited before listening")
-            .unwrap();
-        if let Some(addr) = line.strip_prefix("faceid serving on ") {
-            break addr.trim().to_string();
-        }
-    };
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || for _ in lines {});
+    let mut args = vec!["--transport-key-file", transport_file.to_str().unwrap()];
+    args.extend_from_slice(extra_args);
+    let running = home.serve("127.0.0.1:0", &args);
     Server {
-        child,
-        base,
-        _data: data,
-        _key_dir: key_dir,
-        key,
-        app_id,
-        admin,
+        base: running.base.clone(),
+        key: created["key"].as_str().unwrap().to_string(),
+        app_id: created["app_id"].as_str().unwrap().to_string(),
+        admin: home.admin.clone(),
+        running: Some(running),
+        home,
     }
 }
 
@@ -2002,8 +1945,7 @@ async fn a_killed_server_loses_no_acknowledged_enrollment() {
         );
         tokio::time::sleep(std::time::Duration::from_millis(20)).await;
     }
-    server.child.kill().unwrap(); // SIGKILL
-    server.child.wait().unwrap();
+    server.kill();
     for w in writers {
         w.await.unwrap();
     }
@@ -2012,13 +1954,11 @@ async fn a_killed_server_loses_no_acknowledged_enrollment() {
 
     // Restart on the same data and key: every acknowledged id exists (re-enrolling it is a
     // duplicate) and is found by search.
-    let data = std::mem::replace(&mut server._data, tempfile::tempdir().unwrap());
-    let key_dir = std::mem::replace(&mut server._key_dir, tempfile::tempdir().unwrap());
     let key = server.key.clone();
-    drop(server);
-    let key_file = key_dir.path().join("gallery.key");
-    let data_path = data.path().to_path_buf();
-    let restarted = start_on(data, key_dir);
+    let Server { home, .. } = server;
+    let key_file = home.key_file.clone();
+    let data_path = home.data.path().to_path_buf();
+    let restarted = start_on(home);
     for id in &acked {
         let r = client
             .post(format!("{}/users/{id}", restarted.base))
@@ -2035,8 +1975,7 @@ async fn a_killed_server_loses_no_acknowledged_enrollment() {
     }
     // Stop it (sled allows one process per database) but keep its directories.
     let mut restarted = restarted;
-    restarted.child.kill().unwrap();
-    restarted.child.wait().unwrap();
+    restarted.kill();
     // Directly on the store: complete subjects only, audit chain valid.
     let gallery_key = faceid_gallery::GalleryKey::from_file(&key_file, &data_path).unwrap();
     let gallery = faceid_gallery::Gallery::open(&data_path, &gallery_key).unwrap();
