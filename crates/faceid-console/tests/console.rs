@@ -11,6 +11,7 @@ use base64::Engine as _;
 use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
+use faceid_console::api::FrameAnalysis;
 use faceid_console::backend::Connection;
 use faceid_console::state::{Screen, Theme};
 use faceid_console::{ConsoleApp, ConsoleOptions};
@@ -130,17 +131,47 @@ impl Setup {
     }
 
     fn options(&self, key: &str) -> ConsoleOptions {
-        ConsoleOptions {
-            server: self.base(),
-            key: key.to_string(),
-            ca_pem: None,
-            faceid: faceid_exe(),
-            camera: String::new(),
-            report: None,
-            screen: Screen::Subjects,
-            theme: Theme::Dark,
-        }
+        options_for(&self.base(), key)
     }
+}
+
+/// A console on `base` with `key`, opening on the subjects.
+fn options_for(base: &str, key: &str) -> ConsoleOptions {
+    ConsoleOptions {
+        server: base.to_string(),
+        key: key.to_string(),
+        ca_pem: None,
+        faceid: faceid_exe(),
+        camera: String::new(),
+        report: None,
+        screen: Screen::Subjects,
+        theme: Theme::Dark,
+    }
+}
+
+/// Opens the live view on `camera`, starts it and waits for its third analysed frame.
+fn live_view(
+    mut options: ConsoleOptions,
+    camera: &str,
+) -> (Harness<'static, ConsoleApp>, FrameAnalysis) {
+    options.camera = camera.to_string();
+    options.screen = Screen::Live;
+    let mut harness = console(options);
+    wait_for(&mut harness, "the connection", |h| {
+        h.state().state.connection == Connection::Online
+    });
+    harness.get_by_label("Start").click();
+    wait_for(&mut harness, "three analysed frames", |h| {
+        h.state()
+            .state
+            .live
+            .frame
+            .as_ref()
+            .is_some_and(|f| f.number >= 3)
+    });
+    let frame = harness.state().state.live.frame.clone().unwrap();
+    let analysis = frame.analysis.expect("the server analysed the frame");
+    (harness, analysis)
 }
 
 fn console(options: ConsoleOptions) -> Harness<'static, ConsoleApp> {
@@ -424,24 +455,10 @@ fn live_view_draws_the_engine_view_of_a_clip() {
     let still = dir.path().join("ada.jpg");
     std::fs::write(&still, &setup.frames[0]).unwrap();
     let clip = faceid_e2e::still_video(&still, 3.0);
-    let mut options = setup.options(&setup.operator);
-    options.camera = format!("video:{}", clip.display());
-    options.screen = Screen::Live;
-    let mut harness = console(options);
-    wait_for(&mut harness, "the connection", |h| {
-        h.state().state.connection == Connection::Online
-    });
-    harness.get_by_label("Start").click();
-    wait_for(&mut harness, "three analysed frames", |h| {
-        h.state()
-            .state
-            .live
-            .frame
-            .as_ref()
-            .is_some_and(|f| f.number >= 3)
-    });
-    let frame = harness.state().state.live.frame.clone().unwrap();
-    let analysis = frame.analysis.expect("the server analysed the frame");
+    let (mut harness, analysis) = live_view(
+        setup.options(&setup.operator),
+        &format!("video:{}", clip.display()),
+    );
     assert_eq!(analysis.faces.len(), 1, "one person in the clip");
     assert_eq!(analysis.faces[0].landmarks.points.len(), 68);
     let main = analysis.main.expect("a main face");
@@ -705,34 +722,7 @@ fn live_view_and_health_of_a_real_kiosk_through_its_local_api() {
     );
     assert_eq!(status, 201, "{body}");
 
-    let mut options = ConsoleOptions {
-        server: base.clone(),
-        key: operator.clone(),
-        ca_pem: None,
-        faceid: faceid_exe(),
-        camera: "kiosk".into(),
-        report: None,
-        screen: Screen::Live,
-        theme: Theme::Dark,
-    };
-    options.screen = Screen::Live;
-    let mut harness = console(options);
-    wait_for(&mut harness, "the connection", |h| {
-        h.state().state.connection == Connection::Online
-    });
-    harness.get_by_label("Start").click();
-    wait_for(&mut harness, "three analysed kiosk frames", |h| {
-        h.state()
-            .state
-            .live
-            .frame
-            .as_ref()
-            .is_some_and(|f| f.number >= 3)
-    });
-    let frame = harness.state().state.live.frame.clone().unwrap();
-    let analysis = frame
-        .analysis
-        .expect("the kiosk's local API analysed its own frame");
+    let (mut harness, analysis) = live_view(options_for(&base, &operator), "kiosk");
     assert_eq!(analysis.faces.len(), 1);
     let identity = analysis.main.unwrap().identity.unwrap();
     assert_eq!(identity.subject_id.as_deref(), Some("p-ada"));
