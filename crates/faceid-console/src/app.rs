@@ -31,6 +31,8 @@ pub struct ConsoleOptions {
     pub screen: Screen,
     /// The theme at start.
     pub theme: Theme,
+    /// The language at start.
+    pub language: crate::i18n::Language,
 }
 
 impl std::fmt::Debug for ConsoleOptions {
@@ -72,6 +74,7 @@ impl ConsoleApp {
         let mut state = ConsoleState::new(api.base());
         let backend = Backend::spawn(api, options.faceid.clone(), move || backend_wake());
         state.theme = options.theme;
+        state.language = options.language;
         state.live.spec = options.camera.clone();
         if let Some(report) = &options.report {
             state.calibration.path = report.display().to_string();

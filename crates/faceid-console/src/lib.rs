@@ -13,6 +13,7 @@ pub mod app;
 pub mod audit_log;
 pub mod backend;
 pub mod calibration;
+pub mod i18n;
 pub mod live;
 pub mod metrics;
 pub mod state;

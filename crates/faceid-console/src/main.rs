@@ -30,6 +30,9 @@ struct Args {
     /// The faceid command for evaluation runs (default: beside this program, else PATH).
     #[arg(long)]
     faceid: Option<PathBuf>,
+    /// Language: en, fr or ar (switchable in the window).
+    #[arg(long, default_value = "en", value_parser = parse_language)]
+    lang: faceid_console::i18n::Language,
     /// Start in the light theme.
     #[arg(long)]
     light: bool,
@@ -37,6 +40,10 @@ struct Args {
     /// and print its rate and latencies as JSON.
     #[arg(long, value_name = "SECS")]
     measure_live: Option<f64>,
+}
+
+fn parse_language(code: &str) -> Result<faceid_console::i18n::Language, String> {
+    faceid_console::i18n::Language::parse(code).ok_or_else(|| format!("{code}: use en, fr or ar"))
 }
 
 fn main() -> Result<()> {
@@ -89,6 +96,7 @@ fn main() -> Result<()> {
         camera: args.camera.clone(),
         report: args.report.clone(),
         screen: Screen::Subjects,
+        language: args.lang,
         theme: if args.light {
             Theme::Light
         } else {

@@ -10,6 +10,7 @@ use crate::api::{AuditPage, Subject};
 use crate::audit_log::AuditFilter;
 use crate::backend::{Connection, Health, Picture, Reply, Request};
 use crate::calibration::EvalReport;
+use crate::i18n::{Language, fill, t};
 use crate::live::LiveFrame;
 use crate::metrics::RouteRate;
 
@@ -202,6 +203,8 @@ pub struct ConsoleState {
     pub screen: Screen,
     /// Theme.
     pub theme: Theme,
+    /// Language of the screens.
+    pub language: Language,
     /// Link to the server.
     pub connection: Connection,
     /// Screens.
@@ -223,6 +226,7 @@ impl ConsoleState {
             server: server.to_string(),
             screen: Screen::Subjects,
             theme: Theme::Dark,
+            language: Language::En,
             connection: Connection::Connecting,
             subjects: SubjectsState::default(),
             audit: AuditState {
@@ -284,12 +288,19 @@ impl ConsoleState {
                 self.subjects.thumbnails.insert(id, picture);
             }
             Reply::Deleted { id, result } => {
+                let lang = self.language;
                 self.subjects.notice = match result {
                     Ok(()) => {
                         self.subjects.thumbnails.remove(&id);
-                        Notice::ok(format!("{id} erased: templates, image and index entries"))
+                        Notice::ok(fill(
+                            t(lang, "{id} erased: templates, image and index entries"),
+                            &[("id", &id)],
+                        ))
                     }
-                    Err(e) => Notice::error(format!("{id} was not erased: {e}")),
+                    Err(e) => Notice::error(fill(
+                        t(lang, "{id} was not erased: {error}"),
+                        &[("id", &id), ("error", &e)],
+                    )),
                 };
                 return vec![Request::Subjects {
                     search: self.subjects.search.clone(),
@@ -319,7 +330,10 @@ impl ConsoleState {
             }
             Reply::Exported(result) => {
                 self.audit.notice = match result {
-                    Ok(path) => Notice::ok(format!("exported to {}", path.display())),
+                    Ok(path) => Notice::ok(fill(
+                        t(self.language, "exported to {path}"),
+                        &[("path", &path.display().to_string())],
+                    )),
                     Err(e) => Notice::error(e),
                 };
             }

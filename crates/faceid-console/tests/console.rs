@@ -13,6 +13,7 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use faceid_console::api::FrameAnalysis;
 use faceid_console::backend::Connection;
+use faceid_console::i18n::Language;
 use faceid_console::state::{Screen, Theme};
 use faceid_console::{ConsoleApp, ConsoleOptions};
 use faceid_e2e::server::{Server, ServerHome, faceid_exe, free_port};
@@ -146,6 +147,7 @@ fn options_for(base: &str, key: &str) -> ConsoleOptions {
         report: None,
         screen: Screen::Subjects,
         theme: Theme::Dark,
+        language: Language::En,
     }
 }
 
@@ -248,7 +250,9 @@ fn operator_lists_searches_and_erases_subjects_of_a_real_server() {
         h.state().state.subjects.list.len() == PEOPLE.len()
     });
     for (_, name) in PEOPLE {
-        assert!(shows(&harness, name), "{name} is listed");
+        // As drawn: an Arabic name's words in right-to-left order.
+        let drawn = faceid_console::i18n::visual(name, false);
+        assert!(shows(&harness, &drawn), "{name} is listed");
     }
     assert!(shows(&harness, "kiosk-lobby"));
     wait_for(&mut harness, "thumbnails", |h| {
@@ -767,4 +771,56 @@ fn a_server_without_a_camera_says_so_in_the_live_view() {
     harness.get_by_label("Start").click();
     harness.run_steps(2);
     assert!(shows(&harness, "use file:DIR, video:FILE or webcam"));
+}
+
+#[test]
+fn the_console_speaks_french_and_arabic() {
+    let setup = Setup::new();
+    let mut options = setup.options(&setup.operator);
+    options.language = Language::Fr;
+    let mut harness = console(options);
+    wait_for(&mut harness, "the subject list", |h| {
+        h.state().state.subjects.list.len() == PEOPLE.len()
+    });
+    wait_for(&mut harness, "thumbnails", |h| {
+        let thumbs = &h.state().state.subjects.thumbnails;
+        PEOPLE
+            .iter()
+            .all(|(id, _)| thumbs.get(*id).is_some_and(Option::is_some))
+    });
+    for label in [
+        "Personnes",
+        "Caméra en direct",
+        "Effacer la personne…",
+        "4 personnes",
+        "Connecté à",
+    ] {
+        assert!(shows(&harness, label), "{label} in French");
+    }
+    harness.get_by_label("Effacer la personne…").click();
+    harness.run_steps(2);
+    assert!(shows(&harness, "Effacer Ada Lovelace ?"));
+    harness.get_by_label("Annuler").click();
+    harness.run_steps(2);
+    screenshot(&mut harness, "console-subjects-fr");
+
+    // Switched in the window: the header's language menu.
+    harness.state_mut().state.language = Language::Ar;
+    harness.run_steps(3);
+    use faceid_console::i18n::{fill, t};
+    let ar = Language::Ar;
+    for label in [
+        t(ar, "Subjects").to_string(),
+        t(ar, "Erase subject…").to_string(),
+        fill(t(ar, "{n} subjects"), &[("n", "4")]),
+        fill(t(ar, "Connected to {server}"), &[("server", &setup.base())]),
+    ] {
+        assert!(shows(&harness, &label), "{label} in Arabic");
+    }
+    harness.key_press(egui::Key::F5);
+    wait_for(&mut harness, "health", |h| {
+        h.state().state.health.latest.is_some()
+    });
+    assert!(shows(&harness, t(ar, "Gallery size")));
+    screenshot(&mut harness, "console-health-ar");
 }

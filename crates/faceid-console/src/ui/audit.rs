@@ -6,21 +6,26 @@ use egui::RichText;
 use super::{notice_ui, now_ms, palette, utc};
 use crate::audit_log::{Period, to_csv};
 use crate::backend::Request;
+use crate::i18n::{fill, t};
 use crate::state::ConsoleState;
 
 const ROW_HEIGHT: f32 = 22.0;
 
 pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec<Request>) {
     let colors = palette(ui);
+    let lang = state.language;
     match &state.audit.page {
         None => {
-            ui.label("Reading the audit log…");
+            ui.label(t(lang, "Reading the audit log…"));
         }
         Some(page) if page.chain_valid => {
             ui.label(
-                RichText::new(format!(
-                    "Hash chain verified: {} events, each linked to the one before",
-                    page.chain_events
+                RichText::new(fill(
+                    t(
+                        lang,
+                        "Hash chain verified: {n} events, each linked to the one before",
+                    ),
+                    &[("n", &page.chain_events.to_string())],
                 ))
                 .color(colors.good)
                 .strong(),
@@ -28,10 +33,10 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
         }
         Some(page) => {
             ui.label(
-                RichText::new(format!(
-                    "Hash chain BROKEN at event {}: the log was altered after it was written",
-                    page.first_invalid_seq
-                        .map_or_else(|| "?".to_string(), |s| s.to_string())
+                RichText::new(fill(
+                    t(lang, "Hash chain BROKEN at event {seq}: the log was altered after it was written"),
+                    &[("seq", &page.first_invalid_seq
+                        .map_or_else(|| "?".to_string(), |s| s.to_string()))],
                 ))
                 .color(colors.bad)
                 .strong(),
@@ -41,35 +46,41 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
     let filter = &mut state.audit.filter;
     let mut reload = false;
     ui.horizontal_wrapped(|ui| {
-        ui.label("Period");
+        let period_label = ui.label(t(lang, "Period"));
         egui::ComboBox::from_id_salt("audit-period")
-            .selected_text(filter.period.label())
+            .selected_text(t(lang, filter.period.label()))
             .show_ui(ui, |ui| {
                 for period in Period::ALL {
-                    ui.selectable_value(&mut filter.period, period, period.label());
+                    ui.selectable_value(&mut filter.period, period, t(lang, period.label()));
                 }
-            });
-        ui.label("Subject");
+            })
+            .response
+            .labelled_by(period_label.id);
+        ui.label(t(lang, "Subject"));
         reload |= ui
             .add(
                 egui::TextEdit::singleline(&mut filter.subject)
-                    .hint_text("exact id")
+                    .hint_text(t(lang, "exact id"))
                     .desired_width(140.0),
             )
             .changed();
-        ui.label("Decision");
+        ui.label(t(lang, "Decision"));
         ui.add(
             egui::TextEdit::singleline(&mut filter.decision)
                 .hint_text("verify, rejected…")
                 .desired_width(140.0),
         );
-        ui.label("Kiosk");
+        ui.label(t(lang, "Kiosk"));
         ui.add(
             egui::TextEdit::singleline(&mut filter.kiosk)
-                .hint_text("device or key")
+                .hint_text(t(lang, "device or key"))
                 .desired_width(140.0),
         );
-        if ui.button("Reload").on_hover_text("Ctrl+R").clicked() {
+        if ui
+            .button(t(lang, "Reload"))
+            .on_hover_text("Ctrl+R")
+            .clicked()
+        {
             reload = true;
         }
     });
@@ -88,10 +99,13 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
         .filter(|e| state.audit.filter.keeps(e, now))
         .collect();
     ui.horizontal(|ui| {
-        ui.label(format!("{} events shown, newest first", events.len()));
+        ui.label(fill(
+            t(lang, "{n} events shown, newest first"),
+            &[("n", &events.len().to_string())],
+        ));
         ui.separator();
         ui.add(egui::TextEdit::singleline(&mut state.audit.export_path).desired_width(220.0));
-        if ui.button("Export CSV").clicked() {
+        if ui.button(t(lang, "Export CSV")).clicked() {
             requests.push(Request::Export {
                 path: state.audit.export_path.trim().into(),
                 csv: to_csv(events.iter().rev().copied()),
@@ -105,7 +119,7 @@ pub(super) fn audit_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &m
         .min_col_width(90.0)
         .show(ui, |ui| {
             for title in ["#", "time", "action", "subject", "outcome", "actor"] {
-                ui.label(RichText::new(title).strong());
+                ui.label(RichText::new(t(lang, title)).strong());
             }
             ui.end_row();
         });

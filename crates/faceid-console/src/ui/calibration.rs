@@ -8,6 +8,7 @@ use egui_plot::{Bar, BarChart, Legend, Line, MarkerShape, Plot, PlotPoints, Poin
 use super::{notice_ui, palette};
 use crate::backend::{CalibrationSource, Request};
 use crate::calibration::{EvalReport, histogram};
+use crate::i18n::{Language, fill, t};
 use crate::state::ConsoleState;
 
 const GENUINE: Color32 = Color32::from_rgb(60, 170, 90);
@@ -21,9 +22,10 @@ pub(super) fn calibration_ui(
     state: &mut ConsoleState,
     requests: &mut Vec<Request>,
 ) {
+    let lang = state.language;
     let calibration = &mut state.calibration;
     ui.horizontal(|ui| {
-        ui.label("Report or dataset");
+        ui.label(t(lang, "Report or dataset"));
         ui.add(
             egui::TextEdit::singleline(&mut calibration.path)
                 .hint_text("eval.json, or a folder in the ../shared/eval layout")
@@ -31,7 +33,7 @@ pub(super) fn calibration_ui(
         );
         let idle = !calibration.running;
         if ui
-            .add_enabled(idle, egui::Button::new("Open report"))
+            .add_enabled(idle, egui::Button::new(t(lang, "Open report")))
             .clicked()
         {
             calibration.running = true;
@@ -40,7 +42,7 @@ pub(super) fn calibration_ui(
             )));
         }
         if ui
-            .add_enabled(idle, egui::Button::new("Run evaluation"))
+            .add_enabled(idle, egui::Button::new(t(lang, "Run evaluation")))
             .on_hover_text("faceid --json eval FOLDER, on this computer")
             .clicked()
         {
@@ -51,37 +53,46 @@ pub(super) fn calibration_ui(
         }
         if calibration.running {
             ui.spinner();
-            ui.label("working…");
+            ui.label(t(lang, "working…"));
         }
     });
     notice_ui(ui, &calibration.notice);
     let Some(report) = &calibration.report else {
-        ui.label("Open a report saved from `faceid --json eval DIR > eval.json`, or run an evaluation over a dataset folder.");
+        ui.label(t(
+            lang,
+            "Open a report saved from `faceid --json eval DIR > eval.json`, or run an evaluation over a dataset folder.",
+        ));
         return;
     };
-    report_ui(ui, report);
+    report_ui(ui, report, lang);
 }
 
-fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
+fn report_ui(ui: &mut egui::Ui, report: &EvalReport, lang: Language) {
     let colors = palette(ui);
     let Some(verification) = &report.verification else {
-        ui.label("This report has no verification pairs.");
-        liveness_ui(ui, report);
+        ui.label(t(lang, "This report has no verification pairs."));
+        liveness_ui(ui, report, lang);
         return;
     };
-    ui.label(format!(
-        "{} pairs ({} genuine, {} impostor scored; {} without a face) · EER {}",
-        verification.pairs,
-        verification.scores.genuine.len(),
-        verification.scores.impostor.len(),
-        verification.failed_pairs,
-        verification
-            .eer
-            .map_or_else(|| "—".into(), |e| format!("{:.2} %", e * 100.0)),
+    let eer = verification
+        .eer
+        .map_or_else(|| "—".into(), |e| format!("{:.2} %", e * 100.0));
+    ui.label(fill(
+        t(
+            lang,
+            "{pairs} pairs ({genuine} genuine, {impostor} impostor scored; {failed} without a face) · EER {eer}",
+        ),
+        &[
+            ("pairs", &verification.pairs.to_string()),
+            ("genuine", &verification.scores.genuine.len().to_string()),
+            ("impostor", &verification.scores.impostor.len().to_string()),
+            ("failed", &verification.failed_pairs.to_string()),
+            ("eer", &eer),
+        ],
     ));
     let plot_height = (ui.available_height() - 150.0).clamp(160.0, 420.0);
     ui.columns(2, |columns| {
-        columns[0].label(RichText::new("Score distributions (calibrated score)").strong());
+        columns[0].label(RichText::new(t(lang, "Score distributions (calibrated score)")).strong());
         let bar = |bins: Vec<crate::calibration::Bin>| -> Vec<Bar> {
             bins.into_iter()
                 .map(|b| Bar::new(b.from + 0.5 / BINS as f64, b.share).width(1.0 / BINS as f64))
@@ -92,15 +103,15 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
         Plot::new("score-histogram")
             .height(plot_height)
             .legend(Legend::default())
-            .x_axis_label("calibrated score")
-            .y_axis_label("share of pairs")
+            .x_axis_label(t(lang, "calibrated score"))
+            .y_axis_label(t(lang, "share of pairs"))
             .include_x(0.0)
             .include_x(1.0)
             .auto_bounds(true)
             .allow_scroll(false)
             .show(&mut columns[0], |plot| {
-                plot.bar_chart(BarChart::new("genuine", genuine).color(GENUINE));
-                plot.bar_chart(BarChart::new("impostor", impostor).color(IMPOSTOR));
+                plot.bar_chart(BarChart::new(t(lang, "genuine"), genuine).color(GENUINE));
+                plot.bar_chart(BarChart::new(t(lang, "impostor"), impostor).color(IMPOSTOR));
                 for point in &verification.operating_points {
                     plot.vline(
                         VLine::new(point.name.clone(), f64::from(point.score)).color(colors.warn),
@@ -108,7 +119,7 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
                 }
             });
 
-        columns[1].label(RichText::new("DET curve (log-log)").strong());
+        columns[1].label(RichText::new(t(lang, "DET curve (log-log)")).strong());
         let log = |v: f64| v.max(FLOOR).log10();
         let curve: PlotPoints = verification
             .det
@@ -118,8 +129,8 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
         Plot::new("det-curve")
             .height(plot_height)
             .legend(Legend::default())
-            .x_axis_label("false accept rate")
-            .y_axis_label("false reject rate")
+            .x_axis_label(t(lang, "false accept rate"))
+            .y_axis_label(t(lang, "false reject rate"))
             .x_axis_formatter(|mark, _| rate_label(mark.value))
             .y_axis_formatter(|mark, _| rate_label(mark.value))
             .include_x(log(FLOOR))
@@ -147,12 +158,12 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
     });
     ui.columns(2, |columns| {
         let ui = &mut columns[0];
-        ui.label(RichText::new("Threshold presets").strong());
+        ui.label(RichText::new(t(lang, "Threshold presets")).strong());
         egui::Grid::new("operating-points")
             .num_columns(4)
             .striped(true)
             .show(ui, |ui| {
-                for title in ["preset", "score", "observed FAR", "FRR"] {
+                for title in ["preset", "score", "observed FAR", "FRR"].map(|w| t(lang, w)) {
                     ui.label(RichText::new(title).strong());
                 }
                 ui.end_row();
@@ -172,14 +183,14 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport) {
                     ui.end_row();
                 }
             });
-        liveness_ui(&mut columns[1], report);
+        liveness_ui(&mut columns[1], report, lang);
     });
 }
 
-fn liveness_ui(ui: &mut egui::Ui, report: &EvalReport) {
-    ui.label(RichText::new("Liveness presets").strong());
+fn liveness_ui(ui: &mut egui::Ui, report: &EvalReport, lang: Language) {
+    ui.label(RichText::new(t(lang, "Liveness presets")).strong());
     let Some(liveness) = &report.liveness else {
-        ui.label("This report has no live/spoof images.");
+        ui.label(t(lang, "This report has no live/spoof images."));
         return;
     };
     let percent = |v: Option<f64>| v.map_or_else(|| "—".into(), |v| format!("{:.1} %", v * 100.0));
@@ -187,7 +198,7 @@ fn liveness_ui(ui: &mut egui::Ui, report: &EvalReport) {
         .num_columns(4)
         .striped(true)
         .show(ui, |ui| {
-            for title in ["preset", "threshold", "APCER", "BPCER"] {
+            for title in ["preset", "threshold", "APCER", "BPCER"].map(|w| t(lang, w)) {
                 ui.label(RichText::new(title).strong());
             }
             ui.end_row();

@@ -5,42 +5,51 @@ use egui::RichText;
 
 use super::{ago, palette};
 use crate::api::ApiError;
+use crate::i18n::{fill, t};
 use crate::state::ConsoleState;
 
 pub(super) fn health_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
     let colors = palette(ui);
+    let lang = state.language;
     let Some(health) = &state.health.latest else {
-        ui.label("Waiting for the first health poll…");
+        ui.label(t(lang, "Waiting for the first health poll…"));
         return;
     };
     egui::ScrollArea::vertical()
         .auto_shrink(false)
         .show(ui, |ui| {
-            ui.heading("Server");
+            ui.heading(t(lang, "Server"));
             match &health.status {
                 Ok(status) => {
                     egui::Grid::new("health-status")
                         .num_columns(2)
                         .show(ui, |ui| {
-                            ui.label("Version");
+                            ui.label(t(lang, "Version"));
                             ui.label(&status.version);
                             ui.end_row();
-                            ui.label("Model");
+                            ui.label(t(lang, "Model"));
                             ui.label(&status.model);
                             ui.end_row();
-                            ui.label("Gallery size");
+                            ui.label(t(lang, "Gallery size"));
                             ui.label(
-                                RichText::new(format!("{} subjects", status.gallery_size)).strong(),
+                                RichText::new(fill(
+                                    t(lang, "{n} subjects"),
+                                    &[("n", &status.gallery_size.to_string())],
+                                ))
+                                .strong(),
                             );
                             ui.end_row();
-                            ui.label("1:N index memory");
+                            ui.label(t(lang, "1:N index memory"));
                             ui.label(format!(
                                 "{:.1} MiB",
                                 status.index_memory_bytes as f64 / 1_048_576.0
                             ));
                             ui.end_row();
-                            ui.label("Engine queue");
-                            ui.label(format!("{} waiting", status.queue_depth));
+                            ui.label(t(lang, "Engine queue"));
+                            ui.label(fill(
+                                t(lang, "{n} waiting"),
+                                &[("n", &status.queue_depth.to_string())],
+                            ));
                             ui.end_row();
                         });
                 }
@@ -50,11 +59,11 @@ pub(super) fn health_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
             }
 
             ui.add_space(8.0);
-            ui.heading("Requests (last 2 s)");
+            ui.heading(t(lang, "Requests (last 2 s)"));
             if let Err(e) = &health.metrics {
                 ui.label(RichText::new(format!("metrics: {e}")).color(colors.bad));
             } else if state.health.rates.is_empty() {
-                ui.label("Measuring: rates appear after the second poll.");
+                ui.label(t(lang, "Measuring: rates appear after the second poll."));
             } else {
                 egui::Grid::new("health-rates")
                     .num_columns(5)
@@ -90,10 +99,10 @@ pub(super) fn health_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
             }
 
             ui.add_space(8.0);
-            ui.heading("Kiosks syncing with this server");
+            ui.heading(t(lang, "Kiosks syncing with this server"));
             match &health.devices {
                 Ok(devices) if devices.devices.is_empty() => {
-                    ui.label("No kiosk has a device token.");
+                    ui.label(t(lang, "No kiosk has a device token."));
                 }
                 Ok(devices) => {
                     egui::Grid::new("health-devices")
@@ -107,17 +116,21 @@ pub(super) fn health_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
                                 "behind",
                                 "pushed",
                                 "conflicts",
-                            ] {
+                            ]
+                            .map(|w| t(lang, w))
+                            {
                                 ui.label(RichText::new(title).strong());
                             }
                             ui.end_row();
                             for device in &devices.devices {
                                 ui.label(&device.name);
-                                ui.label(ago(device.last_push_ms));
-                                ui.label(ago(device.last_pull_ms));
+                                ui.label(ago(lang, device.last_push_ms));
+                                ui.label(ago(lang, device.last_pull_ms));
                                 match device.cursor {
                                     Some(c) if c >= devices.change_head => {
-                                        ui.label(RichText::new("up to date").color(colors.good));
+                                        ui.label(
+                                            RichText::new(t(lang, "up to date")).color(colors.good),
+                                        );
                                     }
                                     Some(c) => {
                                         ui.label(
@@ -129,7 +142,7 @@ pub(super) fn health_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
                                         );
                                     }
                                     None => {
-                                        ui.label("not seen");
+                                        ui.label(t(lang, "not seen"));
                                     }
                                 }
                                 ui.label(device.events_pushed.to_string());
@@ -143,7 +156,7 @@ pub(super) fn health_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
                         });
                 }
                 Err(ApiError::Forbidden) => {
-                    ui.label("Per-kiosk sync state needs an admin key.");
+                    ui.label(t(lang, "Per-kiosk sync state needs an admin key."));
                 }
                 Err(e) => {
                     ui.label(RichText::new(format!("devices: {e}")).color(colors.bad));
@@ -151,37 +164,41 @@ pub(super) fn health_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
             }
 
             ui.add_space(8.0);
-            ui.heading("This kiosk's sync");
+            ui.heading(t(lang, "This kiosk's sync"));
             match &health.local_sync {
                 Ok(local) => {
                     let s = &local.status;
                     egui::Grid::new("health-local")
                         .num_columns(2)
                         .show(ui, |ui| {
-                            ui.label("Waiting to push");
-                            ui.label(format!("{} events", s.pending));
+                            ui.label(t(lang, "Waiting to push"));
+                            ui.label(fill(
+                                t(lang, "{n} events"),
+                                &[("n", &s.pending.to_string())],
+                            ));
                             ui.end_row();
-                            ui.label("Last push");
-                            ui.label(ago(s.last_push_ms));
+                            ui.label(t(lang, "Last push"));
+                            ui.label(ago(lang, s.last_push_ms));
                             ui.end_row();
-                            ui.label("Last pull");
-                            ui.label(ago(s.last_pull_ms));
+                            ui.label(t(lang, "Last pull"));
+                            ui.label(ago(lang, s.last_pull_ms));
                             ui.end_row();
-                            ui.label("Conflicts");
+                            ui.label(t(lang, "Conflicts"));
                             ui.label(s.conflicts.to_string());
                             ui.end_row();
-                            ui.label("Last error");
+                            ui.label(t(lang, "Last error"));
                             match &s.last_error {
                                 Some(e) => ui.label(RichText::new(e).color(colors.bad)),
-                                None => ui.label("none"),
+                                None => ui.label(t(lang, "none")),
                             };
                             ui.end_row();
                         });
                 }
                 Err(ApiError::NotFound) => {
-                    ui.label(
+                    ui.label(t(
+                        lang,
                         "Not a kiosk: this is a central server (its kiosks are listed above).",
-                    );
+                    ));
                 }
                 Err(e) => {
                     ui.label(RichText::new(format!("kiosk sync: {e}")).color(colors.bad));

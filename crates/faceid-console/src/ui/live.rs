@@ -5,38 +5,47 @@ use eframe::egui;
 use egui::{Color32, RichText, Stroke};
 
 use super::{notice_ui, palette, texture};
+use crate::i18n::{fill, t};
 use crate::live::LiveControl;
 use crate::state::{ConsoleState, Notice};
 
 pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut LiveControl) {
+    let lang = state.language;
     let live_state = &mut state.live;
     ui.horizontal(|ui| {
-        ui.label("Camera");
+        ui.label(t(lang, "Camera"));
         ui.add(
             egui::TextEdit::singleline(&mut live_state.spec)
                 .hint_text("kiosk, video:FILE or file:DIR")
                 .desired_width(360.0),
         );
         if live.running() {
-            if ui.button("Stop").clicked() {
+            if ui.button(t(lang, "Stop")).clicked() {
                 live.stop();
             }
-        } else if ui.button("Start").clicked() {
+        } else if ui.button(t(lang, "Start")).clicked() {
             live_state.notice = match live.start(&live_state.spec) {
                 Ok(()) => None,
                 Err(e) => Notice::error(e),
             };
         }
         if let Some(frame) = &live_state.frame {
-            ui.label(format!(
-                "{:.1} frames/s · answer in {:.0} ms · frame {}",
-                live_state.fps, frame.latency_ms, frame.number
+            ui.label(fill(
+                t(lang, "{fps} frames/s · answer in {ms} ms · frame {n}"),
+                &[
+                    ("fps", &format!("{:.1}", live_state.fps)),
+                    ("ms", &format!("{:.0}", frame.latency_ms)),
+                    ("n", &frame.number.to_string()),
+                ],
             ));
         }
     });
     notice_ui(ui, &live_state.notice);
     let Some(frame) = &live_state.frame else {
-        ui.label("Start a camera: the kiosk's own (kiosk), a clip (video:FILE) or a folder of photos (file:DIR). Each frame goes to the server's /v1/frame and comes back with what the engine saw.");
+        ui.label(t(
+            lang,
+            "Start a camera: the kiosk's own (kiosk), a clip (video:FILE) or a folder of photos (file:DIR). Each frame goes to the server's /v1/frame and comes back with what the engine saw.",
+        ));
         return;
     };
     let colors = palette(ui);
@@ -45,17 +54,23 @@ pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut Li
         .exact_size(320.0)
         .show(ui, |ui| match &frame.analysis {
             Err(e) => {
-                ui.label(RichText::new(format!("No analysis: {e}")).color(colors.bad));
+                ui.label(
+                    RichText::new(fill(t(lang, "No analysis: {error}"), &[("error", e)]))
+                        .color(colors.bad),
+                );
             }
             Ok(analysis) => {
-                ui.heading(format!("{} face(s)", analysis.faces.len()));
+                ui.heading(fill(
+                    t(lang, "{n} face(s)"),
+                    &[("n", &analysis.faces.len().to_string())],
+                ));
                 let Some(main) = &analysis.main else {
-                    ui.label("No face in this frame.");
+                    ui.label(t(lang, "No face in this frame."));
                     return;
                 };
                 if let Some(refusal) = &main.refusal {
                     ui.label(
-                        RichText::new(format!("Would refuse: {refusal}"))
+                        RichText::new(fill(t(lang, "Would refuse: {code}"), &[("code", refusal)]))
                             .color(colors.bad)
                             .strong(),
                     );
@@ -64,27 +79,31 @@ pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut Li
                     let score = identity
                         .score
                         .map_or_else(|| "—".to_string(), |s| format!("{s:.2}"));
+                    let threshold = format!("{:.2}", identity.threshold);
                     match &identity.subject_id {
                         Some(id) => ui.label(
-                            RichText::new(format!(
-                                "Match: {id} (score {score} ≥ {:.2})",
-                                identity.threshold
+                            RichText::new(fill(
+                                t(lang, "Match: {id} (score {score} ≥ {threshold})"),
+                                &[("id", id), ("score", &score), ("threshold", &threshold)],
                             ))
                             .color(colors.good)
                             .strong(),
                         ),
-                        None => ui.label(format!(
-                            "No match (best {score} < {:.2})",
-                            identity.threshold
+                        None => ui.label(fill(
+                            t(lang, "No match (best {score} < {threshold})"),
+                            &[("score", &score), ("threshold", &threshold)],
                         )),
                     };
                 }
                 if let Some(liveness) = &main.liveness {
-                    let text = format!(
-                        "Liveness {:.2} ({}): {}",
-                        liveness.probability,
-                        liveness.preset,
-                        if liveness.live { "live" } else { "not live" }
+                    let verdict = t(lang, if liveness.live { "live" } else { "not live" });
+                    let text = fill(
+                        t(lang, "Liveness {p} ({preset}): {verdict}"),
+                        &[
+                            ("p", &format!("{:.2}", liveness.probability)),
+                            ("preset", &liveness.preset),
+                            ("verdict", verdict),
+                        ],
                     );
                     ui.label(RichText::new(text).color(if liveness.live {
                         colors.good
@@ -94,12 +113,12 @@ pub(super) fn live_ui(ui: &mut egui::Ui, state: &mut ConsoleState, live: &mut Li
                 }
                 if let Some(quality) = &main.quality {
                     if quality.passed {
-                        ui.label(RichText::new("Quality: passes").color(colors.good));
+                        ui.label(RichText::new(t(lang, "Quality: passes")).color(colors.good));
                     } else {
                         ui.label(
-                            RichText::new(format!(
-                                "Quality: {}",
-                                quality.failure.as_deref().unwrap_or("fails")
+                            RichText::new(fill(
+                                t(lang, "Quality: {failure}"),
+                                &[("failure", quality.failure.as_deref().unwrap_or("?"))],
                             ))
                             .color(colors.warn),
                         );
@@ -173,11 +192,15 @@ fn frame_ui(ui: &mut egui::Ui, state: &ConsoleState) {
                     identity
                         .subject_id
                         .clone()
-                        .unwrap_or_else(|| "unknown".into()),
+                        .unwrap_or_else(|| t(state.language, "nobody").into()),
                 );
             }
             if let Some(liveness) = &main.liveness {
-                caption.push(format!("live {:.2}", liveness.probability));
+                caption.push(format!(
+                    "{} {:.2}",
+                    t(state.language, "live"),
+                    liveness.probability
+                ));
             }
             if let Some(refusal) = &main.refusal {
                 caption.push(refusal.clone());

@@ -11,6 +11,7 @@ use eframe::egui;
 use egui::{Color32, RichText};
 
 use crate::backend::{Connection, Request};
+use crate::i18n::{Language, fill, t};
 use crate::state::{ConsoleState, Notice, Screen, Theme};
 
 /// Colours with at least 7:1 contrast on their theme's background.
@@ -128,36 +129,49 @@ pub fn global_keys(ctx: &egui::Context, state: &mut ConsoleState, requests: &mut
 /// The header: screens, the connection, the theme switch.
 pub fn header_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec<Request>) {
     let colors = palette(ui);
+    let lang = state.language;
     ui.horizontal_wrapped(|ui| {
         ui.heading("faceid console");
         ui.separator();
         for (n, screen) in Screen::ALL.into_iter().enumerate() {
             let tab = ui
-                .selectable_label(state.screen == screen, screen.label())
+                .selectable_label(state.screen == screen, t(lang, screen.label()))
                 .on_hover_text(format!("F{}", n + 1));
             if tab.clicked() {
                 requests.extend(state.open(screen));
             }
         }
         ui.separator();
-        let theme_label = match state.theme {
-            Theme::Dark => "Light theme",
-            Theme::Light => "Dark theme",
-        };
+        let theme_label = t(
+            lang,
+            match state.theme {
+                Theme::Dark => "Light theme",
+                Theme::Light => "Dark theme",
+            },
+        );
         if ui.button(theme_label).on_hover_text("Ctrl+T").clicked() {
             state.theme = match state.theme {
                 Theme::Dark => Theme::Light,
                 Theme::Light => Theme::Dark,
             };
         }
+        egui::ComboBox::from_label(t(lang, "Language"))
+            .selected_text(state.language.name())
+            .show_ui(ui, |ui| {
+                for language in Language::ALL {
+                    ui.selectable_value(&mut state.language, language, language.name());
+                }
+            });
     });
     ui.horizontal_wrapped(|ui| {
         match &state.connection {
             Connection::Connecting => {
-                ui.label(RichText::new(format!("Connecting to {}…", state.server)).color(colors.warn));
+                let text = fill(t(lang, "Connecting to {server}…"), &[("server", &state.server)]);
+                ui.label(RichText::new(text).color(colors.warn));
             }
             Connection::Online => {
-                ui.label(RichText::new(format!("Connected to {}", state.server)).color(colors.good));
+                let text = fill(t(lang, "Connected to {server}"), &[("server", &state.server)]);
+                ui.label(RichText::new(text).color(colors.good));
             }
             Connection::Lost {
                 error,
@@ -167,14 +181,18 @@ pub fn header_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec
                     .saturating_duration_since(std::time::Instant::now())
                     .as_secs_f32()
                     .ceil();
-                ui.label(
-                    RichText::new(format!(
-                        "Connection lost to {}: {error}. Retrying in {secs:.0} s; the data below may be out of date.",
-                        state.server
-                    ))
-                    .color(colors.bad)
-                    .strong(),
+                let text = fill(
+                    t(
+                        lang,
+                        "Connection lost to {server}: {error}. Retrying in {secs} s; the data below may be out of date.",
+                    ),
+                    &[
+                        ("server", &state.server),
+                        ("error", error),
+                        ("secs", &format!("{secs:.0}")),
+                    ],
                 );
+                ui.label(RichText::new(text).color(colors.bad).strong());
                 // The countdown moves on its own.
                 ui.ctx().request_repaint_after(std::time::Duration::from_millis(500));
             }
@@ -233,21 +251,22 @@ pub fn utc(ms: u64) -> String {
 }
 
 /// "3 s ago", "5 min ago"... from ms since the epoch.
-pub fn ago(ms: Option<u64>) -> String {
+pub fn ago(lang: Language, ms: Option<u64>) -> String {
     let Some(ms) = ms else {
-        return "never".into();
+        return t(lang, "never").into();
     };
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as u64)
         .unwrap_or(0);
     let secs = now.saturating_sub(ms) / 1000;
-    match secs {
-        0..=59 => format!("{secs} s ago"),
-        60..=3599 => format!("{} min ago", secs / 60),
-        3600..=86_399 => format!("{} h ago", secs / 3600),
-        _ => format!("{} d ago", secs / 86_400),
-    }
+    let (template, n) = match secs {
+        0..=59 => ("{n} s ago", secs),
+        60..=3599 => ("{n} min ago", secs / 60),
+        3600..=86_399 => ("{n} h ago", secs / 3600),
+        _ => ("{n} d ago", secs / 86_400),
+    };
+    fill(t(lang, template), &[("n", &n.to_string())])
 }
 
 /// Milliseconds since the Unix epoch, now.

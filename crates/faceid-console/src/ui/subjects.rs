@@ -6,6 +6,7 @@ use egui::RichText;
 
 use super::{notice_ui, palette, texture, utc};
 use crate::backend::Request;
+use crate::i18n::{fill, t, visual};
 use crate::state::ConsoleState;
 
 const ROW_HEIGHT: f32 = 56.0;
@@ -16,12 +17,13 @@ pub(super) fn subjects_ui(
     requests: &mut Vec<Request>,
 ) {
     let search_id = egui::Id::unique("subjects-search");
+    let lang = state.language;
     ui.horizontal(|ui| {
-        ui.label("Search");
+        ui.label(t(lang, "Search"));
         let search = ui.add(
             egui::TextEdit::singleline(&mut state.subjects.search)
                 .id(search_id)
-                .hint_text("id or name (Ctrl+F)")
+                .hint_text(t(lang, "id or name (Ctrl+F)"))
                 .desired_width(320.0),
         );
         if search.changed() {
@@ -29,16 +31,23 @@ pub(super) fn subjects_ui(
                 search: state.subjects.search.clone(),
             });
         }
-        if ui.button("Reload").on_hover_text("Ctrl+R").clicked() {
+        if ui
+            .button(t(lang, "Reload"))
+            .on_hover_text("Ctrl+R")
+            .clicked()
+        {
             requests.push(Request::Subjects {
                 search: state.subjects.search.clone(),
             });
         }
-        let count = state.subjects.list.len();
+        let count = state.subjects.list.len().to_string();
         ui.label(match &state.subjects.shown_search {
-            None => "loading…".to_string(),
-            Some(s) if s.is_empty() => format!("{count} subjects"),
-            Some(s) => format!("{count} subjects matching “{s}”"),
+            None => t(lang, "loading…").to_string(),
+            Some(s) if s.is_empty() => fill(t(lang, "{n} subjects"), &[("n", &count)]),
+            Some(s) => fill(
+                t(lang, "{n} subjects matching “{search}”"),
+                &[("n", &count), ("search", s)],
+            ),
         });
     });
     notice_ui(ui, &state.subjects.notice);
@@ -79,8 +88,18 @@ fn keys(ui: &mut egui::Ui, state: &mut ConsoleState, search_id: egui::Id) {
     }
 }
 
+/// "1 template", "2 templates", "2 modèle(s)"...
+fn templates_text(lang: crate::i18n::Language, n: usize) -> String {
+    match lang {
+        crate::i18n::Language::En if n == 1 => "1 template".into(),
+        crate::i18n::Language::En => format!("{n} templates"),
+        _ => fill(t(lang, "{n} template(s)"), &[("n", &n.to_string())]),
+    }
+}
+
 fn list_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
     let rows = state.subjects.list.len();
+    let lang = state.language;
     egui::ScrollArea::vertical()
         .auto_shrink(false)
         .show_rows(ui, ROW_HEIGHT, rows, |ui, range| {
@@ -100,12 +119,18 @@ fn list_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
                         let row = ui.selectable_label(
                             selected,
                             format!(
-                                "{name}\n{} · {} · {} template{} · enrolled {}",
+                                "{}\n{} · {} · {} · {}",
+                                visual(&name, false),
                                 subject.id,
-                                subject.source.as_deref().unwrap_or("unknown source"),
-                                subject.templates,
-                                if subject.templates == 1 { "" } else { "s" },
-                                utc(subject.created_at_ms),
+                                subject
+                                    .source
+                                    .as_deref()
+                                    .unwrap_or(t(lang, "unknown source")),
+                                templates_text(lang, subject.templates),
+                                fill(
+                                    t(lang, "enrolled {date}"),
+                                    &[("date", &utc(subject.created_at_ms))]
+                                ),
                             ),
                         );
                         if selected {
@@ -139,7 +164,7 @@ fn thumbnail_ui(ui: &mut egui::Ui, state: &ConsoleState, id: &str, side: f32) {
             ui.painter().text(
                 rect.center(),
                 egui::Align2::CENTER_CENTER,
-                "no image",
+                t(state.language, "no image"),
                 egui::FontId::proportional(10.0),
                 ui.visuals().weak_text_color(),
             );
@@ -149,39 +174,43 @@ fn thumbnail_ui(ui: &mut egui::Ui, state: &ConsoleState, id: &str, side: f32) {
 
 fn detail_ui(ui: &mut egui::Ui, state: &mut ConsoleState) {
     let Some(subject) = state.selected_subject().cloned() else {
-        ui.label("Select a subject.");
+        ui.label(t(state.language, "Select a subject."));
         return;
     };
-    ui.heading(subject.display_name.as_deref().unwrap_or(&subject.id));
+    let lang = state.language;
+    ui.heading(visual(
+        subject.display_name.as_deref().unwrap_or(&subject.id),
+        false,
+    ));
     thumbnail_ui(ui, state, &subject.id, 160.0);
     egui::Grid::new("subject-facts")
         .num_columns(2)
         .show(ui, |ui| {
-            ui.label("Id");
+            ui.label(t(lang, "Id"));
             ui.label(RichText::new(&subject.id).monospace());
             ui.end_row();
-            ui.label("Source");
-            ui.label(subject.source.as_deref().unwrap_or("unknown"));
+            ui.label(t(lang, "Source"));
+            ui.label(subject.source.as_deref().unwrap_or(t(lang, "unknown")));
             ui.end_row();
-            ui.label("Enrolled");
+            ui.label(t(lang, "Enrolled"));
             ui.label(utc(subject.created_at_ms));
             ui.end_row();
-            ui.label("Changed");
+            ui.label(t(lang, "Changed"));
             ui.label(utc(subject.updated_at_ms));
             ui.end_row();
-            ui.label("Templates");
+            ui.label(t(lang, "Templates"));
             ui.label(subject.templates.to_string());
             ui.end_row();
-            ui.label("Image kept");
+            ui.label(t(lang, "Image kept"));
             ui.label(if subject.has_image {
-                "yes (encrypted)"
+                t(lang, "yes (encrypted)")
             } else {
-                "no"
+                t(lang, "no")
             });
             ui.end_row();
         });
     ui.add_space(12.0);
-    let erase = egui::Button::new(RichText::new("Erase subject…").color(palette(ui).bad));
+    let erase = egui::Button::new(RichText::new(t(lang, "Erase subject…")).color(palette(ui).bad));
     if ui.add(erase).on_hover_text("Delete").clicked() {
         state.subjects.confirm_delete = Some(subject);
     }
@@ -191,28 +220,31 @@ fn confirm_ui(ui: &mut egui::Ui, state: &mut ConsoleState, requests: &mut Vec<Re
     let Some(subject) = state.subjects.confirm_delete.clone() else {
         return;
     };
+    let lang = state.language;
     let name = subject
         .display_name
         .clone()
         .unwrap_or_else(|| subject.id.clone());
     let modal = egui::Modal::new(egui::Id::unique("confirm-erase")).show(ui.ctx(), |ui| {
         ui.set_max_width(420.0);
-        ui.heading(format!("Erase {name}?"));
-        ui.label(format!(
-            "Subject {} loses every template, the retained image and its index entries. \
-             This cannot be undone; the erasure is written to the audit log.",
-            subject.id
+        ui.heading(fill(t(lang, "Erase {name}?"), &[("name", &name)]));
+        ui.label(fill(
+            t(
+                lang,
+                "Subject {id} loses every template, the retained image and its index entries. This cannot be undone; the erasure is written to the audit log.",
+            ),
+            &[("id", &subject.id)],
         ));
         ui.add_space(8.0);
         let mut decided = None;
         ui.horizontal(|ui| {
-            let erase = ui.button(RichText::new("Erase").color(palette(ui).bad).strong());
+            let erase = ui.button(RichText::new(t(lang, "Erase")).color(palette(ui).bad).strong());
             if erase.clicked()
                 || ui.input_mut(|i| i.consume_key(egui::Modifiers::NONE, egui::Key::Enter))
             {
                 decided = Some(true);
             }
-            if ui.button("Cancel").clicked() {
+            if ui.button(t(lang, "Cancel")).clicked() {
                 decided = Some(false);
             }
         });
