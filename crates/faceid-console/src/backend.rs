@@ -91,15 +91,20 @@ pub struct Picture {
     pub size: [usize; 2],
     /// RGBA bytes, row by row.
     pub rgba: Vec<u8>,
+    /// Unique per picture made: the UI uploads a picture's texture once, when it first
+    /// sees this number.
+    pub serial: u64,
 }
 
 impl Picture {
     /// From an RGB image.
     pub fn from_rgb(image: &image::RgbImage) -> Picture {
+        static SERIAL: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
         let rgba = image::DynamicImage::ImageRgb8(image.clone()).into_rgba8();
         Picture {
             size: [rgba.width() as usize, rgba.height() as usize],
             rgba: rgba.into_raw(),
+            serial: SERIAL.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
         }
     }
 }

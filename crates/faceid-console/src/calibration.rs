@@ -6,6 +6,9 @@ use std::path::Path;
 
 use serde::Deserialize;
 
+/// The engine's own figure types, read back from the report.
+pub use faceid_core::evaluation::{DetPoint, PadFigures};
+
 /// The parts of an evaluation report the console plots.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct EvalReport {
@@ -41,17 +44,6 @@ pub struct Scores {
     pub impostor: Vec<f32>,
 }
 
-/// FAR and FRR at one threshold.
-#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
-pub struct DetPoint {
-    /// Calibrated score threshold.
-    pub threshold: f32,
-    /// False-accept rate.
-    pub far: f64,
-    /// False-reject rate.
-    pub frr: f64,
-}
-
 /// A threshold preset.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct OperatingPoint {
@@ -70,21 +62,6 @@ pub struct OperatingPoint {
 pub struct LivenessFigures {
     /// By preset name (`SOFT`, `REGULAR`, `HARDENED`).
     pub presets: BTreeMap<String, PadFigures>,
-}
-
-/// APCER/BPCER at one liveness threshold.
-#[derive(Debug, Clone, PartialEq, Deserialize)]
-pub struct PadFigures {
-    /// Live presentations.
-    pub bona_fide: usize,
-    /// Attacks.
-    pub attacks: usize,
-    /// Live-probability threshold.
-    pub threshold: f32,
-    /// Attacks accepted.
-    pub apcer: Option<f64>,
-    /// Live people rejected.
-    pub bpcer: Option<f64>,
 }
 
 /// Why no report could be shown.

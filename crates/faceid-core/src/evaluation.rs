@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 /// One scored comparison. `score: None` is a failure to acquire (no face on either side):
 /// it counts as a non-match, never silently dropped.
@@ -107,7 +107,7 @@ pub fn verification_figures(pairs: &[PairScore]) -> VerificationFigures {
 }
 
 /// Error rates of a verification threshold (accept when score >= `threshold`).
-#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
 pub struct DetPoint {
     /// The threshold, in the unit of the scores given.
     pub threshold: f32,
@@ -180,7 +180,7 @@ pub fn det_curve(pairs: &[PairScore], max_points: usize) -> Vec<DetPoint> {
 }
 
 /// Presentation-attack detection figures at one threshold (ISO/IEC 30107-3).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PadFigures {
     /// Live presentations.
     pub bona_fide: usize,

@@ -216,14 +216,22 @@ pub fn screen_ui(
     }
 }
 
-/// The texture of `picture`, uploaded once and re-uploaded only when it changes.
+/// The texture of `picture`, uploaded once per picture (not re-built on every repaint).
 fn texture(ui: &egui::Ui, key: &str, picture: &crate::backend::Picture) -> egui::TextureHandle {
-    ui.ctx().load_texture_cached(
+    let id = egui::Id::unique(("texture", key));
+    let ctx = ui.ctx();
+    if let Some((serial, handle)) = ctx.data(|d| d.get_temp::<(u64, egui::TextureHandle)>(id))
+        && serial == picture.serial
+    {
+        return handle;
+    }
+    let handle = ctx.load_texture(
         key,
-        egui::Id::unique(("texture", key)),
         egui::ColorImage::from_rgba_unmultiplied(picture.size, &picture.rgba),
         egui::TextureOptions::LINEAR,
-    )
+    );
+    ctx.data_mut(|d| d.insert_temp(id, (picture.serial, handle.clone())));
+    handle
 }
 
 fn notice_ui(ui: &mut egui::Ui, notice: &Option<Notice>) {
