@@ -141,7 +141,7 @@ function renderSync(sync) {
     reenroll.addEventListener("click", async () => {
       if (!id.value.trim()) { id.focus(); return; }
       try { await invoke("resolve_conflict", { eventId: c.event_id, newId: id.value }); refreshOperator(); }
-      catch (e) { label.textContent = `${t("sync_conflict")} ${c.subject || ""}: ${(e && e.Refused && e.Refused.message) || String(e)}`; }
+      catch (e) { label.textContent = `${t("sync_conflict")} ${c.subject || ""}: ${(e && e.message) || String(e)}`; }
     });
     const discard = document.createElement("button");
     discard.textContent = t("conflict_discard");

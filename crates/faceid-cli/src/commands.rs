@@ -1,14 +1,15 @@
 //! The single-image commands: detect, enroll, verify, liveness, quality, card. Each reads
-//! its inputs, calls one engine operation and returns a serialisable report; `main.rs`
-//! prints it as JSON or text.
+//! its inputs, calls one gallery-free use case (`faceid_service::Judge`) and returns a
+//! serialisable report; `main.rs` prints it as JSON or text.
 
 use std::path::Path;
 
 use anyhow::{Context, Result};
 use faceid_core::geometry::{BoundingBox, Point};
 use faceid_core::{
-    Attributes, Decision, Engine, Image, Liveness, LivenessAccumulator, Quality, Rotation, Template,
+    Attributes, Decision, Engine, Gate, Image, Liveness, Quality, Rotation, Template,
 };
+use faceid_service::{Judge, Selfie};
 use serde::Serialize;
 
 /// Reads and decodes an image file under the engine's limits.
@@ -77,23 +78,27 @@ pub struct EnrollReport {
     pub quality: Option<Quality>,
 }
 
-/// Makes a template from a selfie (one face, quality-gated) or an ID document's portrait.
-pub fn enroll(engine: &Engine, path: &Path, card: bool, output: &Path) -> Result<EnrollReport> {
-    let image = load_image(engine, path)?;
+/// Makes a template from a selfie (the enrollment gate of an uploaded photo: one face,
+/// quality, no liveness) or an ID document's portrait.
+pub fn enroll(judge: &Judge, path: &Path, card: bool, output: &Path) -> Result<EnrollReport> {
+    let image = load_image(judge.engine(), path)?;
     let (template, bbox, rotation, quality) = if card {
-        let (portrait, template) = engine.card_template(&image)?;
+        let (portrait, template) = judge.card(&image)?;
         (template, portrait.face.bbox, Some(portrait.rotation), None)
     } else {
-        let analysis = engine.analyze(&image)?;
-        if let Some(failure) = analysis.quality.first_failure() {
-            return Err(failure).context("the face does not pass the enrollment quality gate");
+        let gate = Gate {
+            liveness: false,
+            ..judge.gate()
+        };
+        let (verdict, probe) = judge.enrollment(Selfie::photo(image), gate, None)?;
+        if !verdict.reason.accepted() {
+            anyhow::bail!(
+                "{}: the face does not pass the enrollment gate",
+                verdict.reason.code()
+            );
         }
-        (
-            analysis.template,
-            analysis.face.bbox,
-            None,
-            Some(analysis.quality),
-        )
+        let best = probe.best;
+        (best.template, best.face.bbox, None, Some(best.quality))
     };
     std::fs::write(output, template.to_bytes())
         .with_context(|| format!("writing {}", output.display()))?;
@@ -106,22 +111,20 @@ pub fn enroll(engine: &Engine, path: &Path, card: bool, output: &Path) -> Result
     })
 }
 
-/// A template file (`FIDT` magic) or an image whose largest face is used.
-pub fn load_template(engine: &Engine, path: &Path) -> Result<Template> {
+/// A template file (`FIDT` magic) or an image with one face.
+pub fn load_template(judge: &Judge, path: &Path) -> Result<Template> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     if bytes.starts_with(b"FIDT") {
         return Template::from_bytes(&bytes)
             .with_context(|| format!("reading template {}", path.display()));
     }
-    let image = engine
+    let image = judge
+        .engine()
         .decode(&bytes)
         .with_context(|| format!("decoding {}", path.display()))?;
-    let face = engine
-        .single_face(&image)
-        .with_context(|| format!("{}", path.display()))?;
-    engine
-        .embed(&engine.align(&image, &face))
-        .map_err(Into::into)
+    judge
+        .photo_template(&image)
+        .with_context(|| format!("{}", path.display()))
 }
 
 /// `faceid verify`.
@@ -135,9 +138,9 @@ pub struct VerifyReport {
 }
 
 /// 1:1 decision between two images or template files.
-pub fn verify(engine: &Engine, a: &Path, b: &Path) -> Result<VerifyReport> {
-    let (ta, tb) = (load_template(engine, a)?, load_template(engine, b)?);
-    let decision = engine.verify(&ta, &tb)?;
+pub fn verify(judge: &Judge, a: &Path, b: &Path) -> Result<VerifyReport> {
+    let (ta, tb) = (load_template(judge, a)?, load_template(judge, b)?);
+    let decision = judge.engine().verify(&ta, &tb)?;
     Ok(VerifyReport {
         far: decision.comparison.far(),
         decision,
@@ -168,20 +171,19 @@ pub struct LivenessReport {
     pub preset: &'static str,
 }
 
-/// Liveness of each image and of all of them as one sequence.
-pub fn liveness(engine: &Engine, paths: &[std::path::PathBuf]) -> Result<LivenessReport> {
-    let mut acc = LivenessAccumulator::new();
+/// Liveness of each image, and of all of them as one sequence (the engine's sequence rule:
+/// images refused for a capture reason are skipped, two faces refuse the sequence).
+pub fn liveness(judge: &Judge, paths: &[std::path::PathBuf]) -> Result<LivenessReport> {
     let mut frames = Vec::new();
+    let mut images = Vec::new();
     for path in paths {
-        let result = load_image(engine, path).and_then(|image| {
-            let face = engine.single_face(&image)?;
-            Ok(engine.liveness(&image, &face)?)
+        let result = load_image(judge.engine(), path).and_then(|image| {
+            let (liveness, _) = judge.liveness(Selfie::photo(image.clone()))?;
+            images.push(image);
+            Ok(liveness)
         });
         let (liveness, error) = match result {
-            Ok(l) => {
-                acc.add(l);
-                (Some(l), None)
-            }
+            Ok(l) => (Some(l), None),
             Err(e) => (None, Some(error_code(&e))),
         };
         frames.push(FrameLiveness {
@@ -190,8 +192,16 @@ pub fn liveness(engine: &Engine, paths: &[std::path::PathBuf]) -> Result<Livenes
             error,
         });
     }
-    let accumulated = acc.result().ok();
-    let preset = engine.config().liveness_preset;
+    let accumulated = (!images.is_empty())
+        .then(|| {
+            judge.liveness(Selfie::Frames {
+                images,
+                duration_secs: None,
+            })
+        })
+        .and_then(|r| r.ok())
+        .map(|(liveness, _)| liveness);
+    let preset = judge.gate().preset;
     Ok(LivenessReport {
         frames,
         live: accumulated.map(|l| l.is_live(preset)),
@@ -214,17 +224,16 @@ pub struct QualityReport {
 }
 
 /// Quality of the one face of an image.
-pub fn quality(engine: &Engine, path: &Path) -> Result<QualityReport> {
-    let image = load_image(engine, path)?;
-    let face = engine.single_face(&image)?;
-    let aligned = engine.align(&image, &face);
-    let quality = engine.quality(&image, &face, &aligned)?;
-    let failure = quality.first_failure().map(|e| e.code().to_string());
+pub fn quality(judge: &Judge, path: &Path) -> Result<QualityReport> {
+    let image = load_image(judge.engine(), path)?;
+    let probe = judge.analyze(Selfie::photo(image.clone()))?;
+    let best = probe.best;
+    let failure = best.quality.first_failure().map(|e| e.code().to_string());
     Ok(QualityReport {
         passed: failure.is_none(),
         failure,
-        attributes: engine.attributes(&image, &face)?,
-        quality,
+        attributes: judge.engine().attributes(&image, &best.face)?,
+        quality: best.quality,
     })
 }
 
@@ -242,11 +251,11 @@ pub struct CardReport {
 }
 
 /// Finds the portrait on a document; optionally writes the aligned 112x112 portrait as PNG.
-pub fn card(engine: &Engine, path: &Path, portrait_out: Option<&Path>) -> Result<CardReport> {
-    let image = load_image(engine, path)?;
-    let portrait = engine.card_portrait(&image)?;
+pub fn card(judge: &Judge, path: &Path, portrait_out: Option<&Path>) -> Result<CardReport> {
+    let image = load_image(judge.engine(), path)?;
+    let (portrait, _) = judge.card(&image)?;
     if let Some(out) = portrait_out {
-        let aligned = engine.align(&portrait.upright, &portrait.face);
+        let aligned = judge.engine().align(&portrait.upright, &portrait.face);
         std::fs::write(out, aligned.image().to_png()?)
             .with_context(|| format!("writing {}", out.display()))?;
     }
@@ -262,7 +271,13 @@ pub fn card(engine: &Engine, path: &Path, portrait_out: Option<&Path>) -> Result
 pub fn error_code(error: &anyhow::Error) -> String {
     error
         .chain()
-        .find_map(|e| e.downcast_ref::<faceid_core::Error>())
-        .map(|e| e.code().to_string())
+        .find_map(|e| {
+            e.downcast_ref::<faceid_core::Error>()
+                .map(|e| e.code().to_string())
+                .or_else(|| {
+                    e.downcast_ref::<faceid_service::Failure>()
+                        .map(|f| f.code().to_string())
+                })
+        })
         .unwrap_or_else(|| "ERROR".to_string())
 }

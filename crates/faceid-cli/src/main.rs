@@ -307,6 +307,9 @@ fn run(cli: Cli) -> Result<()> {
     let models_dir = cli.models.clone().unwrap_or_else(models::default_dir);
     let load =
         |cli: &Cli| -> Result<Engine> { Ok(Engine::load(&models_dir, engine_config(cli)?)?) };
+    let judge = |cli: &Cli| -> Result<faceid_service::Judge> {
+        Ok(faceid_service::Judge::new(std::sync::Arc::new(load(cli)?)))
+    };
     match &cli.command {
         Command::Models { action } => match action {
             ModelsAction::Fetch => {
@@ -375,10 +378,10 @@ fn run(cli: Cli) -> Result<()> {
             output,
         } => print(
             cli.json,
-            &commands::enroll(&load(&cli)?, image, *card, output)?,
+            &commands::enroll(&judge(&cli)?, image, *card, output)?,
             pretty,
         ),
-        Command::Verify { a, b } => print(cli.json, &commands::verify(&load(&cli)?, a, b)?, |r| {
+        Command::Verify { a, b } => print(cli.json, &commands::verify(&judge(&cli)?, a, b)?, |r| {
             format!(
                 "{}  score {:.3} (cosine {:.3}, FAR {:.1e}), threshold {:.2}\n",
                 if r.decision.accepted {
@@ -392,15 +395,17 @@ fn run(cli: Cli) -> Result<()> {
                 r.decision.threshold
             )
         }),
-        Command::Liveness { images } => {
-            print(cli.json, &commands::liveness(&load(&cli)?, images)?, pretty)
-        }
+        Command::Liveness { images } => print(
+            cli.json,
+            &commands::liveness(&judge(&cli)?, images)?,
+            pretty,
+        ),
         Command::Quality { image } => {
-            print(cli.json, &commands::quality(&load(&cli)?, image)?, pretty)
+            print(cli.json, &commands::quality(&judge(&cli)?, image)?, pretty)
         }
         Command::Card { image, portrait } => print(
             cli.json,
-            &commands::card(&load(&cli)?, image, portrait.as_deref())?,
+            &commands::card(&judge(&cli)?, image, portrait.as_deref())?,
             pretty,
         ),
         Command::Serve {

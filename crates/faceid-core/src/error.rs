@@ -93,25 +93,60 @@ impl ErrorCode {
         }
     }
 
+    /// The class of the code. Total (no wildcard): adding a code means deciding its class.
+    pub fn class(self) -> ErrorClass {
+        match self {
+            ErrorCode::NoFace
+            | ErrorCode::MultipleFaces
+            | ErrorCode::FaceTooSmall
+            | ErrorCode::BadPose
+            | ErrorCode::EyesClosed
+            | ErrorCode::TooDark
+            | ErrorCode::TooBright
+            | ErrorCode::TooBlurry
+            | ErrorCode::LowContrast
+            | ErrorCode::UnevenLighting
+            | ErrorCode::NoPortrait
+            | ErrorCode::VideoTooShort => ErrorClass::Capture,
+            ErrorCode::EmptyInput
+            | ErrorCode::UnsupportedFormat
+            | ErrorCode::CorruptImage
+            | ErrorCode::ModelMismatch
+            | ErrorCode::InvalidTemplate
+            | ErrorCode::NoFrames
+            | ErrorCode::ImageTooLarge => ErrorClass::Input,
+            ErrorCode::InputTooLarge => ErrorClass::TooLarge,
+            ErrorCode::ModelMissing | ErrorCode::ModelCorrupt | ErrorCode::InvalidConfig => {
+                ErrorClass::Installation
+            }
+            ErrorCode::RuntimeError => ErrorClass::Internal,
+        }
+    }
+
     /// Whether the code describes the person's capture (retry with guidance) rather than
     /// the input file or the installation.
     pub fn is_capture_problem(self) -> bool {
-        matches!(
-            self,
-            ErrorCode::NoFace
-                | ErrorCode::MultipleFaces
-                | ErrorCode::FaceTooSmall
-                | ErrorCode::BadPose
-                | ErrorCode::EyesClosed
-                | ErrorCode::TooDark
-                | ErrorCode::TooBright
-                | ErrorCode::TooBlurry
-                | ErrorCode::LowContrast
-                | ErrorCode::UnevenLighting
-                | ErrorCode::NoPortrait
-                | ErrorCode::VideoTooShort
-        )
+        self.class() == ErrorClass::Capture
     }
+}
+
+/// What kind of problem a code is: the one classification every shell's answer table is a
+/// total mapping of (HTTP status, kiosk screen, CLI exit code), so a new code can never fall
+/// through to a silent "internal error".
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ErrorClass {
+    /// The request's bytes are wrong: empty, not an image, corrupt, not a template.
+    Input,
+    /// The request's bytes exceed the configured limit (a declared pixel count over the
+    /// limit is `Input`: the bytes arrived, the image they describe is refused).
+    TooLarge,
+    /// The person's capture cannot be used: retry with guidance.
+    Capture,
+    /// The installation is broken: a model is missing or corrupt, the configuration is wrong.
+    Installation,
+    /// The engine failed at run time (inference): not the caller's fault.
+    Internal,
 }
 
 impl fmt::Display for ErrorCode {
@@ -303,5 +338,10 @@ mod tests {
         }
         assert!(ErrorCode::NoFace.is_capture_problem());
         assert!(!ErrorCode::CorruptImage.is_capture_problem());
+        assert_eq!(ErrorCode::CorruptImage.class(), ErrorClass::Input);
+        assert_eq!(ErrorCode::ImageTooLarge.class(), ErrorClass::Input);
+        assert_eq!(ErrorCode::InputTooLarge.class(), ErrorClass::TooLarge);
+        assert_eq!(ErrorCode::ModelMissing.class(), ErrorClass::Installation);
+        assert_eq!(ErrorCode::RuntimeError.class(), ErrorClass::Internal);
     }
 }

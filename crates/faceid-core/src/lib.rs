@@ -9,7 +9,12 @@
 //!                                          liveness, quality <─┘     embed ─> Template
 //!                                                                              │
 //!                                       calibration ─> Comparison ─ decision ─> Decision
+//!
+//! frames ─ sequence ─> SequenceAnalysis ─ verdict ─> EnrollmentVerdict / Verification / Identified
 //! ```
+//!
+//! The verdicts ([`verdict`]) are the product's decision rules, written once: liveness first,
+//! then quality, then the match. Shells reach them through `faceid-service`.
 //!
 //! [`Engine`] loads the models once (checking their pinned sha256) and exposes every stage
 //! plus the composed operations the kiosk, server and CLI share: [`Engine::analyze`],
@@ -37,6 +42,7 @@ pub mod quality;
 pub mod sampling;
 pub mod sequence;
 pub mod template;
+pub mod verdict;
 
 pub use crate::align::AlignedFace;
 pub use crate::attributes::Attributes;
@@ -46,10 +52,11 @@ pub use crate::config::{EngineConfig, QualityLimits};
 pub use crate::decision::{Comparison, Decision, Identification};
 pub use crate::detect::Detection;
 pub use crate::engine::{Analysis, Engine};
-pub use crate::error::{Error, ErrorCode, Result};
+pub use crate::error::{Error, ErrorClass, ErrorCode, Result};
 pub use crate::image::{DecodeLimits, Image, Rotation};
 pub use crate::landmarks::{Face, Landmarks};
 pub use crate::liveness::{Liveness, LivenessAccumulator, LivenessPreset};
 pub use crate::quality::{Measure, Quality};
-pub use crate::sequence::SequenceAnalysis;
+pub use crate::sequence::{FrameAccumulator, FrameSeen, FrameStep, SequenceAnalysis};
 pub use crate::template::Template;
+pub use crate::verdict::{EnrollmentVerdict, Gate, Identified, Reason, Verification};

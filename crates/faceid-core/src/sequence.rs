@@ -1,11 +1,14 @@
-//! A selfie sequence (video frames or a burst of photos) -> one [`SequenceAnalysis`].
+//! A selfie sequence (video frames, a burst of photos, or the kiosk's camera) -> one
+//! [`SequenceAnalysis`].
 //!
-//! The rules for a sequence live here so that the server's video endpoints and the kiosk's
-//! camera loop decide alike:
+//! The rules for a sequence live here, in [`FrameAccumulator`], so that the server's video
+//! endpoints, the CLI and the kiosk's camera loop decide alike:
 //! - a clip shorter than [`EngineConfig::min_video_seconds`](crate::EngineConfig) is refused
 //!   (`VIDEO_TOO_SHORT`);
 //! - a frame with two sizeable faces refuses the whole sequence (`MULTIPLE_FACES`): a
 //!   bystander or a photo held beside the subject never passes, even briefly;
+//! - a frame refused for a capture reason (no face, too small, ...) is skipped and counted;
+//!   any other error ends the sequence with that error;
 //! - liveness is accumulated over every frame with one face (mean log-odds);
 //! - the frame matched is the best by overall quality, preferring frames that pass the
 //!   quality gate;
@@ -13,6 +16,7 @@
 
 use crate::engine::{Analysis, Engine};
 use crate::error::{Error, ErrorCode, Result};
+use crate::geometry::BoundingBox;
 use crate::image::Image;
 use crate::liveness::{Liveness, LivenessAccumulator};
 
@@ -31,7 +35,122 @@ pub struct SequenceAnalysis {
     pub frames_with_face: usize,
 }
 
+/// What one frame did to a sequence (the kiosk turns it into guidance).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameStep {
+    /// The frame was analysed and became the best so far.
+    Best,
+    /// The frame was analysed; an earlier one stays the best.
+    Kept,
+    /// The frame was refused for a capture reason and skipped.
+    Skipped(ErrorCode),
+}
+
+/// What one frame showed, for live guidance (the kiosk): the step, and when the frame had
+/// one face, its box and the first quality measure it fails.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct FrameSeen {
+    /// What the frame did to the sequence.
+    pub step: FrameStep,
+    /// The face's box, when one face was analysed.
+    pub face: Option<BoundingBox>,
+    /// The first failing quality measure of that face, if any.
+    pub failure: Option<ErrorCode>,
+}
+
+/// The sequence rule, one frame at a time. [`Engine::analyze_sequence`] feeds it a whole
+/// clip; the kiosk feeds it camera frames as they arrive and decides once enough frames
+/// pass the quality gate ([`FrameAccumulator::passing_frames`]).
+#[derive(Debug, Default)]
+pub struct FrameAccumulator {
+    liveness: LivenessAccumulator,
+    best: Option<(usize, Analysis)>,
+    refusals: Vec<Error>,
+    frames: usize,
+    passing: usize,
+}
+
+impl FrameAccumulator {
+    /// An empty sequence.
+    pub fn new() -> FrameAccumulator {
+        FrameAccumulator::default()
+    }
+
+    /// Adds the analysis of the next frame. `Err` ends the sequence: two sizeable faces
+    /// (`MULTIPLE_FACES`), or an error that is not about the capture (corrupt input, a
+    /// runtime failure).
+    pub fn add(&mut self, analysed: Result<Analysis>) -> Result<FrameStep> {
+        let index = self.frames;
+        self.frames += 1;
+        let analysis = match analysed {
+            Ok(analysis) => analysis,
+            Err(e @ Error::MultipleFaces { .. }) => return Err(e),
+            Err(e) if e.code().is_capture_problem() => {
+                let code = e.code();
+                self.refusals.push(e);
+                return Ok(FrameStep::Skipped(code));
+            }
+            Err(e) => return Err(e),
+        };
+        self.liveness.add(analysis.liveness);
+        if analysis.quality.passed() {
+            self.passing += 1;
+        }
+        let better = self
+            .best
+            .as_ref()
+            .is_none_or(|(_, current)| rank(&analysis) > rank(current));
+        if better {
+            self.best = Some((index, analysis));
+            Ok(FrameStep::Best)
+        } else {
+            Ok(FrameStep::Kept)
+        }
+    }
+
+    /// Frames added so far.
+    pub fn frames(&self) -> usize {
+        self.frames
+    }
+
+    /// Frames whose face passed the quality gate.
+    pub fn passing_frames(&self) -> usize {
+        self.passing
+    }
+
+    /// The sequence so far: `NO_FRAMES` when nothing was added, the most frequent capture
+    /// refusal when no frame had a usable face.
+    pub fn finish(self) -> Result<SequenceAnalysis> {
+        if self.frames == 0 {
+            return Err(Error::NoFrames);
+        }
+        let Some((best_frame, best)) = self.best else {
+            return Err(most_frequent(self.refusals));
+        };
+        Ok(SequenceAnalysis {
+            best,
+            best_frame,
+            liveness: self.liveness.result()?,
+            frames: self.frames,
+            frames_with_face: self.liveness.frames(),
+        })
+    }
+}
+
 impl Engine {
+    /// The clip-length rule: a video (`Some(seconds)`) shorter than `min_video_seconds` is
+    /// `VIDEO_TOO_SHORT`; stills (`None`) have no length.
+    pub fn check_duration(&self, duration_secs: Option<f64>) -> Result<()> {
+        let min_seconds = self.config().min_video_seconds;
+        match duration_secs {
+            Some(seconds) if seconds < f64::from(min_seconds) => Err(Error::VideoTooShort {
+                seconds: seconds as f32,
+                min_seconds,
+            }),
+            _ => Ok(()),
+        }
+    }
+
     /// Analyses a sequence of frames of one person. `duration_secs` is the clip length when
     /// the frames come from a video (checked against the minimum), `None` for still photos.
     pub fn analyze_sequence(
@@ -42,46 +161,29 @@ impl Engine {
         if frames.is_empty() {
             return Err(Error::NoFrames);
         }
-        if let Some(seconds) = duration_secs {
-            let min_seconds = self.config().min_video_seconds;
-            if seconds < f64::from(min_seconds) {
-                return Err(Error::VideoTooShort {
-                    seconds: seconds as f32,
-                    min_seconds,
-                });
-            }
+        self.check_duration(duration_secs)?;
+        let mut sequence = FrameAccumulator::new();
+        for frame in frames {
+            self.add_frame(&mut sequence, frame)?;
         }
-        let mut liveness = LivenessAccumulator::new();
-        let mut best: Option<(usize, Analysis)> = None;
-        let mut refusals: Vec<Error> = Vec::new();
-        for (index, frame) in frames.iter().enumerate() {
-            let analysis = match self.analyze(frame) {
-                Ok(analysis) => analysis,
-                Err(e @ Error::MultipleFaces { .. }) => return Err(e),
-                Err(e) if e.code().is_capture_problem() => {
-                    refusals.push(e);
-                    continue;
-                }
-                Err(e) => return Err(e),
-            };
-            liveness.add(analysis.liveness);
-            let better = match &best {
-                None => true,
-                Some((_, current)) => rank(&analysis) > rank(current),
-            };
-            if better {
-                best = Some((index, analysis));
-            }
-        }
-        let Some((best_frame, best)) = best else {
-            return Err(most_frequent(refusals));
+        sequence.finish()
+    }
+
+    /// Analyses the next frame of `sequence` and adds it by the sequence rule. `Err` ends
+    /// the sequence (two sizeable faces, or a fault that is not about the capture).
+    pub fn add_frame(&self, sequence: &mut FrameAccumulator, frame: &Image) -> Result<FrameSeen> {
+        let analysed = self.analyze(frame);
+        let (face, failure) = match &analysed {
+            Ok(a) => (
+                Some(a.face.bbox),
+                a.quality.first_failure().map(|e| e.code()),
+            ),
+            Err(_) => (None, None),
         };
-        Ok(SequenceAnalysis {
-            best,
-            best_frame,
-            liveness: liveness.result()?,
-            frames: frames.len(),
-            frames_with_face: liveness.frames(),
+        Ok(FrameSeen {
+            step: sequence.add(analysed)?,
+            face,
+            failure,
         })
     }
 }
@@ -108,4 +210,46 @@ fn most_frequent(refusals: Vec<Error>) -> Error {
         .into_iter()
         .find(|e| e.code() == top)
         .unwrap_or(Error::NoFace)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_empty_sequence_has_no_frames_and_skipped_frames_give_the_common_reason() {
+        assert_eq!(
+            FrameAccumulator::new().finish().unwrap_err().code(),
+            ErrorCode::NoFrames
+        );
+        let mut sequence = FrameAccumulator::new();
+        assert_eq!(
+            sequence.add(Err(Error::NoFace)).unwrap(),
+            FrameStep::Skipped(ErrorCode::NoFace)
+        );
+        sequence.add(Err(Error::EyesClosed)).unwrap();
+        sequence.add(Err(Error::EyesClosed)).unwrap();
+        assert_eq!(sequence.frames(), 3);
+        assert_eq!(sequence.finish().unwrap_err().code(), ErrorCode::EyesClosed);
+    }
+
+    #[test]
+    fn two_faces_or_a_non_capture_error_end_the_sequence() {
+        let mut sequence = FrameAccumulator::new();
+        sequence.add(Err(Error::NoFace)).unwrap();
+        assert_eq!(
+            sequence
+                .add(Err(Error::MultipleFaces { count: 2 }))
+                .unwrap_err()
+                .code(),
+            ErrorCode::MultipleFaces
+        );
+        assert_eq!(
+            sequence
+                .add(Err(Error::CorruptImage { reason: "x".into() }))
+                .unwrap_err()
+                .code(),
+            ErrorCode::CorruptImage
+        );
+    }
 }

@@ -3,32 +3,37 @@
 //! camera frames ([`Kiosk::on_frame`]) and the clock ([`Kiosk::tick`]); the UI renders
 //! [`Kiosk::screen`], which never carries a score.
 //!
-//! - **Enroll**: card scan -> portrait -> selfie with live guidance -> liveness accumulated
-//!   over [`GOOD_FRAMES`] usable frames -> card-vs-selfie match -> quality gate (every frame
-//!   counted passed it) -> id and name -> stored in the gallery -> result.
-//! - **Verify** (1:1): claimed id -> selfie -> live and the claimed person's -> result.
-//! - **Identify** (1:N): selfie -> live and someone in the gallery -> result.
+//! The kiosk decides nothing itself: camera frames go into the engine's sequence rule
+//! (`FrameAccumulator`, the same one that judges an uploaded video) through
+//! `faceid_service::Service::add_frame`, and once [`GOOD_FRAMES`] frames pass the quality
+//! gate the attempt is judged by the same use cases as every server surface.
 //!
-//! Two sizeable faces in [`MULTI_FACE_FRAMES`] analysed frames in a row refuse the attempt;
-//! [`crate::lockout`] counts failures; inactivity returns to the start screen.
+//! - **Enroll**: card scan -> portrait -> selfie with live guidance -> the enrollment gate
+//!   (liveness, quality, card-vs-selfie match) -> id and name -> stored -> result.
+//! - **Verify** (1:1): claimed id -> selfie -> the 1:1 verdict -> result.
+//! - **Identify** (1:N): selfie -> the 1:N verdict -> result.
+//!
+//! A frame with two sizeable faces refuses the attempt (the sequence rule); a storage fault
+//! is shown as out of service and never counts as a failed attempt; [`crate::lockout`]
+//! counts failures; inactivity returns to the start screen.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faceid_core::geometry::BoundingBox;
 use faceid_core::{
-    Analysis, Engine, Error, Identification, Image, LivenessAccumulator, LivenessPreset, Template,
+    Engine, FrameAccumulator, FrameStep, Gate, Image, LivenessPreset, Reason, SequenceAnalysis,
+    Template,
 };
 use faceid_gallery::{AuditContext, Gallery, NewSubject};
+use faceid_service::{Class, Enrollment, Failure, Selfie, Service};
 use serde::Serialize;
 
 use crate::guidance::Guidance;
 use crate::lockout::{Lockout, Scope};
 
-/// Usable selfie frames accumulated before deciding.
+/// Selfie frames passing the quality gate before deciding.
 pub const GOOD_FRAMES: usize = 5;
-/// Consecutive two-face frames that refuse the attempt.
-pub const MULTI_FACE_FRAMES: usize = 3;
 /// Consecutive steady card detections that capture the card.
 pub const STEADY_CARD_FRAMES: usize = 3;
 /// Time allowed for the selfie or card stage.
@@ -76,8 +81,13 @@ pub enum Refusal {
     DuplicateId,
     /// The id is not acceptable (empty, too long, control characters).
     InvalidId,
-    /// The kiosk could not store or read (logged).
+    /// The kiosk could not store an enrollment (logged).
     Storage,
+    /// The best picture failed the quality gate.
+    PoorCapture,
+    /// The kiosk cannot decide: its storage or engine failed (logged). Not the person's
+    /// failure: it never counts towards a lockout.
+    OutOfService,
 }
 
 /// The end of a flow.
@@ -152,10 +162,12 @@ struct Attempt {
     kind: FlowKind,
     card: Option<Template>,
     claim: Option<String>,
-    liveness: LivenessAccumulator,
-    best: Option<(Analysis, Arc<image::RgbImage>)>,
-    good_frames: usize,
-    multi_face_streak: usize,
+    /// The selfie frames so far, by the engine's sequence rule.
+    sequence: FrameAccumulator,
+    /// The camera frame the sequence currently matches with (kept for retention).
+    best_frame: Option<Arc<image::RgbImage>>,
+    /// Enroll: the judged selfie, waiting for the id and name.
+    judged: Option<SequenceAnalysis>,
     steady_card: Option<(BoundingBox, usize)>,
     stage_started: Instant,
 }
@@ -166,10 +178,9 @@ impl Attempt {
             kind,
             card: None,
             claim: None,
-            liveness: LivenessAccumulator::new(),
-            best: None,
-            good_frames: 0,
-            multi_face_streak: 0,
+            sequence: FrameAccumulator::new(),
+            best_frame: None,
+            judged: None,
             steady_card: None,
             stage_started: now,
         }
@@ -192,7 +203,7 @@ pub struct KioskOptions {
 /// The kiosk's decisions over one engine and one gallery.
 #[derive(Debug)]
 pub struct Kiosk {
-    engine: Arc<Engine>,
+    service: Service,
     gallery: Arc<Gallery>,
     options: KioskOptions,
     screen: Screen,
@@ -207,7 +218,7 @@ impl Kiosk {
     /// A kiosk on its start screen.
     pub fn new(engine: Arc<Engine>, gallery: Arc<Gallery>, options: KioskOptions) -> Kiosk {
         Kiosk {
-            engine,
+            service: Service::new(engine, gallery.clone()),
             gallery,
             options,
             screen: Screen::Start,
@@ -254,15 +265,40 @@ impl Kiosk {
         self.show(Screen::Result { outcome }, now);
     }
 
-    fn audit(&mut self, action: &str, subject: Option<&str>, outcome: &str) {
+    /// The audit context of the next event of this kiosk.
+    fn context(&mut self) -> AuditContext {
         self.events += 1;
-        let ctx = AuditContext {
+        AuditContext {
             actor: self.options.kiosk_id.clone(),
             request_id: format!("{}-{}", self.options.kiosk_id, self.events),
-        };
-        if let Err(e) = self.gallery.record(action, subject, outcome, &ctx) {
-            tracing::error!(error = %e, "audit append failed");
         }
+    }
+
+    /// The gate at this kiosk's liveness preset.
+    fn gate(&self) -> Gate {
+        Gate {
+            preset: self.options.preset,
+            ..self.service.gate()
+        }
+    }
+
+    /// Ends the attempt on a failure without a verdict: a storage or engine fault is out of
+    /// service (logged, not the person's failure); a capture refusal is the person's.
+    fn fail(&mut self, failure: Failure, now: Instant) {
+        let reason = match failure.class() {
+            Class::Capture if failure.code() == "MULTIPLE_FACES" => Refusal::OnePerson,
+            Class::Capture => Refusal::PoorCapture,
+            Class::Input
+            | Class::TooLarge
+            | Class::NotFound
+            | Class::Conflict
+            | Class::Installation
+            | Class::Internal => {
+                tracing::error!(error = %failure, "the kiosk could not decide");
+                Refusal::OutOfService
+            }
+        };
+        self.finish(Outcome::Refused { reason }, now);
     }
 
     /// A touch on the screen (resets the inactivity timer).
@@ -305,7 +341,14 @@ impl Kiosk {
             );
         }
         if self.lockout.locked(&Scope::Identity(id.clone()), now) {
-            self.audit("verify", Some(&id), "rejected:LOCKED");
+            let ctx = self.context();
+            if let Err(e) =
+                self.service
+                    .gallery()
+                    .record("verify", Some(&id), "rejected:LOCKED", &ctx)
+            {
+                return self.fail(e.into(), now);
+            }
             return self.finish(Outcome::Locked, now);
         }
         attempt.claim = Some(id);
@@ -329,7 +372,7 @@ impl Kiosk {
         let Ok(image) = to_image(card) else {
             return false;
         };
-        match self.engine.card_template(&image) {
+        match self.service.card(&image) {
             Ok((_, template)) => {
                 if let Some(attempt) = self.attempt.as_mut() {
                     attempt.card = Some(template);
@@ -389,7 +432,7 @@ impl Kiosk {
 
     fn card_frame(&mut self, frame: &Arc<image::RgbImage>, now: Instant) {
         let Ok(image) = to_image(frame) else { return };
-        let Ok(portrait) = self.engine.card_portrait(&image) else {
+        let Ok((portrait, _)) = self.service.card(&image) else {
             if let Some(a) = self.attempt.as_mut() {
                 a.steady_card = None;
             }
@@ -417,51 +460,29 @@ impl Kiosk {
 
     fn selfie_frame(&mut self, frame: &Arc<image::RgbImage>, now: Instant) {
         let Ok(image) = to_image(frame) else { return };
-        let analysed = self.engine.analyze(&image);
         let Some(attempt) = self.attempt.as_mut() else {
             return;
         };
-        let guidance = match analysed {
-            Err(Error::MultipleFaces { .. }) => {
-                // Whatever was gathered may include the other person: start over.
-                attempt.multi_face_streak += 1;
-                attempt.liveness = LivenessAccumulator::new();
-                attempt.best = None;
-                attempt.good_frames = 0;
-                if attempt.multi_face_streak >= MULTI_FACE_FRAMES {
-                    let kind = attempt.kind;
-                    self.audit(action(kind), None, "rejected:MULTIPLE_FACES");
-                    return self.finish(
-                        Outcome::Refused {
-                            reason: Refusal::OnePerson,
-                        },
-                        now,
-                    );
+        let seen = match self.service.add_frame(&mut attempt.sequence, &image) {
+            Ok(seen) => seen,
+            Err(failure) => {
+                // Two people in frame (or a fault): the attempt ends, audited once.
+                let (kind, claim) = (attempt.kind, attempt.claim.clone());
+                let ctx = self.context();
+                if let Err(e) = self
+                    .service
+                    .refused(action(kind), claim.as_deref(), &failure, &ctx)
+                {
+                    return self.fail(e, now);
                 }
-                Guidance::OnePerson
-            }
-            Err(e) => {
-                attempt.multi_face_streak = 0;
-                Guidance::for_error(e.code())
-            }
-            Ok(analysis) => {
-                attempt.multi_face_streak = 0;
-                let guidance = Guidance::for_analysis(&analysis, frame.width(), frame.height());
-                if guidance == Guidance::Good {
-                    attempt.liveness.add(analysis.liveness);
-                    attempt.good_frames += 1;
-                    let better = attempt
-                        .best
-                        .as_ref()
-                        .is_none_or(|(b, _)| analysis.quality.overall > b.quality.overall);
-                    if better {
-                        attempt.best = Some((analysis, frame.clone()));
-                    }
-                }
-                guidance
+                return self.fail(failure, now);
             }
         };
-        let (kind, good) = (attempt.kind, attempt.good_frames);
+        if seen.step == FrameStep::Best {
+            attempt.best_frame = Some(frame.clone());
+        }
+        let guidance = Guidance::for_frame(&seen, frame.width(), frame.height());
+        let (kind, good) = (attempt.kind, attempt.sequence.passing_frames());
         if good >= GOOD_FRAMES {
             return self.decide(now);
         }
@@ -472,97 +493,99 @@ impl Kiosk {
         };
     }
 
+    /// Judges the attempt by the use case of its flow.
     fn decide(&mut self, now: Instant) {
-        let Some(attempt) = self.attempt.take() else {
+        let Some(mut attempt) = self.attempt.take() else {
             return;
         };
-        let Some((best, frame)) = attempt.best else {
-            return;
+        let sequence = std::mem::take(&mut attempt.sequence);
+        let probe = match sequence.finish() {
+            Ok(probe) => probe,
+            Err(e) => return self.fail(e.into(), now),
         };
-        let live = attempt
-            .liveness
-            .result()
-            .is_ok_and(|l| l.is_live(self.options.preset));
         let scope = match (&attempt.kind, &attempt.claim) {
             (FlowKind::Verify, Some(id)) => Scope::Identity(id.clone()),
             _ => Scope::Kiosk,
         };
-        if !live {
-            self.lockout.fail(scope, now);
-            self.audit(
-                action(attempt.kind),
-                attempt.claim.as_deref(),
-                "rejected:LIVENESS_FAILED",
-            );
-            return self.finish(
-                Outcome::Refused {
-                    reason: Refusal::NotLive,
-                },
-                now,
-            );
-        }
+        let gate = self.gate();
+        let ctx = self.context();
         match attempt.kind {
             FlowKind::Enroll => {
-                let matches = attempt
-                    .card
-                    .as_ref()
-                    .and_then(|card| self.engine.verify(&best.template, card).ok())
-                    .is_some_and(|d| d.accepted);
-                if !matches {
-                    self.lockout.fail(Scope::Kiosk, now);
-                    self.audit("enroll", None, "rejected:CARD_MISMATCH");
+                let verdict =
+                    match self
+                        .service
+                        .judge_enrollment(&probe, gate, attempt.card.as_ref(), &ctx)
+                    {
+                        Ok(verdict) => verdict,
+                        Err(failure) => return self.fail(failure, now),
+                    };
+                if !verdict.reason.accepted() {
+                    self.lockout.fail(scope, now);
                     return self.finish(
                         Outcome::Refused {
-                            reason: Refusal::CardMismatch,
+                            reason: refusal(verdict.reason),
                         },
                         now,
                     );
                 }
-                self.attempt = Some(Attempt {
-                    best: Some((best, frame)),
-                    ..attempt
-                });
+                attempt.judged = Some(probe);
+                self.attempt = Some(attempt);
                 self.show(Screen::Details { error: None }, now);
             }
             FlowKind::Verify => {
                 let id = attempt.claim.unwrap_or_default();
-                let references = self.gallery.templates(&id).unwrap_or_default();
-                let accepted = self
-                    .engine
-                    .verify_subject(&best.template, &references)
-                    .ok()
-                    .flatten()
-                    .is_some_and(|d| d.accepted);
-                if accepted {
-                    self.lockout.clear(&scope);
-                    self.audit("verify", Some(&id), "accepted");
-                    let name = self.display_name(&id);
-                    self.finish(Outcome::Verified { name }, now);
-                } else {
-                    self.lockout.fail(scope, now);
-                    self.audit("verify", Some(&id), "rejected:NO_MATCH");
-                    self.finish(Outcome::NotVerified, now);
+                let verdict = match self
+                    .service
+                    .verify(&id, Selfie::Analysed(probe), gate, &ctx)
+                {
+                    Ok((verdict, _)) => verdict.reason,
+                    // The kiosk does not tell an unknown id from another person.
+                    Err(Failure::UnknownSubject(_)) => Reason::NoMatch,
+                    Err(failure) => return self.fail(failure, now),
+                };
+                match verdict {
+                    Reason::Match => {
+                        self.lockout.clear(&scope);
+                        let name = self.display_name(&id);
+                        self.finish(Outcome::Verified { name }, now);
+                    }
+                    Reason::NoMatch => {
+                        self.lockout.fail(scope, now);
+                        self.finish(Outcome::NotVerified, now);
+                    }
+                    refused => {
+                        self.lockout.fail(scope, now);
+                        self.finish(
+                            Outcome::Refused {
+                                reason: refusal(refused),
+                            },
+                            now,
+                        );
+                    }
                 }
             }
             FlowKind::Identify => {
-                let candidates = self.gallery.search(&best.template, 5).unwrap_or_default();
-                let found = self.engine.identify_cosines(
-                    candidates
-                        .into_iter()
-                        .map(|c| (c.subject, c.cosine))
-                        .collect(),
-                    self.gallery.len(),
-                );
-                match found {
-                    Identification::Match { subject, .. } => {
-                        self.audit("identify", Some(&subject), "match");
-                        let name = self.display_name(&subject);
+                let verdict = match self.service.identify(Selfie::Analysed(probe), gate, &ctx) {
+                    Ok((verdict, _)) => verdict,
+                    Err(failure) => return self.fail(failure, now),
+                };
+                match (verdict.reason, verdict.subject()) {
+                    (Reason::Match, Some(subject)) => {
+                        let name = self.display_name(subject);
                         self.finish(Outcome::Identified { name }, now);
                     }
-                    Identification::NoMatch { .. } => {
+                    (Reason::Match | Reason::NoMatch, _) => {
                         self.lockout.fail(Scope::Kiosk, now);
-                        self.audit("identify", None, "no_match");
                         self.finish(Outcome::NotRecognised, now);
+                    }
+                    (refused, _) => {
+                        self.lockout.fail(Scope::Kiosk, now);
+                        self.finish(
+                            Outcome::Refused {
+                                reason: refusal(refused),
+                            },
+                            now,
+                        );
                     }
                 }
             }
@@ -594,37 +617,46 @@ impl Kiosk {
                 now,
             );
         }
-        let Some(attempt) = self.attempt.as_ref() else {
+        let Some(attempt) = self.attempt.as_mut() else {
             return;
         };
-        let Some((best, frame)) = attempt.best.as_ref() else {
+        let Some(probe) = attempt.judged.take() else {
             return;
         };
-        let mut templates = vec![best.template.clone()];
-        templates.extend(attempt.card.clone());
-        let image = self
-            .options
-            .retain_images
-            .then(|| crate::capture::preview_jpeg(frame, 640, 90));
+        let retained = match (&attempt.best_frame, self.options.retain_images) {
+            (Some(frame), true) => Some(crate::capture::preview_jpeg(frame, 640, 90)),
+            _ => None,
+        };
+        let card = attempt.card.clone();
         let new = NewSubject {
             id: id.clone(),
             display_name: (!name.is_empty()).then(|| name.to_string()),
             source: Some(self.options.kiosk_id.clone()),
         };
-        self.events += 1;
-        let ctx = AuditContext {
-            actor: self.options.kiosk_id.clone(),
-            request_id: format!("{}-{}", self.options.kiosk_id, self.events),
+        let shown = new.display_name.clone().unwrap_or(id);
+        let request = Enrollment {
+            subject: new,
+            selfie: Selfie::Analysed(probe.clone()),
+            gate: self.gate(),
+            card,
+            retained_image: retained,
         };
-        match self
-            .gallery
-            .enroll(&new, &templates, image.as_deref(), &ctx)
-        {
-            Ok(_) => {
-                let shown = new.display_name.unwrap_or(id);
+        let ctx = self.context();
+        match self.service.enroll(request, &ctx) {
+            Ok(enrolled) if enrolled.subject.is_some() => {
                 self.finish(Outcome::Enrolled { name: shown }, now);
             }
-            Err(faceid_gallery::Error::DuplicateSubject(_)) => {
+            // Judged before the details screen with the same rule: cannot differ.
+            Ok(enrolled) => self.finish(
+                Outcome::Refused {
+                    reason: refusal(enrolled.verdict.reason),
+                },
+                now,
+            ),
+            Err(Failure::DuplicateSubject(_)) => {
+                if let Some(attempt) = self.attempt.as_mut() {
+                    attempt.judged = Some(probe);
+                }
                 self.show(
                     Screen::Details {
                         error: Some(Refusal::DuplicateId),
@@ -632,8 +664,8 @@ impl Kiosk {
                     now,
                 );
             }
-            Err(e) => {
-                tracing::error!(error = %e, "enrollment failed");
+            Err(failure) => {
+                tracing::error!(error = %failure, "enrollment failed");
                 self.finish(
                     Outcome::Refused {
                         reason: Refusal::Storage,
@@ -670,6 +702,17 @@ fn action(kind: FlowKind) -> &'static str {
         FlowKind::Enroll => "enroll",
         FlowKind::Verify => "verify",
         FlowKind::Identify => "identify",
+    }
+}
+
+/// The kiosk's word for a verdict's refusal.
+fn refusal(reason: Reason) -> Refusal {
+    match reason {
+        Reason::LivenessFailed => Refusal::NotLive,
+        Reason::CardMismatch => Refusal::CardMismatch,
+        Reason::Quality(_) => Refusal::PoorCapture,
+        // Not refusals: callers show their own outcome for these.
+        Reason::Match | Reason::NoMatch => Refusal::CardMismatch,
     }
 }
 

@@ -1,7 +1,7 @@
 //! What to tell the person in front of the camera. Each [`Guidance`] is a message key the UI
 //! translates; the mapping from the engine's verdicts lives here and nowhere else.
 
-use faceid_core::{Analysis, ErrorCode};
+use faceid_core::{ErrorCode, FrameSeen, FrameStep};
 use serde::Serialize;
 
 /// A live instruction (or the all-clear).
@@ -47,10 +47,17 @@ impl Guidance {
         }
     }
 
-    /// The instruction for an analysed frame of `width` x `height`: off-centre faces first
-    /// (the person can fix it at once), then the quality gate's first failure.
-    pub fn for_analysis(analysis: &Analysis, width: u32, height: u32) -> Guidance {
-        let center = analysis.face.bbox.center();
+    /// The instruction for a frame of `width` x `height` as the sequence rule saw it:
+    /// a skipped frame's refusal, then off-centre faces (the person can fix it at once),
+    /// then the quality gate's first failure.
+    pub fn for_frame(seen: &FrameSeen, width: u32, height: u32) -> Guidance {
+        if let FrameStep::Skipped(code) = seen.step {
+            return Guidance::for_error(code);
+        }
+        let Some(face) = seen.face else {
+            return Guidance::LookAtCamera;
+        };
+        let center = face.center();
         let (fx, fy) = (
             center.x / width.max(1) as f32,
             center.y / height.max(1) as f32,
@@ -58,8 +65,8 @@ impl Guidance {
         if !(0.2..=0.8).contains(&fx) || !(0.15..=0.85).contains(&fy) {
             return Guidance::CenterFace;
         }
-        match analysis.quality.first_failure() {
-            Some(failure) => Guidance::for_error(failure.code()),
+        match seen.failure {
+            Some(code) => Guidance::for_error(code),
             None => Guidance::Good,
         }
     }

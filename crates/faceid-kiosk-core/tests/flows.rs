@@ -179,20 +179,18 @@ fn two_people_in_frame_are_refused_and_screens_time_out() {
     s.kiosk.start(FlowKind::Identify, s.now);
     let two_faces = format!("file:{}", faceid_e2e::sample_path(1).display());
     let seen = s.run_camera(&two_faces);
-    assert!(seen.iter().any(|screen| matches!(
-        screen,
-        Screen::Selfie {
-            guidance: Guidance::OnePerson,
-            ..
-        }
-    )));
     assert_eq!(
         s.outcome(),
         Outcome::Refused {
             reason: Refusal::OnePerson
         }
     );
-    assert_eq!(seen.len(), faceid_kiosk_core::flow::MULTI_FACE_FRAMES);
+    // The sequence rule: one frame with two sizeable faces refuses the attempt.
+    assert_eq!(seen.len(), 1);
+    assert_eq!(
+        Guidance::for_error(faceid_core::ErrorCode::MultipleFaces),
+        Guidance::OnePerson
+    );
 
     // The result returns to the start by itself; so does an abandoned screen.
     s.kiosk.tick(s.now + Duration::from_secs(3));

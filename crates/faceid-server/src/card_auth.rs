@@ -48,6 +48,7 @@ use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use faceid_core::ErrorCode;
 use faceid_gallery::{AuditContext, NewSubject};
+use faceid_service::{Class, Failure, Selfie};
 use serde_json::json;
 
 use crate::access::{CallerParts, Part, read_parts};
@@ -104,30 +105,38 @@ impl Refusal {
         Refusal::new("SERVER_BUSY").with_status(StatusCode::SERVICE_UNAVAILABLE)
     }
 
-    fn internal() -> Refusal {
+    /// 500; the cause is logged, never returned.
+    fn internal(cause: impl std::fmt::Display) -> Refusal {
+        tracing::error!(error = %cause, "internal error");
         Refusal::new("INTERNAL_ERROR").with_status(StatusCode::INTERNAL_SERVER_ERROR)
     }
 
-    /// The reason for an engine refusal: its stable code, renamed where this surface has
-    /// its own word.
-    fn engine(error: &faceid_core::Error) -> Refusal {
-        match error.code() {
-            ErrorCode::InputTooLarge => {
+    /// The reason for a use case that ended without a verdict: one total mapping of its
+    /// class, renamed where this surface has its own word.
+    fn failure(failure: &Failure) -> Refusal {
+        let code = match failure {
+            Failure::Engine(e) => Some(e.code()),
+            _ => None,
+        };
+        match (failure.class(), code) {
+            (_, Some(ErrorCode::EmptyInput)) => Refusal::new("EMPTY_FILE"),
+            (_, Some(ErrorCode::NoPortrait)) => Refusal::new("NO_FACE"),
+            (Class::TooLarge, _) => {
                 Refusal::new("FILE_TOO_LARGE").with_status(StatusCode::PAYLOAD_TOO_LARGE)
             }
-            ErrorCode::EmptyInput => Refusal::new("EMPTY_FILE"),
-            ErrorCode::NoPortrait => Refusal::new("NO_FACE"),
-            code if code.is_capture_problem() => Refusal::new(code.as_str()),
-            ErrorCode::UnsupportedFormat | ErrorCode::CorruptImage | ErrorCode::ImageTooLarge => {
-                Refusal::new(error.code().as_str())
+            (Class::Input, _) if matches!(failure, Failure::InvalidSubjectId(_)) => {
+                Refusal::new("INVALID_USERNAME")
             }
-            _ => Refusal::internal(),
+            (Class::Input | Class::Capture, _) => Refusal::new(failure.code()),
+            (Class::Conflict, _) => Refusal::new("DUPLICATE_USERNAME"),
+            (Class::NotFound, _) => Refusal::new("UNKNOWN_USERNAME"),
+            (Class::Installation | Class::Internal, _) => Refusal::internal(failure),
         }
     }
 
-    fn selfie(error: &SelfieError) -> Refusal {
+    fn selfie(error: SelfieError) -> Refusal {
         match error {
-            SelfieError::Engine(e) => Refusal::engine(e),
+            SelfieError::Engine(e) => Refusal::failure(&Failure::Engine(e)),
             SelfieError::Video(faceid_video::VideoError::Empty) => Refusal::new("EMPTY_FILE"),
             SelfieError::Video(faceid_video::VideoError::NoFrames) => Refusal::new("NO_FRAMES"),
             SelfieError::Video(faceid_video::VideoError::TooLarge { .. }) => {
@@ -136,7 +145,7 @@ impl Refusal {
             SelfieError::Video(faceid_video::VideoError::Unsupported(_)) => {
                 Refusal::new("UNSUPPORTED_FORMAT")
             }
-            SelfieError::Video(faceid_video::VideoError::Io(_)) => Refusal::internal(),
+            SelfieError::Video(e @ faceid_video::VideoError::Io(_)) => Refusal::internal(e),
         }
     }
 }
@@ -226,44 +235,25 @@ async fn enroll_card(
     multipart: Result<Multipart, MultipartRejection>,
 ) -> Result<(), Refusal> {
     let (name, bytes, actor) = prologue(state, caller, query, multipart, "cin_file").await?;
-    if state
-        .gallery
-        .subject(&name)
-        .map_err(|_| Refusal::internal())?
-        .is_some()
-    {
-        return Err(Refusal::new("DUPLICATE_USERNAME"));
-    }
-    let engine = state.engine.clone();
-    let (_, template) = state
-        .pool
-        .run(move || {
-            let card = engine.decode(&bytes)?;
-            engine.card_template(&card)
-        })
-        .await
-        .map_err(|_| Refusal::busy())?
-        .map_err(|e| Refusal::engine(&e))?;
     let ctx = AuditContext {
         actor,
         request_id: request_id.0.clone(),
     };
-    let new = NewSubject {
-        id: name,
-        display_name: None,
-        source: Some("id-card".into()),
-    };
-    match state.gallery.enroll(&new, &[template], None, &ctx) {
-        Ok(_) => {
-            state.metrics.decision("enroll", "ok");
-            Ok(())
-        }
-        Err(faceid_gallery::Error::DuplicateSubject(_)) => Err(Refusal::new("DUPLICATE_USERNAME")),
-        Err(e) => {
-            tracing::error!(request_id = %request_id.0, error = %e, "enrollment failed");
-            Err(Refusal::internal())
-        }
-    }
+    state
+        .run(move |service| {
+            let card = service.engine().decode(&bytes).map_err(Failure::from)?;
+            let new = NewSubject {
+                id: name,
+                display_name: None,
+                source: Some("id-card".into()),
+            };
+            service.enroll_card(new, &card, &ctx)
+        })
+        .await
+        .map_err(|_| Refusal::busy())?
+        .map_err(|f| Refusal::failure(&f))?;
+    state.metrics.decision("enroll", "ok");
+    Ok(())
 }
 
 /// `POST /api/authentificate?username=NAME` with a video or an image in `auth_video`.
@@ -276,33 +266,15 @@ pub async fn authenticate(
 ) -> Response {
     let outcome =
         authenticate_selfie(&state, &request_id, &caller, query.as_deref(), multipart).await;
-    let (name, result) = match outcome {
-        Ok((name, score)) => (Some(name), Ok(score)),
-        Err((name, refusal)) => (name, Err(refusal)),
-    };
-    let decision = if result.is_ok() {
-        "approved"
-    } else {
-        "rejected"
-    };
-    state.metrics.decision("authenticate", decision);
-    if let Some(name) = &name {
-        let ctx = AuditContext {
-            actor: "surface-1".into(),
-            request_id: request_id.0.clone(),
-        };
-        let outcome = match &result {
-            Ok(_) => "approved".to_string(),
-            Err(r) => format!("rejected:{}", r.reason),
-        };
-        if let Err(e) = state
-            .gallery
-            .record("authenticate", Some(name), &outcome, &ctx)
-        {
-            tracing::error!(request_id = %request_id.0, error = %e, "audit append failed");
-        }
-    }
-    match result {
+    state.metrics.decision(
+        "authenticate",
+        if outcome.is_ok() {
+            "approved"
+        } else {
+            "rejected"
+        },
+    );
+    match outcome {
         Ok(score) => Json(json!({
             "score": score,
             "Decision": "APPROVED",
@@ -313,59 +285,48 @@ pub async fn authenticate(
     }
 }
 
-type Authenticated = Result<(String, f64), (Option<String>, Refusal)>;
-
+/// The 1:1 use case on the upload; the calibrated score when approved.
 async fn authenticate_selfie(
     state: &AppState,
     request_id: &RequestId,
     caller: &CallerParts,
     query: Option<&str>,
     multipart: Result<Multipart, MultipartRejection>,
-) -> Authenticated {
-    let (name, bytes, _actor) = prologue(state, caller, query, multipart, "auth_video")
-        .await
-        .map_err(|r| (None, r))?;
-    let refuse = |r: Refusal| (Some(name.clone()), r);
-    let templates = state.gallery.templates(&name).map_err(|e| match e {
-        faceid_gallery::Error::UnknownSubject(_) => refuse(Refusal::new("UNKNOWN_USERNAME")),
-        e => {
-            tracing::error!(request_id = %request_id.0, error = %e, "templates unreadable");
-            refuse(Refusal::internal())
-        }
-    })?;
-    if templates.is_empty() {
-        return Err(refuse(Refusal::new("UNKNOWN_USERNAME")));
-    }
-    let engine = state.engine.clone();
+) -> Result<f64, Refusal> {
+    let (name, bytes, actor) = prologue(state, caller, query, multipart, "auth_video").await?;
+    let ctx = AuditContext {
+        actor,
+        request_id: request_id.0.clone(),
+    };
     let plan = state.video_plan;
-    let preset = engine.config().liveness_preset;
-    let decided = state
-        .pool
-        .run(move || -> Result<f64, Refusal> {
-            let selfie = frames(&engine, &bytes, &plan).map_err(|e| Refusal::selfie(&e))?;
-            let sequence = engine
-                .analyze_sequence(&selfie.images, selfie.duration_secs)
-                .map_err(|e| Refusal::engine(&e))?;
-            // Liveness first: a replay learns nothing about how to pass the quality gate.
-            if !sequence.liveness.is_live(preset) {
-                return Err(Refusal::new("LIVENESS_FAILED"));
+    let (verdict, _) = state
+        .run(move |service| {
+            // Unknown usernames are told before the upload is decoded.
+            if service
+                .gallery()
+                .templates(&name)
+                .map_err(|e| Refusal::failure(&e.into()))?
+                .is_empty()
+            {
+                return Err(Refusal::new("UNKNOWN_USERNAME"));
             }
-            if let Some(failure) = sequence.best.quality.first_failure() {
-                return Err(Refusal::engine(&failure));
-            }
-            let best = engine
-                .verify_subject(&sequence.best.template, &templates)
-                .map_err(|e| Refusal::engine(&e))?;
-            match best {
-                Some(d) if d.accepted => {
-                    Ok((f64::from(d.comparison.score) * 10_000.0).round() / 10_000.0)
-                }
-                _ => Err(Refusal::new("NO_MATCH")),
-            }
+            let selfie = frames(service.engine(), &bytes, &plan).map_err(Refusal::selfie)?;
+            let selfie = Selfie::Frames {
+                images: selfie.images,
+                duration_secs: selfie.duration_secs,
+            };
+            service
+                .verify(&name, selfie, service.gate(), &ctx)
+                .map_err(|f| Refusal::failure(&f))
         })
         .await
-        .map_err(|_| refuse(Refusal::busy()))?;
-    decided.map(|score| (name.clone(), score)).map_err(refuse)
+        .map_err(|_| Refusal::busy())??;
+    match verdict.decision {
+        Some(d) if verdict.accepted() => {
+            Ok((f64::from(d.comparison.score) * 10_000.0).round() / 10_000.0)
+        }
+        _ => Err(Refusal::new(verdict.reason.code())),
+    }
 }
 
 /// `POST /api/reset`: erases every subject (admin key when not on loopback).
@@ -385,16 +346,22 @@ pub async fn reset(
         actor,
         request_id: request_id.0.clone(),
     };
-    match state.gallery.reset(&ctx) {
-        Ok(()) => Json(json!({"code": 200, "msg": "DONE"})).into_response(),
-        Err(e) => {
-            tracing::error!(request_id = %request_id.0, error = %e, "reset failed");
+    match state.run(move |service| service.reset(&ctx)).await {
+        Ok(Ok(())) => Json(json!({"code": 200, "msg": "DONE"})).into_response(),
+        // The cause is logged under the request id; the client learns only that it failed.
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "reset failed");
             (
                 StatusCode::INTERNAL_SERVER_ERROR,
-                Json(json!({"code": 500, "msg": format!("ERROR_DETECTED : {e}")})),
+                Json(json!({"code": 500, "msg": "ERROR_DETECTED : internal error"})),
             )
                 .into_response()
         }
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"code": 503, "msg": "ERROR_DETECTED : server busy"})),
+        )
+            .into_response(),
     }
 }
 

@@ -10,9 +10,10 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use faceid_core::{Comparison, ErrorCode};
+use faceid_core::{ErrorCode, Gate, Reason};
 use faceid_gallery::gallery::validate_subject_id;
 use faceid_gallery::{AuditContext, NewSubject};
+use faceid_service::{Class, Enrollment, Failure, Selfie};
 use serde::{Deserialize, Serialize};
 
 use crate::access::keyed;
@@ -79,25 +80,46 @@ fn path_id(user_id: Result<Path<String>, PathRejection>) -> Result<String, Probl
         .map_err(|_| Problem::bad_request(["invalid userId"]))
 }
 
-/// Maps an engine refusal to the surface's 400/413 answers.
-fn engine_problem(error: &faceid_core::Error) -> Problem {
-    match error.code() {
-        ErrorCode::NoFace => Problem::bad_request([messages::NO_FACE]),
-        ErrorCode::MultipleFaces => {
+/// The surface's answer for a use case that ended without a verdict: one total mapping of
+/// the failure class, with the messages its clients match on.
+fn failure_problem(failure: &Failure) -> Problem {
+    match (failure.class(), failure) {
+        (_, Failure::Engine(e)) if e.code() == ErrorCode::NoFace => {
+            Problem::bad_request([messages::NO_FACE])
+        }
+        (_, Failure::Engine(e)) if e.code() == ErrorCode::MultipleFaces => {
             Problem::bad_request(["more than one face detected in the provided image"])
         }
-        ErrorCode::InputTooLarge | ErrorCode::ImageTooLarge => Problem::too_large(),
-        ErrorCode::UnsupportedFormat | ErrorCode::CorruptImage | ErrorCode::EmptyInput => {
-            Problem::bad_request(["face is not a readable JPEG or PNG image"])
+        (_, Failure::Engine(e)) if e.code() == ErrorCode::ImageTooLarge => Problem::too_large(),
+        (Class::Input, Failure::InvalidSubjectId(_)) => Problem::bad_request(["invalid userId"]),
+        (Class::Input, _) => Problem::bad_request(["face is not a readable JPEG or PNG image"]),
+        (Class::TooLarge, _) => Problem::too_large(),
+        (Class::Capture, _) => {
+            Problem::bad_request([format!("face quality too low: {}", failure.code())])
         }
-        code if code.is_capture_problem() => {
-            Problem::bad_request([format!("face quality too low: {code}")])
-        }
-        _ => Problem::internal(),
+        (Class::Conflict, _) => Problem::bad_request([messages::DUPLICATE_ID]),
+        (Class::NotFound, _) => Problem::not_found(),
+        (Class::Installation | Class::Internal, _) => Problem::internal(failure),
     }
 }
 
-/// `POST /users/{USER_ID}`: enroll one face under a new id.
+/// The surface's answer for a verdict that refused before the match.
+fn refused_problem(reason: Reason) -> Problem {
+    match reason {
+        Reason::LivenessFailed => Problem::bad_request([messages::NOT_LIVE]),
+        reason => Problem::bad_request([format!("face quality too low: {}", reason.code())]),
+    }
+}
+
+fn audit(actor: String, request_id: &RequestId) -> AuditContext {
+    AuditContext {
+        actor,
+        request_id: request_id.0.clone(),
+    }
+}
+
+/// `POST /users/{USER_ID}`: enroll one face under a new id (an uploaded photo: the
+/// enrollment gate without liveness).
 pub async fn enroll(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
@@ -109,53 +131,41 @@ pub async fn enroll(
     let user_id = path_id(user_id)?;
     validate_subject_id(&user_id).map_err(|_| Problem::bad_request(["invalid userId"]))?;
     let (bytes, _) = image_bytes(body, state.engine.config().max_image_bytes)?;
-    if state
-        .gallery
-        .subject(&user_id)
-        .map_err(|_| Problem::internal())?
-        .is_some()
-    {
-        return Err(Problem::bad_request([messages::DUPLICATE_ID]));
-    }
-    let engine = state.engine.clone();
-    let analysis = state
-        .pool
-        .run(move || -> faceid_core::Result<faceid_core::Analysis> {
-            let image = engine.decode(&bytes)?;
-            let analysis = engine.analyze(&image)?;
-            match analysis.quality.first_failure() {
-                Some(failure) => Err(failure),
-                None => Ok(analysis),
-            }
+    let ctx = audit(actor, &request_id);
+    let enrolled = state
+        .run(move |service| {
+            let image = service.engine().decode(&bytes).map_err(Failure::from)?;
+            service.enroll(
+                Enrollment {
+                    subject: NewSubject {
+                        id: user_id,
+                        display_name: None,
+                        source: Some("server".into()),
+                    },
+                    selfie: Selfie::photo(image),
+                    gate: Gate {
+                        liveness: false,
+                        ..service.gate()
+                    },
+                    card: None,
+                    retained_image: None,
+                },
+                &ctx,
+            )
         })
-        .await
-        .map_err(|_| Problem::busy())?
-        .map_err(|e| engine_problem(&e))?;
-    let ctx = AuditContext {
-        actor,
-        request_id: request_id.0.clone(),
-    };
-    let new = NewSubject {
-        id: user_id,
-        display_name: None,
-        source: Some("server".into()),
-    };
-    match state.gallery.enroll(&new, &[analysis.template], None, &ctx) {
-        Ok(_) => {
-            state.metrics.decision("enroll", "ok");
-            Ok(StatusCode::OK.into_response())
-        }
-        Err(faceid_gallery::Error::DuplicateSubject(_)) => {
-            Err(Problem::bad_request([messages::DUPLICATE_ID]))
-        }
-        Err(e) => {
-            tracing::error!(request_id = %request_id.0, error = %e, "enrollment failed");
-            Err(Problem::internal())
-        }
+        .await?
+        .map_err(|f| failure_problem(&f))?;
+    if enrolled.subject.is_none() {
+        state.metrics.decision("enroll", "rejected");
+        return Err(refused_problem(enrolled.verdict.reason));
     }
+    state.metrics.decision("enroll", "ok");
+    Ok(StatusCode::OK.into_response())
 }
 
-/// `POST /users/search`: the enrolled people whose similarity reaches the threshold.
+/// `POST /users/search`: the 1:N verdict (liveness, quality, then the gallery-size
+/// threshold), listed as the people whose similarity reaches both that threshold and the
+/// client's: the client's threshold can only make the search stricter.
 pub async fn search(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
@@ -170,45 +180,41 @@ pub async fn search(
             "threshold must be between 0 and 100",
         ]));
     }
-    let engine = state.engine.clone();
-    let (_, probe) = state
-        .pool
-        .run(move || {
-            let image = engine.decode(&bytes)?;
-            engine.largest_face_template(&image)
+    let ctx = audit(actor, &request_id);
+    let (verdict, _) = state
+        .run(move |service| {
+            let image = service.engine().decode(&bytes).map_err(Failure::from)?;
+            service.identify(Selfie::photo(image), service.gate(), &ctx)
         })
-        .await
-        .map_err(|_| Problem::busy())?
-        .map_err(|e| engine_problem(&e))?;
-    let candidates = state
-        .gallery
-        .search(&probe, MAX_MATCHES)
-        .map_err(|_| Problem::internal())?;
-    let calibration = state.engine.calibration();
-    let matches: Vec<Match> = candidates
+        .await?
+        .map_err(|f| failure_problem(&f))?;
+    match verdict.reason {
+        Reason::Match | Reason::NoMatch => {}
+        refused => {
+            state.metrics.decision("identify", "rejected");
+            return Err(refused_problem(refused));
+        }
+    }
+    let floor = verdict.threshold().map_or(1.0, f64::from) * 100.0;
+    let matches: Vec<Match> = verdict
+        .candidates
         .into_iter()
-        .map(|c| (c.subject, Comparison::new(c.cosine, calibration)))
-        .filter(|(_, cmp)| f64::from(cmp.score) * 100.0 >= threshold)
-        .map(|(subject, cmp)| Match {
+        .filter(|_| verdict.reason.accepted())
+        .map(|(subject, cmp)| (subject, f64::from(cmp.score) * 100.0))
+        .filter(|(_, similarity)| *similarity >= threshold && *similarity >= floor)
+        .take(MAX_MATCHES)
+        .map(|(subject, similarity)| Match {
             user_id: subject,
-            similarity: (f64::from(cmp.score) * 100.0 * 100_000.0).round() / 100_000.0,
+            similarity: (similarity * 100_000.0).round() / 100_000.0,
         })
         .collect();
-    let ctx = AuditContext {
-        actor,
-        request_id: request_id.0,
-    };
-    let outcome = if matches.is_empty() {
-        "no_match"
-    } else {
-        "match"
-    };
-    state.metrics.decision("identify", outcome);
-    let _ = state.gallery.record(
+    state.metrics.decision(
         "identify",
-        matches.first().map(|m| m.user_id.as_str()),
-        outcome,
-        &ctx,
+        if matches.is_empty() {
+            "no_match"
+        } else {
+            "match"
+        },
     );
     if matches.is_empty() {
         return Err(Problem::not_found());
@@ -225,13 +231,13 @@ pub async fn delete(
 ) -> Result<Response, Problem> {
     let actor = keyed(&state, &headers, Role::Client)?;
     let user_id = path_id(user_id)?;
-    let ctx = AuditContext {
-        actor,
-        request_id: request_id.0,
-    };
-    match state.gallery.delete(&user_id, &ctx) {
+    let ctx = audit(actor, &request_id);
+    match state
+        .run(move |service| service.erase(&user_id, &ctx))
+        .await?
+    {
         Ok(true) => Ok(StatusCode::OK.into_response()),
         Ok(false) => Err(Problem::not_found()),
-        Err(_) => Err(Problem::internal()),
+        Err(f) => Err(failure_problem(&f)),
     }
 }

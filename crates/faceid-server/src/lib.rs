@@ -37,10 +37,12 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use faceid_core::Engine;
 use faceid_gallery::{Gallery, GalleryStore};
+use faceid_service::Service;
 
 use crate::keys::ApiKeys;
 use crate::metrics::Metrics;
 use crate::pool::InferencePool;
+use crate::problem::Problem;
 
 /// The id of one request, in every log line and audit event it causes.
 #[derive(Debug, Clone)]
@@ -90,6 +92,8 @@ pub struct AppState {
     pub engine: Arc<Engine>,
     /// The gallery (sled or PostgreSQL).
     pub gallery: Arc<dyn GalleryStore>,
+    /// The use cases over the engine and the gallery: every decision goes through it.
+    pub service: Service,
     /// API keys (hashes).
     pub keys: Arc<ApiKeys>,
     /// Admission control for engine work.
@@ -132,6 +136,7 @@ impl AppState {
         limits: &ServerLimits,
     ) -> AppState {
         AppState {
+            service: Service::new(engine.clone(), gallery.clone()),
             engine,
             gallery,
             keys: Arc::new(keys),
@@ -146,6 +151,19 @@ impl AppState {
             local_sync: None,
             camera: None,
         }
+    }
+
+    /// Runs blocking work (a use case: inference, durable writes) on the inference pool, off
+    /// the async executor; 503 with Retry-After when the pool is saturated.
+    pub async fn run<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Service) -> T + Send + 'static,
+    ) -> Result<T, Problem> {
+        let service = self.service.clone();
+        self.pool
+            .run(move || job(&service))
+            .await
+            .map_err(|_| Problem::busy())
     }
 
     /// The same state serving a kiosk's camera (a kiosk's local API).

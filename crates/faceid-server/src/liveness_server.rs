@@ -16,8 +16,9 @@ use axum::extract::{Multipart, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use faceid_core::{ErrorCode, Liveness, LivenessAccumulator, LivenessPreset};
+use faceid_core::{ErrorCode, Liveness, LivenessPreset};
 use faceid_gallery::BiRecord;
+use faceid_service::{Class, Failure, Selfie, Service};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
@@ -46,44 +47,52 @@ fn error_body(message: &str, code: Option<&str>) -> Value {
     json!({"error": message, "error_code": code})
 }
 
-/// The surface's message and code for an engine refusal.
-fn refusal(error: &faceid_core::Error) -> (&'static str, &'static str) {
-    match error.code() {
-        ErrorCode::NoFace => ("Failed to detect face", "FACE_NOT_FOUND"),
-        ErrorCode::MultipleFaces => ("More than one face in the image", "TOO_MANY_FACES"),
-        ErrorCode::FaceTooSmall => ("Interpupillary distance is too small", "FACE_TOO_SMALL"),
-        ErrorCode::InputTooLarge | ErrorCode::ImageTooLarge => {
+/// The surface's message and code for a refusal: one total mapping of the failure class.
+fn refusal(failure: &Failure) -> (&'static str, &'static str) {
+    let code = match failure {
+        Failure::Engine(e) => Some(e.code()),
+        _ => None,
+    };
+    match (failure.class(), code) {
+        (_, Some(ErrorCode::NoFace)) => ("Failed to detect face", "FACE_NOT_FOUND"),
+        (_, Some(ErrorCode::MultipleFaces)) => {
+            ("More than one face in the image", "TOO_MANY_FACES")
+        }
+        (_, Some(ErrorCode::FaceTooSmall)) => {
+            ("Interpupillary distance is too small", "FACE_TOO_SMALL")
+        }
+        (_, Some(ErrorCode::ImageTooLarge)) | (Class::TooLarge, _) => {
             ("The image is too large", "IMAGE_TOO_LARGE")
         }
-        ErrorCode::UnsupportedFormat | ErrorCode::CorruptImage | ErrorCode::EmptyInput => {
-            ("The image could not be read", "INVALID_IMAGE")
+        (Class::Input, _) => ("The image could not be read", "INVALID_IMAGE"),
+        (Class::Capture, _) => ("Failed to detect face", "FACE_NOT_FOUND"),
+        (Class::NotFound | Class::Conflict | Class::Installation | Class::Internal, _) => {
+            tracing::error!(error = %failure, "liveness check failed");
+            ("Internal error", "INTERNAL_ERROR")
         }
-        _ => ("Internal error", "INTERNAL_ERROR"),
     }
 }
 
-/// One image checked: liveness and overall quality, or the refusal.
-type Checked = Result<(Liveness, f32), faceid_core::Error>;
+/// One check: liveness and the best frame's overall quality, or the refusal.
+type Checked = Result<(Liveness, f32), Failure>;
 
-fn check(engine: &faceid_core::Engine, bytes: &[u8]) -> Checked {
-    let image = engine.decode(bytes)?;
-    let face = engine.single_face(&image)?;
-    let aligned = engine.align(&image, &face);
-    let quality = engine.quality(&image, &face, &aligned)?;
-    if !quality.inter_eye_px.passed {
-        return Err(faceid_core::Error::FaceTooSmall {
-            ied_px: quality.inter_eye_px.value,
-        });
-    }
-    Ok((engine.liveness(&image, &face)?, quality.overall))
+/// The liveness use case on the images of one check, as one sequence.
+fn check(service: &Service, images: &[Vec<u8>]) -> Checked {
+    let frames = images
+        .iter()
+        .map(|bytes| service.engine().decode(bytes))
+        .collect::<Result<Vec<_>, _>>()?;
+    let (liveness, probe) = service.liveness(Selfie::Frames {
+        images: frames,
+        duration_secs: None,
+    })?;
+    Ok((liveness, probe.best.quality.overall))
 }
 
-/// Runs `check` on every image in the pool; `None` when the pool is saturated.
-async fn check_all(state: &AppState, images: Vec<Vec<u8>>) -> Option<Vec<Checked>> {
-    let engine = state.engine.clone();
+/// Runs each group of images as one check on the pool; `None` when the pool is saturated.
+async fn check_all(state: &AppState, groups: Vec<Vec<Vec<u8>>>) -> Option<Vec<Checked>> {
     state
-        .pool
-        .run(move || images.iter().map(|bytes| check(&engine, bytes)).collect())
+        .run(move |service| groups.iter().map(|images| check(service, images)).collect())
         .await
         .ok()
 }
@@ -208,36 +217,27 @@ pub async fn check_liveness(
     if images.is_empty() {
         return Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response();
     }
-    let Some(checked) = check_all(&state, images).await else {
+    let Some(mut checked) = check_all(&state, vec![images]).await else {
         return busy();
     };
-    let mut accumulator = LivenessAccumulator::new();
-    let mut quality = 0.0;
-    for result in &checked {
-        match result {
-            Ok((liveness, q)) => {
-                accumulator.add(*liveness);
-                quality += q;
-            }
-            Err(e) => {
-                let (message, code) = refusal(e);
-                record(&state, &request_id, "UNKNOWN", Err(code));
-                return Json(error_body(message, Some(code))).into_response();
-            }
+    let preset = state.engine.config().liveness_preset;
+    match checked.pop() {
+        Some(Ok((liveness, quality))) => {
+            record(
+                &state,
+                &request_id,
+                "UNKNOWN",
+                Ok((liveness.probability_at(preset), quality)),
+            );
+            Json(result_body(&liveness, quality, preset)).into_response()
         }
+        Some(Err(e)) => {
+            let (message, code) = refusal(&e);
+            record(&state, &request_id, "UNKNOWN", Err(code));
+            Json(error_body(message, Some(code))).into_response()
+        }
+        None => Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response(),
     }
-    let Ok(liveness) = accumulator.result() else {
-        return Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response();
-    };
-    let quality = quality / checked.len() as f32;
-    let preset = LivenessPreset::Regular;
-    record(
-        &state,
-        &request_id,
-        "UNKNOWN",
-        Ok((liveness.probability_at(preset), quality)),
-    );
-    Json(result_body(&liveness, quality, preset)).into_response()
 }
 
 /// `POST /check_liveness_batch`: one result per file, each with its `file_name`.
@@ -258,13 +258,13 @@ pub async fn check_liveness_batch(
         .collect();
     let Some(checked) = check_all(
         &state,
-        files.into_iter().map(|(_, _, bytes)| bytes).collect(),
+        files.into_iter().map(|(_, _, bytes)| vec![bytes]).collect(),
     )
     .await
     else {
         return busy();
     };
-    let preset = LivenessPreset::Regular;
+    let preset = state.engine.config().liveness_preset;
     let results: Vec<Value> = names
         .into_iter()
         .zip(checked)
@@ -347,10 +347,12 @@ pub async fn check_image(
     let Some((_, _, image)) = parts.into_iter().find(|(name, _, _)| name == "image") else {
         return Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response();
     };
-    let Some(mut checked) = check_all(&state, vec![image]).await else {
+    let Some(mut checked) = check_all(&state, vec![vec![image]]).await else {
         return busy();
     };
-    let checked = checked.pop().unwrap_or(Err(faceid_core::Error::NoFace));
+    let checked = checked
+        .pop()
+        .unwrap_or(Err(Failure::Engine(faceid_core::Error::NoFrames)));
     let results: Vec<Value> = data
         .pipelines
         .iter()

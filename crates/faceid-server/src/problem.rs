@@ -30,6 +30,8 @@ pub mod messages {
     pub const DUPLICATE_ID: &str = "provided userId already exists";
     /// No face in the image.
     pub const NO_FACE: &str = "no face detected in the provided image";
+    /// The face did not pass liveness (a print, a screen replay).
+    pub const NOT_LIVE: &str = "the face in the provided image did not pass the liveness check";
 }
 
 impl Problem {
@@ -130,13 +132,38 @@ impl Problem {
         p
     }
 
-    /// 500; the cause is logged under the request id, never returned.
-    pub fn internal() -> Problem {
+    /// 500; the cause is logged (inside the request's span, so with its request id), never
+    /// returned to the client.
+    pub fn internal(cause: impl std::fmt::Display) -> Problem {
+        tracing::error!(error = %cause, "internal error");
         Problem::new(
             StatusCode::INTERNAL_SERVER_ERROR,
             "An internal error occurred.",
             None,
         )
+    }
+}
+
+impl From<&faceid_service::Failure> for Problem {
+    /// The native API's answer for a use case that ended without a verdict: one total
+    /// mapping of the failure's class (400 input, 413 too large, 422 capture, 404, 409,
+    /// 500 logged).
+    fn from(failure: &faceid_service::Failure) -> Problem {
+        use faceid_service::Class;
+        match failure.class() {
+            Class::Input => Problem::bad_request([failure.code()]),
+            Class::TooLarge => Problem::too_large(),
+            Class::Capture => Problem::unprocessable([failure.code()]),
+            Class::NotFound => Problem::not_found(),
+            Class::Conflict => Problem::conflict([failure.code()]),
+            Class::Installation | Class::Internal => Problem::internal(failure),
+        }
+    }
+}
+
+impl From<faceid_service::Failure> for Problem {
+    fn from(failure: faceid_service::Failure) -> Problem {
+        Problem::from(&failure)
     }
 }
 

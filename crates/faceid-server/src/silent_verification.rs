@@ -37,11 +37,13 @@ use axum::extract::{FromRequest, Multipart, Request, State};
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Form, Json};
-use faceid_core::{Engine, ErrorCode, Image, Template};
+use faceid_core::{ErrorCode, Gate, Image, Reason, Template};
 use faceid_gallery::AuditContext;
+use faceid_service::{Class, Failure as ServiceFailure, Selfie, Service};
 use serde_json::{Value, json};
 
 use crate::access::{CallerParts, read_parts};
+use crate::keys::Role;
 use crate::selfie::{SelfieError, frames, jpeg_base64};
 use crate::{AppState, RequestId};
 
@@ -103,25 +105,28 @@ impl Failure {
         response
     }
 
-    /// The answer for an engine refusal of the photo.
-    fn photo(error: &faceid_core::Error) -> Failure {
-        match error.code() {
-            ErrorCode::InputTooLarge => Failure::ContentLength,
-            ErrorCode::ImageTooLarge => Failure::ImageSize,
-            ErrorCode::UnsupportedFormat | ErrorCode::CorruptImage | ErrorCode::EmptyInput => {
-                Failure::ImageType
+    /// The answer for a refusal of the photo: one total mapping of the failure class.
+    fn photo(failure: &ServiceFailure) -> Failure {
+        let code = match failure {
+            ServiceFailure::Engine(e) => Some(e.code()),
+            _ => None,
+        };
+        match (failure.class(), code) {
+            (_, Some(ErrorCode::ImageTooLarge)) => Failure::ImageSize,
+            (Class::TooLarge, _) => Failure::ContentLength,
+            (Class::Input, _) => Failure::ImageType,
+            (Class::Capture, _) => Failure::Detection,
+            (Class::NotFound | Class::Conflict | Class::Installation | Class::Internal, _) => {
+                tracing::error!(error = %failure, "reference photo failed");
+                Failure::Internal
             }
-            ErrorCode::NoFace | ErrorCode::NoPortrait | ErrorCode::MultipleFaces => {
-                Failure::Detection
-            }
-            _ => Failure::Internal,
         }
     }
 
     /// The answer for a refusal of the video.
-    fn video(error: &SelfieError) -> Failure {
+    fn video(error: SelfieError) -> Failure {
         match error {
-            SelfieError::Engine(e) => Failure::photo(e),
+            SelfieError::Engine(e) => Failure::photo(&ServiceFailure::Engine(e)),
             SelfieError::Video(faceid_video::VideoError::TooLarge { .. }) => Failure::ImageSize,
             SelfieError::Video(faceid_video::VideoError::Io(_)) => Failure::Internal,
             SelfieError::Video(_) => Failure::ImageType,
@@ -200,7 +205,8 @@ struct Verdict {
     passed: bool,
     liveness_score: f32,
     liveness_status: &'static str,
-    verification_score: f32,
+    /// `None` when refused before the comparison (liveness): a replay learns no score.
+    verification_score: Option<f32>,
     image_timestamp_ms: u64,
     frames: usize,
     frames_with_face: usize,
@@ -217,37 +223,27 @@ pub async fn verify(
     caller: CallerParts,
     request: Request,
 ) -> Response {
-    let result = run(&state, &caller, request).await;
-    let outcome = match &result {
-        Ok(v) if v.passed => "passed".to_string(),
-        Ok(v) => format!("failed:{}", v.liveness_status),
-        Err(f) => format!("error:{}", f.parts().0),
-    };
+    let result = run(&state, &request_id, &caller, request).await;
     state.metrics.decision(
         "photo_video",
-        if outcome == "passed" {
+        if result.as_ref().is_ok_and(|v| v.passed) {
             "passed"
         } else {
             "failed"
         },
     );
-    let ctx = AuditContext {
-        actor: "surface-4".into(),
-        request_id: request_id.0.clone(),
-    };
-    if let Err(e) = state
-        .gallery
-        .record("photo_video_verify", None, &outcome, &ctx)
-    {
-        tracing::error!(request_id = %request_id.0, error = %e, "audit append failed");
-    }
     match result {
         Ok(verdict) => Json(body(&verdict, &request_id)).into_response(),
         Err(failure) => failure.respond(&request_id),
     }
 }
 
-async fn run(state: &AppState, caller: &CallerParts, request: Request) -> Result<Verdict, Failure> {
+async fn run(
+    state: &AppState,
+    request_id: &RequestId,
+    caller: &CallerParts,
+    request: Request,
+) -> Result<Verdict, Failure> {
     let fields = read_form(request, state).await;
     if !caller.allowed(state) {
         return Err(Failure::Unauthorized);
@@ -277,94 +273,113 @@ async fn run(state: &AppState, caller: &CallerParts, request: Request) -> Result
     if photo.len() > state.engine.config().max_image_bytes {
         return Err(Failure::ContentLength);
     }
-    let engine = state.engine.clone();
     let plan = state.video_plan;
+    // Each verification is an attempt of the caller's, audited once by the use case.
+    let ctx = AuditContext {
+        actor: caller
+            .actor(state, Role::Client)
+            .unwrap_or_else(|| "surface-4".into()),
+        request_id: request_id.0.clone(),
+    };
     state
-        .pool
-        .run(move || decide(&engine, &photo, &video, &plan, options))
+        .run(move |service| decide(service, &photo, &video, &plan, options, &ctx))
         .await
         .map_err(|_| Failure::Busy)?
 }
 
+/// The reference photo's template: the portrait of a document in any orientation with
+/// `auto_rotate`, otherwise the photo's one face.
 fn reference_template(
-    engine: &Engine,
+    service: &Service,
     photo: &[u8],
     auto_rotate: bool,
 ) -> Result<Template, Failure> {
-    let image = engine.decode(photo).map_err(|e| Failure::photo(&e))?;
+    let image = service
+        .engine()
+        .decode(photo)
+        .map_err(|e| Failure::photo(&e.into()))?;
     let template = if auto_rotate {
-        engine.card_template(&image).map(|(_, t)| t)
+        service.card(&image).map(|(_, t)| t)
     } else {
-        engine
-            .single_face(&image)
-            .and_then(|face| engine.embed(&engine.align(&image, &face)))
+        service.photo_template(&image)
     };
-    template.map_err(|e| Failure::photo(&e))
+    template.map_err(|f| Failure::photo(&f))
 }
 
 fn decide(
-    engine: &Engine,
+    service: &Service,
     photo: &[u8],
     video: &[u8],
     plan: &faceid_video::SamplingPlan,
     options: Options,
+    ctx: &AuditContext,
 ) -> Result<Verdict, Failure> {
-    let reference = reference_template(engine, photo, options.auto_rotate)?;
-    let selfie = frames(engine, video, plan).map_err(|e| Failure::video(&e))?;
-    let checked = engine.analyze_sequence(&selfie.images, selfie.duration_secs);
-    let (sequence, short) = match checked {
-        Ok(sequence) => (sequence, false),
-        // Too short never passes, but the caller still learns the scores.
-        Err(e) if e.code() == ErrorCode::VideoTooShort => (
-            engine
-                .analyze_sequence(&selfie.images, None)
-                .map_err(|e| sequence_failure(&e))?,
-            true,
-        ),
-        Err(e) => return Err(sequence_failure(&e)),
+    let reference = reference_template(service, photo, options.auto_rotate)?;
+    let selfie = frames(service.engine(), video, plan).map_err(Failure::video)?;
+    // Too short never passes, but the clip is still judged so the caller learns why.
+    let short = service
+        .engine()
+        .check_duration(selfie.duration_secs)
+        .is_err();
+    let wants_pixels = options.return_image || options.return_face_image;
+    let kept = wants_pixels.then(|| selfie.images.clone());
+    let gate = Gate {
+        quality: options.check_quality,
+        ..service.gate()
     };
-    if options.check_quality && !sequence.best.quality.passed() {
+    let (verdict, sequence) = service
+        .verify_against(
+            None,
+            &[reference],
+            Selfie::Frames {
+                images: selfie.images,
+                duration_secs: None,
+            },
+            gate,
+            ctx,
+        )
+        .map_err(|f| sequence_failure(&f))?;
+    let liveness_status = match (short, verdict.reason) {
+        (true, _) => "short_time",
+        (false, Reason::LivenessFailed) => "hack",
+        (false, _) => "ok",
+    };
+    if !short && matches!(verdict.reason, Reason::Quality(_)) {
         return Err(Failure::Occlusion);
     }
-    let preset = engine.config().liveness_preset;
-    let live = sequence.liveness.is_live(preset);
-    let decision = engine
-        .verify(&sequence.best.template, &reference)
-        .map_err(|_| Failure::Internal)?;
-    let liveness_status = match (short, live) {
-        (true, _) => "short_time",
-        (false, true) => "ok",
-        (false, false) => "hack",
-    };
-    let passed = liveness_status == "ok" && decision.accepted;
+    let passed = !short && verdict.accepted();
     let at_secs = selfie
         .times_secs
         .get(sequence.best_frame)
         .copied()
         .unwrap_or(0.0);
-    let wants_pixels = passed && (options.return_image || options.return_face_image);
+    let preset = service.gate().preset;
     Ok(Verdict {
         passed,
-        liveness_score: sequence.liveness.probability_at(preset),
+        liveness_score: verdict.liveness.probability_at(preset),
         liveness_status,
-        verification_score: decision.comparison.score,
+        verification_score: verdict.decision.map(|d| d.comparison.score),
         image_timestamp_ms: (at_secs * 1000.0).round() as u64,
         frames: sequence.frames,
         frames_with_face: sequence.frames_with_face,
         duration_secs: selfie.duration_secs,
-        frame: wants_pixels
-            .then(|| selfie.images.get(sequence.best_frame).cloned())
+        frame: passed
+            .then(|| kept.and_then(|images| images.into_iter().nth(sequence.best_frame)))
             .flatten(),
         face_box: (passed && options.return_face_image).then_some(sequence.best.face.bbox),
         options,
     })
 }
 
-fn sequence_failure(error: &faceid_core::Error) -> Failure {
-    match error.code() {
-        ErrorCode::MultipleFaces => Failure::Detection,
-        code if code.is_capture_problem() => Failure::Liveness,
-        _ => Failure::Internal,
+/// The answer for a video that gave no verdict.
+fn sequence_failure(failure: &ServiceFailure) -> Failure {
+    match failure {
+        ServiceFailure::Engine(e) if e.code() == ErrorCode::MultipleFaces => Failure::Detection,
+        f if f.class() == Class::Capture => Failure::Liveness,
+        f => {
+            tracing::error!(error = %f, "photo-vs-video verification failed");
+            Failure::Internal
+        }
     }
 }
 

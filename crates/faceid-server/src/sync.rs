@@ -157,11 +157,8 @@ pub async fn push(
             .collect::<faceid_gallery::Result<Vec<_>>>()
     })
     .await
-    .map_err(|_| Problem::internal())?
-    .map_err(|e| {
-        tracing::error!(error = %e, "sync push failed");
-        Problem::internal()
-    })?;
+    .map_err(Problem::internal)?
+    .map_err(Problem::internal)?;
     let conflicts = results
         .iter()
         .filter(|r| r.outcome.needs_operator())
@@ -197,11 +194,8 @@ pub async fn pull(
     let gallery = state.gallery.clone();
     let page = tokio::task::spawn_blocking(move || gallery.changes_since(query.cursor, limit))
         .await
-        .map_err(|_| Problem::internal())?
-        .map_err(|e| {
-            tracing::error!(error = %e, "sync pull failed");
-            Problem::internal()
-        })?;
+        .map_err(Problem::internal)?
+        .map_err(Problem::internal)?;
     state.devices.update(&device, |seen| {
         seen.last_pull_ms = Some(now_ms());
         seen.cursor = Some(page.next_cursor);
@@ -249,10 +243,7 @@ pub async fn list_devices(
             key_id: k.id,
         })
         .collect();
-    let change_head = state
-        .gallery
-        .change_head()
-        .map_err(|_| Problem::internal())?;
+    let change_head = state.gallery.change_head().map_err(Problem::internal)?;
     Ok(Json(DevicesResponse {
         change_head,
         devices,
@@ -284,15 +275,24 @@ pub async fn issue_device(
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::InvalidInput => Problem::bad_request(["INVALID_DEVICE_NAME"]),
             std::io::ErrorKind::AlreadyExists => Problem::conflict(["DEVICE_EXISTS"]),
-            _ => Problem::internal(),
+            _ => Problem::internal(e),
         })?;
     let ctx = AuditContext {
         actor,
         request_id: request_id.0,
     };
-    let _ = state
-        .gallery
-        .record("device_issue", None, &request.name, &ctx);
+    let keys = state.keys.clone();
+    let name = request.name;
+    state
+        .run(move |service| {
+            // An admin action that cannot be audited does not happen: the token is withdrawn.
+            if let Err(e) = service.gallery().record("device_issue", None, &name, &ctx) {
+                let _ = keys.revoke_device(&name);
+                return Err(Problem::internal(e));
+            }
+            Ok(())
+        })
+        .await??;
     Ok((StatusCode::CREATED, Json(key)))
 }
 
@@ -306,18 +306,24 @@ pub async fn revoke_device(
     Path(name): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let actor = keyed(&state, &headers, Role::Admin)?;
-    match state.keys.revoke_device(&name) {
-        Ok(true) => {
-            let ctx = AuditContext {
-                actor,
-                request_id: request_id.0,
-            };
-            let _ = state.gallery.record("device_revoke", None, &name, &ctx);
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Ok(false) => Err(Problem::not_found()),
-        Err(_) => Err(Problem::internal()),
-    }
+    let ctx = AuditContext {
+        actor,
+        request_id: request_id.0,
+    };
+    let keys = state.keys.clone();
+    state
+        .run(move |service| match keys.revoke_device(&name) {
+            // Revoked first (a token that may not be audited is better gone); the answer is
+            // an error when the audit fails.
+            Ok(true) => service
+                .gallery()
+                .record("device_revoke", None, &name, &ctx)
+                .map(|_| StatusCode::NO_CONTENT)
+                .map_err(Problem::internal),
+            Ok(false) => Err(Problem::not_found()),
+            Err(e) => Err(Problem::internal(e)),
+        })
+        .await?
 }
 
 /// This kiosk's sync state and the conflicts waiting for its operator (operator; served
@@ -330,8 +336,8 @@ pub async fn local_status(
 ) -> Result<Json<serde_json::Value>, Problem> {
     keyed(&state, &headers, Role::Operator)?;
     let gallery = state.local_sync.as_ref().ok_or_else(Problem::not_found)?;
-    let status = gallery.sync_status().map_err(|_| Problem::internal())?;
-    let conflicts = gallery.conflicts().map_err(|_| Problem::internal())?;
+    let status = gallery.sync_status().map_err(Problem::internal)?;
+    let conflicts = gallery.conflicts().map_err(Problem::internal)?;
     Ok(Json(
         serde_json::json!({"status": status, "conflicts": conflicts}),
     ))

@@ -17,8 +17,9 @@ use axum::extract::{Multipart, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
-use faceid_core::ErrorCode;
+use faceid_core::{ErrorCode, Gate, Reason};
 use faceid_gallery::{AuditContext, NewSubject};
+use faceid_service::{Class, Enrollment, Failure, Selfie};
 use serde::Deserialize;
 use serde_json::json;
 
@@ -31,6 +32,33 @@ pub struct AddQuery {
     check_liveness: bool,
     #[serde(default)]
     check_deepfake: bool,
+}
+
+/// The surface's answer for a use case that ended without a verdict: one total mapping of
+/// the failure class.
+fn failure_answer(f: &Failure, transaction: &str) -> Response {
+    let code = match f {
+        Failure::Engine(e) => Some(e.code()),
+        _ => None,
+    };
+    let (status, number, info) = match (f.class(), code) {
+        (_, Some(ErrorCode::NoFace)) => (StatusCode::BAD_REQUEST, 5, "can not detect face"),
+        (_, Some(ErrorCode::MultipleFaces)) => (StatusCode::BAD_REQUEST, 3, "more than one face"),
+        (_, Some(ErrorCode::ImageTooLarge)) | (Class::TooLarge, _) => {
+            (StatusCode::PAYLOAD_TOO_LARGE, 2, "image too large")
+        }
+        (Class::Input, _) if matches!(f, Failure::InvalidSubjectId(_)) => {
+            (StatusCode::BAD_REQUEST, 1, "templateId is not acceptable")
+        }
+        (Class::Input, _) => (StatusCode::BAD_REQUEST, 2, "image can not be read"),
+        (Class::Capture, _) => (StatusCode::BAD_REQUEST, 7, "face quality too low"),
+        (Class::Conflict, _) => (StatusCode::BAD_REQUEST, 4, "templateId already exists"),
+        (Class::NotFound | Class::Installation | Class::Internal, _) => {
+            tracing::error!(error = %f, "template enrollment failed");
+            (StatusCode::INTERNAL_SERVER_ERROR, 1, "internal error")
+        }
+    };
+    failure(status, transaction, number, info)
 }
 
 fn failure(status: StatusCode, transaction: &str, code: u8, info: &str) -> Response {
@@ -136,19 +164,42 @@ pub async fn add(
         },
         None => uuid::Uuid::new_v4().to_string(),
     };
-    let engine = state.engine.clone();
+    let ctx = AuditContext {
+        actor: key.id.clone(),
+        request_id: request_id.0.clone(),
+    };
+    let check_liveness = query.check_liveness;
+    let new = NewSubject {
+        id: template_id.clone(),
+        display_name: None,
+        source: Some("server".into()),
+    };
     let analysed = state
-        .pool
-        .run(
-            move || -> faceid_core::Result<(faceid_core::Analysis, faceid_core::Attributes)> {
-                let image = engine.decode(&photo)?;
-                let analysis = engine.analyze(&image)?;
-                let attributes = engine.attributes(&image, &analysis.face)?;
-                Ok((analysis, attributes))
-            },
-        )
+        .run(move |service| -> Result<_, Failure> {
+            let image = service.engine().decode(&photo)?;
+            // The enrollment gate: quality always, liveness when the caller asks for it.
+            let gate = Gate {
+                liveness: check_liveness,
+                ..service.gate()
+            };
+            let enrolled = service.enroll(
+                Enrollment {
+                    subject: new,
+                    selfie: Selfie::photo(image.clone()),
+                    gate,
+                    card: None,
+                    retained_image: None,
+                },
+                &ctx,
+            )?;
+            // Descriptive only (age, gender, expression): never part of a decision.
+            let attributes = service
+                .engine()
+                .attributes(&image, &enrolled.probe.best.face)?;
+            Ok((enrolled, attributes))
+        })
         .await;
-    let (analysis, attributes) = match analysed {
+    let (enrolled, attributes) = match analysed {
         Err(_) => {
             return failure(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -157,89 +208,22 @@ pub async fn add(
                 "server busy, retry shortly",
             );
         }
-        Ok(Err(e)) => {
-            return match e.code() {
-                ErrorCode::NoFace => failure(
-                    StatusCode::BAD_REQUEST,
-                    &transaction,
-                    5,
-                    "can not detect face",
-                ),
-                ErrorCode::MultipleFaces => failure(
-                    StatusCode::BAD_REQUEST,
-                    &transaction,
-                    3,
-                    "more than one face",
-                ),
-                ErrorCode::InputTooLarge | ErrorCode::ImageTooLarge => failure(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    &transaction,
-                    2,
-                    "image too large",
-                ),
-                ErrorCode::UnsupportedFormat | ErrorCode::CorruptImage | ErrorCode::EmptyInput => {
-                    failure(
-                        StatusCode::BAD_REQUEST,
-                        &transaction,
-                        2,
-                        "image can not be read",
-                    )
-                }
-                _ => {
-                    tracing::error!(request_id = %request_id.0, error = %e, "analysis failed");
-                    failure(
-                        StatusCode::INTERNAL_SERVER_ERROR,
-                        &transaction,
-                        1,
-                        "internal error",
-                    )
-                }
-            };
-        }
+        Ok(Err(f)) => return failure_answer(&f, &transaction),
         Ok(Ok(done)) => done,
     };
-    if let Some(problem) = analysis.quality.first_failure()
-        && problem.code() == ErrorCode::FaceTooSmall
-    {
-        return failure(
-            StatusCode::BAD_REQUEST,
-            &transaction,
-            7,
-            "face quality too low: FACE_TOO_SMALL",
-        );
-    }
-    let ctx = AuditContext {
-        actor: key.id.clone(),
-        request_id: request_id.0.clone(),
-    };
-    let new = NewSubject {
-        id: template_id.clone(),
-        display_name: None,
-        source: Some("server".into()),
-    };
-    match state
-        .gallery
-        .enroll(&new, std::slice::from_ref(&analysis.template), None, &ctx)
-    {
-        Ok(_) => state.metrics.decision("enroll", "ok"),
-        Err(faceid_gallery::Error::DuplicateSubject(_)) => {
+    match enrolled.verdict.reason {
+        Reason::Match => state.metrics.decision("enroll", "ok"),
+        refused => {
+            state.metrics.decision("enroll", "rejected");
             return failure(
                 StatusCode::BAD_REQUEST,
                 &transaction,
-                4,
-                "templateId already exists",
-            );
-        }
-        Err(e) => {
-            tracing::error!(request_id = %request_id.0, error = %e, "storing the template failed");
-            return failure(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                &transaction,
-                1,
-                "internal error",
+                7,
+                &format!("face quality too low: {}", refused.code()),
             );
         }
     }
+    let analysis = &enrolled.probe.best;
     let q = &analysis.quality;
     let scored = |score: f32, fine: bool| json!({"score": score, "fine": fine});
     let valued = |m: faceid_core::Measure| json!({"value": m.value, "fine": m.passed});

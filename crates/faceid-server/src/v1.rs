@@ -12,8 +12,9 @@ use axum::extract::rejection::JsonRejection;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use faceid_core::{ErrorCode, Identification};
+use faceid_core::Gate;
 use faceid_gallery::{AuditContext, NewSubject, Subject};
+use faceid_service::{Enrollment, Failure, Selfie, Service};
 use serde::{Deserialize, Serialize};
 use utoipa::{IntoParams, OpenApi, ToSchema};
 
@@ -151,8 +152,9 @@ pub struct VerifyResponse {
     /// `MATCH`, `NO_MATCH`, `LIVENESS_FAILED` or the quality code of the chosen frame.
     reason: String,
     /// Calibrated score 0..1: a score s means an impostor reaches it with probability
-    /// 10^(3 - 10 s) (0.6 = 1e-3).
-    score: f32,
+    /// 10^(3 - 10 s) (0.6 = 1e-3). Null when refused before the comparison (liveness or
+    /// quality): a refused probe learns nothing about its score.
+    score: Option<f32>,
     /// Threshold applied.
     threshold: f32,
     /// Liveness behind the decision.
@@ -166,10 +168,14 @@ pub struct IdentifyResponse {
     matched: bool,
     /// Who, when matched.
     subject_id: Option<String>,
-    /// Calibrated score of the best candidate (null for an empty gallery).
+    /// `MATCH`, `NO_MATCH`, `LIVENESS_FAILED` or the quality code of the chosen frame.
+    reason: String,
+    /// Calibrated score of the best candidate (null for an empty gallery, or when refused
+    /// before the search).
     score: Option<f32>,
-    /// Threshold for this gallery size (keeps false positives near the configured FPIR).
-    threshold: f32,
+    /// Threshold for this gallery size (keeps false positives near the configured FPIR);
+    /// null when refused before the search.
+    threshold: Option<f32>,
     /// Subjects searched.
     gallery_size: usize,
     /// Liveness of the probe.
@@ -319,30 +325,15 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     })
 }
 
-/// The native answer for an engine refusal.
-fn refusal(error: &faceid_core::Error) -> Problem {
-    let code = error.code();
-    match code {
-        ErrorCode::InputTooLarge => Problem::too_large(),
-        ErrorCode::NoPortrait => Problem::unprocessable([code.as_str()]),
-        c if c.is_capture_problem() => Problem::unprocessable([c.as_str()]),
-        ErrorCode::EmptyInput
-        | ErrorCode::UnsupportedFormat
-        | ErrorCode::CorruptImage
-        | ErrorCode::ImageTooLarge
-        | ErrorCode::NoFrames => Problem::bad_request([code.as_str()]),
-        _ => Problem::internal(),
-    }
-}
-
-fn selfie_refusal(error: &crate::selfie::SelfieError) -> Problem {
+/// The native answer for an upload that gave no frames.
+fn selfie_refusal(error: crate::selfie::SelfieError) -> Problem {
     use faceid_video::VideoError;
     match error {
-        crate::selfie::SelfieError::Engine(e) => refusal(e),
+        crate::selfie::SelfieError::Engine(e) => Problem::from(Failure::Engine(e)),
         crate::selfie::SelfieError::Video(VideoError::NoFrames) => {
             Problem::bad_request(["NO_FRAMES"])
         }
-        crate::selfie::SelfieError::Video(VideoError::Io(_)) => Problem::internal(),
+        crate::selfie::SelfieError::Video(e @ VideoError::Io(_)) => Problem::internal(e),
         crate::selfie::SelfieError::Video(VideoError::TooLarge { .. }) => {
             Problem::bad_request(["IMAGE_TOO_LARGE"])
         }
@@ -363,49 +354,6 @@ fn liveness_view(
     }
 }
 
-/// The 1:N answer for one template: who cleared the gallery-size threshold, if anyone.
-struct GallerySearch {
-    subject: Option<String>,
-    threshold: f32,
-    best_score: Option<f32>,
-    gallery_size: usize,
-}
-
-/// Searches the gallery and applies the engine's identification rule (shared by
-/// `/v1/identify` and the console's `/v1/frame`).
-fn search_gallery(
-    state: &AppState,
-    template: &faceid_core::Template,
-) -> Result<GallerySearch, Problem> {
-    let candidates = state
-        .gallery
-        .search(template, 5)
-        .map_err(|_| Problem::internal())?;
-    let best_score = candidates
-        .first()
-        .map(|c| faceid_core::Comparison::new(c.cosine, state.engine.calibration()).score);
-    let gallery_size = state.gallery.len();
-    let identification = state.engine.identify_cosines(
-        candidates
-            .into_iter()
-            .map(|c| (c.subject, c.cosine))
-            .collect(),
-        gallery_size,
-    );
-    let (subject, threshold) = match identification {
-        Identification::Match {
-            subject, threshold, ..
-        } => (Some(subject), threshold),
-        Identification::NoMatch { threshold } => (None, threshold),
-    };
-    Ok(GallerySearch {
-        subject,
-        threshold,
-        best_score,
-        gallery_size,
-    })
-}
-
 fn ctx(actor: String, request_id: &RequestId) -> AuditContext {
     AuditContext {
         actor,
@@ -413,21 +361,17 @@ fn ctx(actor: String, request_id: &RequestId) -> AuditContext {
     }
 }
 
-/// Runs a selfie (photo or video) through the sequence rules on the pool.
-async fn selfie(state: &AppState, media: String) -> Result<faceid_core::SequenceAnalysis, Problem> {
-    let bytes = base64_media(&media, state.video_plan_bytes)?;
-    let engine = state.engine.clone();
-    let plan = state.video_plan;
-    state
-        .pool
-        .run(move || {
-            let selfie = frames(&engine, &bytes, &plan).map_err(|e| selfie_refusal(&e))?;
-            engine
-                .analyze_sequence(&selfie.images, selfie.duration_secs)
-                .map_err(|e| refusal(&e))
-        })
-        .await
-        .map_err(|_| Problem::busy())?
+/// Decodes a base64 selfie (photo or video) into the frames a use case analyses.
+fn selfie_frames(
+    service: &Service,
+    bytes: &[u8],
+    plan: &faceid_video::SamplingPlan,
+) -> Result<Selfie, Problem> {
+    let selfie = frames(service.engine(), bytes, plan).map_err(selfie_refusal)?;
+    Ok(Selfie::Frames {
+        images: selfie.images,
+        duration_secs: selfie.duration_secs,
+    })
 }
 
 // ---- subjects ----
@@ -443,7 +387,10 @@ pub async fn list_subjects(
     keyed(&state, &headers, Role::Operator)?;
     let needle = query.search.unwrap_or_default().to_lowercase();
     let limit = query.limit.unwrap_or(100).min(1000);
-    let subjects = state.gallery.subjects().map_err(|_| Problem::internal())?;
+    let subjects = state
+        .run(|service| service.gallery().subjects())
+        .await?
+        .map_err(Problem::internal)?;
     Ok(Json(
         subjects
             .into_iter()
@@ -469,10 +416,13 @@ pub async fn get_subject(
     Path(id): Path<String>,
 ) -> Result<Json<SubjectView>, Problem> {
     keyed(&state, &headers, Role::Operator)?;
-    match state.gallery.subject(&id) {
+    match state
+        .run(move |service| service.gallery().subject(&id))
+        .await?
+    {
         Ok(Some(s)) => Ok(Json(s.into())),
         Ok(None) => Err(Problem::not_found()),
-        Err(_) => Err(Problem::internal()),
+        Err(e) => Err(Problem::internal(e)),
     }
 }
 
@@ -488,52 +438,36 @@ pub async fn enroll(
 ) -> Result<Response, Problem> {
     let request = body(request)?;
     let actor = keyed(&state, &headers, Role::Client)?;
-    faceid_gallery::gallery::validate_subject_id(&request.id)
-        .map_err(|_| Problem::bad_request(["INVALID_SUBJECT_ID"]))?;
-    if state
-        .gallery
-        .subject(&request.id)
-        .map_err(|_| Problem::internal())?
-        .is_some()
-    {
-        return Err(Problem::conflict(["DUPLICATE_SUBJECT"]));
-    }
     let bytes = base64_media(&request.image, state.engine.config().max_image_bytes)?;
-    let engine = state.engine.clone();
-    let retained = request.retain_image.then(|| bytes.clone());
-    let analysis = state
-        .pool
-        .run(move || {
-            let image = engine.decode(&bytes)?;
-            let analysis = engine.analyze(&image)?;
-            match analysis.quality.first_failure() {
-                Some(failure) => Err(failure),
-                None => Ok(analysis),
-            }
+    let audit = ctx(actor, &request_id);
+    let enrolled = state
+        .run(move |service| {
+            let image = service.engine().decode(&bytes).map_err(Failure::from)?;
+            // An uploaded photo is not a live capture: the gate is quality only.
+            let gate = Gate {
+                liveness: false,
+                ..service.gate()
+            };
+            service.enroll(
+                Enrollment {
+                    subject: NewSubject {
+                        id: request.id,
+                        display_name: request.display_name,
+                        source: request.source.or(Some("server".into())),
+                    },
+                    selfie: Selfie::photo(image),
+                    gate,
+                    card: None,
+                    retained_image: request.retain_image.then_some(bytes),
+                },
+                &audit,
+            )
         })
-        .await
-        .map_err(|_| Problem::busy())?
-        .map_err(|e| refusal(&e))?;
-    let new = NewSubject {
-        id: request.id,
-        display_name: request.display_name,
-        source: request.source.or(Some("server".into())),
+        .await??;
+    let Some(subject) = enrolled.subject else {
+        state.metrics.decision("enroll", "rejected");
+        return Err(Problem::unprocessable([enrolled.verdict.reason.code()]));
     };
-    let subject = state
-        .gallery
-        .enroll(
-            &new,
-            &[analysis.template],
-            retained.as_deref(),
-            &ctx(actor, &request_id),
-        )
-        .map_err(|e| match e {
-            faceid_gallery::Error::DuplicateSubject(_) => Problem::conflict(["DUPLICATE_SUBJECT"]),
-            e => {
-                tracing::error!(request_id = %request_id.0, error = %e, "enrollment failed");
-                Problem::internal()
-            }
-        })?;
     state.metrics.decision("enroll", "ok");
     Ok((StatusCode::CREATED, Json(SubjectView::from(subject))).into_response())
 }
@@ -548,10 +482,14 @@ pub async fn delete_subject(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let actor = keyed(&state, &headers, Role::Operator)?;
-    match state.gallery.delete(&id, &ctx(actor, &request_id)) {
-        Ok(true) => Ok(StatusCode::NO_CONTENT),
-        Ok(false) => Err(Problem::not_found()),
-        Err(_) => Err(Problem::internal()),
+    let audit = ctx(actor, &request_id);
+    if state
+        .run(move |service| service.erase(&id, &audit))
+        .await??
+    {
+        Ok(StatusCode::NO_CONTENT)
+    } else {
+        Err(Problem::not_found())
     }
 }
 
@@ -564,12 +502,15 @@ pub async fn subject_image(
     Path(id): Path<String>,
 ) -> Result<Response, Problem> {
     keyed(&state, &headers, Role::Operator)?;
-    match state.gallery.image(&id) {
+    match state
+        .run(move |service| service.gallery().image(&id))
+        .await?
+    {
         Ok(Some(bytes)) => {
             Ok(([(header::CONTENT_TYPE, "application/octet-stream")], bytes).into_response())
         }
         Ok(None) => Err(Problem::not_found()),
-        Err(_) => Err(Problem::internal()),
+        Err(e) => Err(Problem::internal(e)),
     }
 }
 
@@ -586,51 +527,26 @@ pub async fn verify(
 ) -> Result<Json<VerifyResponse>, Problem> {
     let request = body(request)?;
     let actor = keyed(&state, &headers, Role::Client)?;
-    let references = match state.gallery.templates(&request.subject_id) {
-        Ok(t) if !t.is_empty() => t,
-        Ok(_) | Err(faceid_gallery::Error::UnknownSubject(_)) => return Err(Problem::not_found()),
-        Err(_) => return Err(Problem::internal()),
-    };
-    let sequence = selfie(&state, request.media).await?;
-    let engine = &state.engine;
-    let preset = engine.config().liveness_preset;
-    let best = engine
-        .verify_subject(&sequence.best.template, &references)
-        .map_err(|e| refusal(&e))?;
-    let decision = best.ok_or_else(Problem::internal)?;
-    let live = sequence.liveness.is_live(preset);
-    let reason = if !live {
-        "LIVENESS_FAILED".to_string()
-    } else if let Some(failure) = sequence.best.quality.first_failure() {
-        failure.code().as_str().to_string()
-    } else if decision.accepted {
-        "MATCH".to_string()
-    } else {
-        "NO_MATCH".to_string()
-    };
-    let accepted = reason == "MATCH";
+    let bytes = base64_media(&request.media, state.video_plan_bytes)?;
+    let plan = state.video_plan;
+    let audit = ctx(actor, &request_id);
+    let (verdict, _) = state
+        .run(move |service| -> Result<_, Problem> {
+            let selfie = selfie_frames(service, &bytes, &plan)?;
+            Ok(service.verify(&request.subject_id, selfie, service.gate(), &audit)?)
+        })
+        .await??;
+    let accepted = verdict.accepted();
     state
         .metrics
         .decision("verify", if accepted { "accepted" } else { "rejected" });
-    let outcome = if accepted {
-        "accepted".into()
-    } else {
-        format!("rejected:{reason}")
-    };
-    if let Err(e) = state.gallery.record(
-        "verify",
-        Some(&request.subject_id),
-        &outcome,
-        &ctx(actor, &request_id),
-    ) {
-        tracing::error!(request_id = %request_id.0, error = %e, "audit append failed");
-    }
+    let preset = state.engine.config().liveness_preset;
     Ok(Json(VerifyResponse {
         accepted,
-        reason,
-        score: decision.comparison.score,
-        threshold: decision.threshold,
-        liveness: liveness_view(&sequence.liveness, preset),
+        reason: verdict.reason.code().to_string(),
+        score: verdict.decision.map(|d| d.comparison.score),
+        threshold: state.engine.config().verify_threshold,
+        liveness: liveness_view(&verdict.liveness, preset),
     }))
 }
 
@@ -645,21 +561,17 @@ pub async fn identify(
 ) -> Result<Json<IdentifyResponse>, Problem> {
     let request = body(request)?;
     let actor = keyed(&state, &headers, Role::Client)?;
-    let sequence = selfie(&state, request.media).await?;
-    let preset = state.engine.config().liveness_preset;
-    let live = sequence.liveness.is_live(preset);
-    let search = search_gallery(&state, &sequence.best.template)?;
-    let (subject_id, threshold, best_score, gallery_size) = (
-        search.subject.filter(|_| live),
-        search.threshold,
-        search.best_score,
-        search.gallery_size,
-    );
-    let outcome = match (&subject_id, live) {
-        (Some(_), _) => "match",
-        (None, false) => "rejected:LIVENESS_FAILED",
-        (None, true) => "no_match",
-    };
+    let bytes = base64_media(&request.media, state.video_plan_bytes)?;
+    let plan = state.video_plan;
+    let audit = ctx(actor, &request_id);
+    let (verdict, gallery_size) = state
+        .run(move |service| -> Result<_, Problem> {
+            let selfie = selfie_frames(service, &bytes, &plan)?;
+            let (verdict, _) = service.identify(selfie, service.gate(), &audit)?;
+            Ok((verdict, service.gallery().len()))
+        })
+        .await??;
+    let subject_id = verdict.subject().cloned();
     state.metrics.decision(
         "identify",
         if subject_id.is_some() {
@@ -668,21 +580,15 @@ pub async fn identify(
             "no_match"
         },
     );
-    if let Err(e) = state.gallery.record(
-        "identify",
-        subject_id.as_deref(),
-        outcome,
-        &ctx(actor, &request_id),
-    ) {
-        tracing::error!(request_id = %request_id.0, error = %e, "audit append failed");
-    }
+    let preset = state.engine.config().liveness_preset;
     Ok(Json(IdentifyResponse {
         matched: subject_id.is_some(),
         subject_id,
-        score: best_score,
-        threshold,
+        reason: verdict.reason.code().to_string(),
+        score: verdict.best_score,
+        threshold: verdict.threshold(),
         gallery_size,
-        liveness: liveness_view(&sequence.liveness, preset),
+        liveness: liveness_view(&verdict.liveness, preset),
     }))
 }
 
@@ -696,13 +602,30 @@ pub async fn liveness(
 ) -> Result<Json<LivenessView>, Problem> {
     let request = body(request)?;
     keyed(&state, &headers, Role::Client)?;
-    let sequence = selfie(&state, request.media).await?;
+    let bytes = base64_media(&request.media, state.video_plan_bytes)?;
+    let plan = state.video_plan;
+    let sequence = state
+        .run(move |service| -> Result<_, Problem> {
+            let selfie = selfie_frames(service, &bytes, &plan)?;
+            Ok(service.analyze(selfie)?)
+        })
+        .await??;
     let preset = state.engine.config().liveness_preset;
     let view = liveness_view(&sequence.liveness, preset);
     state
         .metrics
         .decision("liveness", if view.live { "live" } else { "not_live" });
     Ok(Json(view))
+}
+
+fn quality_response(measures: faceid_core::Quality) -> QualityResponse {
+    QualityResponse {
+        passed: measures.passed(),
+        failure: measures
+            .first_failure()
+            .map(|f| f.code().as_str().to_string()),
+        measures,
+    }
 }
 
 /// Quality measures of the face in a photo (client).
@@ -716,29 +639,19 @@ pub async fn quality(
     let request = body(request)?;
     keyed(&state, &headers, Role::Client)?;
     let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
-    let engine = state.engine.clone();
-    let measures = state
-        .pool
-        .run(move || {
-            let image = engine.decode(&bytes)?;
-            let face = engine.single_face(&image)?;
-            engine.quality(&image, &face, &engine.align(&image, &face))
+    let sequence = state
+        .run(move |service| {
+            let image = service.engine().decode(&bytes)?;
+            service.analyze(Selfie::photo(image))
         })
-        .await
-        .map_err(|_| Problem::busy())?
-        .map_err(|e| refusal(&e))?;
-    Ok(Json(QualityResponse {
-        passed: measures.passed(),
-        failure: measures
-            .first_failure()
-            .map(|f| f.code().as_str().to_string()),
-        measures,
-    }))
+        .await??;
+    Ok(Json(quality_response(sequence.best.quality)))
 }
 
 /// One camera frame analysed for the operator console's live view (operator): every face
 /// with its box and landmarks and, for the main face, liveness (this frame only), quality
-/// and the 1:N answer. A preview, not a decision: nothing is audited (the verify and
+/// and the 1:N match rule alone (not gated by liveness or quality, so the operator sees
+/// who the camera sees). A preview, not a decision: nothing is audited (the verify and
 /// identify decisions are), and it never refuses for a second face, it reports it.
 #[utoipa::path(post, path = "/v1/frame", request_body = MediaRequest, tag = "analysis",
     responses((status = 200, body = FrameResponse), (status = 400, body = Problem)))]
@@ -750,26 +663,14 @@ pub async fn frame(
     let request = body(request)?;
     keyed(&state, &headers, Role::Operator)?;
     let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
-    let engine = state.engine.clone();
-    let (width, height, faces, analysis) = state
-        .pool
-        .run(move || {
-            let image = engine.decode(&bytes)?;
-            let faces = engine.faces(&image)?;
-            // The main face through the same pipeline as a probe; its refusal (several
-            // faces) is shown as a flag rather than an error.
-            let analysis = if faces.is_empty() {
-                None
-            } else {
-                Some(engine.analyze(&image))
-            };
-            Ok::<_, faceid_core::Error>((image.width(), image.height(), faces, analysis))
+    let (width, height, preview) = state
+        .run(move |service| {
+            let image = service.engine().decode(&bytes)?;
+            Ok::<_, Failure>((image.width(), image.height(), service.preview(image)?))
         })
-        .await
-        .map_err(|_| Problem::busy())?
-        .map_err(|e| refusal(&e))?;
+        .await??;
     let preset = state.engine.config().liveness_preset;
-    let main = match analysis {
+    let main = match preview.main {
         None => None,
         Some(Err(e)) => Some(FrameMain {
             refusal: Some(e.code().as_str().to_string()),
@@ -777,33 +678,24 @@ pub async fn frame(
             quality: None,
             identity: None,
         }),
-        Some(Ok(analysis)) => {
-            let search = search_gallery(&state, &analysis.template)?;
-            Some(FrameMain {
-                refusal: None,
-                liveness: Some(liveness_view(&analysis.liveness, preset)),
-                quality: Some(QualityResponse {
-                    passed: analysis.quality.passed(),
-                    failure: analysis
-                        .quality
-                        .first_failure()
-                        .map(|f| f.code().as_str().to_string()),
-                    measures: analysis.quality,
-                }),
-                identity: Some(FrameIdentity {
-                    subject_id: search.subject,
-                    score: search.best_score,
-                    threshold: search.threshold,
-                    gallery_size: search.gallery_size,
-                }),
-            })
-        }
+        Some(Ok((sequence, identified))) => Some(FrameMain {
+            refusal: None,
+            liveness: Some(liveness_view(&sequence.liveness, preset)),
+            quality: Some(quality_response(sequence.best.quality)),
+            identity: Some(FrameIdentity {
+                subject_id: identified.subject().cloned(),
+                score: identified.best_score,
+                // The preview gate is off, so the search always ran and set a threshold.
+                threshold: identified.threshold().unwrap_or_default(),
+                gallery_size: preview.gallery_size,
+            }),
+        }),
     };
     state.metrics.decision("frame", "analysed");
     Ok(Json(FrameResponse {
         width,
         height,
-        faces,
+        faces: preview.faces,
         main,
     }))
 }
@@ -819,24 +711,20 @@ pub async fn card(
     let request = body(request)?;
     keyed(&state, &headers, Role::Client)?;
     let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
-    let engine = state.engine.clone();
-    let portrait = state
-        .pool
-        .run(move || {
-            let image = engine.decode(&bytes)?;
-            engine.card_portrait(&image)
+    let (portrait, _) = state
+        .run(move |service| {
+            let image = service.engine().decode(&bytes)?;
+            service.card(&image)
         })
-        .await
-        .map_err(|_| Problem::busy())?
-        .map_err(|e| refusal(&e))?;
+        .await??;
     let upright = &portrait.upright;
     let crop =
         portrait
             .face
             .bbox
             .grown_within(1.4, upright.width() as f32, upright.height() as f32);
-    let portrait_jpeg =
-        crate::selfie::jpeg_base64(upright, Some(&crop)).ok_or_else(Problem::internal)?;
+    let portrait_jpeg = crate::selfie::jpeg_base64(upright, Some(&crop))
+        .ok_or_else(|| Problem::internal("the portrait could not be encoded as JPEG"))?;
     Ok(Json(CardResponse {
         rotation_degrees: portrait.rotation.degrees(),
         face: portrait.face,
@@ -855,16 +743,16 @@ pub async fn audit(
     Query(query): Query<AuditQuery>,
 ) -> Result<Json<AuditResponse>, Problem> {
     keyed(&state, &headers, Role::Operator)?;
-    let chain = state
-        .gallery
-        .verify_audit()
-        .map_err(|_| Problem::internal())?;
+    let (chain, events) = state
+        .run(|service| {
+            let gallery = service.gallery();
+            Ok::<_, faceid_gallery::Error>((gallery.verify_audit()?, gallery.audit()?))
+        })
+        .await?
+        .map_err(Problem::internal)?;
     let after = query.after.unwrap_or(0);
     let limit = query.limit.unwrap_or(100).min(1000);
-    let events = state
-        .gallery
-        .audit()
-        .map_err(|_| Problem::internal())?
+    let events = events
         .into_iter()
         .filter(|e| e.seq > after)
         .filter(|e| {
@@ -897,7 +785,7 @@ pub async fn camera(
     let camera = state.camera.clone().ok_or_else(Problem::not_found)?;
     let (seq, jpeg) = tokio::task::spawn_blocking(move || camera.newest_jpeg())
         .await
-        .map_err(|_| Problem::internal())?
+        .map_err(Problem::internal)?
         .ok_or_else(Problem::no_frame)?;
     Ok((
         [
@@ -924,10 +812,22 @@ pub async fn create_key(
     let request = body(request)?;
     let actor = keyed(&state, &headers, Role::Admin)?;
     let role = Role::parse(&request.role).ok_or_else(|| Problem::bad_request(["INVALID_ROLE"]))?;
-    let new = state.keys.issue(role).map_err(|_| Problem::internal())?;
-    let _ = state
-        .gallery
-        .record("key_create", None, &new.id, &ctx(actor, &request_id));
+    let audit = ctx(actor, &request_id);
+    let keys = state.keys.clone();
+    let new = state
+        .run(move |service| -> Result<_, Problem> {
+            let new = keys.issue(role).map_err(Problem::internal)?;
+            // An admin action that cannot be audited does not happen: the key is withdrawn.
+            if let Err(e) = service
+                .gallery()
+                .record("key_create", None, &new.id, &audit)
+            {
+                let _ = keys.revoke(&new.id);
+                return Err(Problem::internal(e));
+            }
+            Ok(new)
+        })
+        .await??;
     Ok((StatusCode::CREATED, Json(new)).into_response())
 }
 
@@ -963,16 +863,23 @@ pub async fn revoke_key(
     Path(id): Path<String>,
 ) -> Result<StatusCode, Problem> {
     let actor = keyed(&state, &headers, Role::Admin)?;
-    match state.keys.revoke(&id) {
-        Ok(true) => {
-            let _ = state
-                .gallery
-                .record("key_revoke", None, &id, &ctx(actor, &request_id));
-            Ok(StatusCode::NO_CONTENT)
-        }
-        Ok(false) => Err(Problem::not_found()),
-        Err(_) => Err(Problem::internal()),
-    }
+    let audit = ctx(actor, &request_id);
+    let keys = state.keys.clone();
+    state
+        .run(move |service| {
+            // Revoking is safe to do before the audit (a key that may not be audited is
+            // better gone); the answer is an error when the audit fails.
+            match keys.revoke(&id) {
+                Ok(true) => service
+                    .gallery()
+                    .record("key_revoke", None, &id, &audit)
+                    .map(|_| StatusCode::NO_CONTENT)
+                    .map_err(Problem::internal),
+                Ok(false) => Err(Problem::not_found()),
+                Err(e) => Err(Problem::internal(e)),
+            }
+        })
+        .await?
 }
 
 /// Erase every subject (admin).
@@ -983,10 +890,8 @@ pub async fn reset(
     headers: HeaderMap,
 ) -> Result<StatusCode, Problem> {
     let actor = keyed(&state, &headers, Role::Admin)?;
-    state
-        .gallery
-        .reset(&ctx(actor, &request_id))
-        .map_err(|_| Problem::internal())?;
+    let audit = ctx(actor, &request_id);
+    state.run(move |service| service.reset(&audit)).await??;
     Ok(StatusCode::NO_CONTENT)
 }
 

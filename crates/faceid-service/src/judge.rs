@@ -1,0 +1,113 @@
+//! The use cases that need no gallery: analysing a selfie by the sequence rule, judging a
+//! photo for enrollment into a template file, liveness alone, the card portrait. The
+//! `faceid` command runs them on files; [`crate::Service`] builds on them.
+
+use std::sync::Arc;
+
+use faceid_core::{
+    CardPortrait, Engine, EnrollmentVerdict, FrameAccumulator, FrameSeen, Gate, Image, Liveness,
+    SequenceAnalysis, Template,
+};
+
+use crate::failure::Failure;
+
+/// A probe of one person: frames still to analyse (a photo, a video's frames) or a sequence
+/// the caller already accumulated (the kiosk's camera, with [`faceid_core::FrameAccumulator`]).
+#[derive(Debug)]
+pub enum Selfie {
+    /// Frames to analyse, with the clip length for a video (`None` for stills).
+    Frames {
+        /// Upright frames, in order.
+        images: Vec<Image>,
+        /// Clip length in seconds for a video, checked against the minimum.
+        duration_secs: Option<f64>,
+    },
+    /// A sequence already analysed frame by frame.
+    Analysed(SequenceAnalysis),
+}
+
+impl Selfie {
+    /// One still photo.
+    pub fn photo(image: Image) -> Selfie {
+        Selfie::Frames {
+            images: vec![image],
+            duration_secs: None,
+        }
+    }
+}
+
+/// The gallery-free use cases over one engine.
+#[derive(Debug, Clone)]
+pub struct Judge {
+    engine: Arc<Engine>,
+}
+
+impl Judge {
+    /// The use cases over `engine`.
+    pub fn new(engine: Arc<Engine>) -> Judge {
+        Judge { engine }
+    }
+
+    /// The engine (for stages a shell shows but does not decide with: boxes, attributes).
+    pub fn engine(&self) -> &Arc<Engine> {
+        &self.engine
+    }
+
+    /// The gate in force (configured preset, liveness and quality required).
+    pub fn gate(&self) -> Gate {
+        self.engine.gate()
+    }
+
+    /// Analyses a selfie by the engine's sequence rule (a no-op for an analysed one).
+    pub fn analyze(&self, selfie: Selfie) -> Result<SequenceAnalysis, Failure> {
+        match selfie {
+            Selfie::Frames {
+                images,
+                duration_secs,
+            } => Ok(self.engine.analyze_sequence(&images, duration_secs)?),
+            Selfie::Analysed(sequence) => Ok(sequence),
+        }
+    }
+
+    /// Analyses the next camera frame of a sequence the caller accumulates (the kiosk), by
+    /// the engine's sequence rule. `Err` ends the sequence.
+    pub fn add_frame(
+        &self,
+        sequence: &mut FrameAccumulator,
+        frame: &Image,
+    ) -> Result<FrameSeen, Failure> {
+        Ok(self.engine.add_frame(sequence, frame)?)
+    }
+
+    /// Judges a selfie for enrollment (the enrollment gate, and the card match when a card
+    /// template is given), without storing anything.
+    pub fn enrollment(
+        &self,
+        selfie: Selfie,
+        gate: Gate,
+        card: Option<&Template>,
+    ) -> Result<(EnrollmentVerdict, SequenceAnalysis), Failure> {
+        let probe = self.analyze(selfie)?;
+        let verdict = self.engine.enrollment(&probe, gate, card)?;
+        Ok((verdict, probe))
+    }
+
+    /// Liveness only (no identity): the sequence rule, then the engine's liveness check
+    /// (refused when the face is too small to judge).
+    pub fn liveness(&self, selfie: Selfie) -> Result<(Liveness, SequenceAnalysis), Failure> {
+        let probe = self.analyze(selfie)?;
+        Ok((self.engine.liveness_check(&probe)?, probe))
+    }
+
+    /// The portrait of an identity document and its template (`NO_PORTRAIT` when none).
+    pub fn card(&self, card: &Image) -> Result<(CardPortrait, Template), Failure> {
+        Ok(self.engine.card_template(card)?)
+    }
+
+    /// The template of the one face of a reference photo (a passport-style photo sent with
+    /// a probe, or a file to compare): no gate, the photo is not a live capture.
+    pub fn photo_template(&self, photo: &Image) -> Result<Template, Failure> {
+        let face = self.engine.single_face(photo)?;
+        Ok(self.engine.embed(&self.engine.align(photo, &face))?)
+    }
+}

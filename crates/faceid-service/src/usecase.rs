@@ -1,0 +1,366 @@
+//! The use cases. Each one analyses (when given frames), judges with the engine's verdict,
+//! reads or writes the gallery, and audits exactly once: an accepted enrollment, an erasure
+//! and a reset are audited by the gallery in the same transaction as the change; every other
+//! attempt that reached the engine (a capture refusal or a verdict) by one `record`.
+
+use std::sync::Arc;
+
+use faceid_core::{
+    CardPortrait, Engine, EnrollmentVerdict, Face, FrameAccumulator, FrameSeen, Gate, Identified,
+    Image, Liveness, Reason, SequenceAnalysis, Template, Verification,
+};
+use faceid_gallery::{AuditContext, GalleryStore, NewSubject, Subject};
+
+use crate::failure::{Class, Failure};
+use crate::judge::{Judge, Selfie};
+
+/// An enrollment to judge and store.
+#[derive(Debug)]
+pub struct Enrollment {
+    /// Id, name and source of the new subject.
+    pub subject: NewSubject,
+    /// The person's face.
+    pub selfie: Selfie,
+    /// Checks to apply (liveness is off for enrollment from an uploaded photo).
+    pub gate: Gate,
+    /// The identity document's portrait template: the selfie must match it, and both are
+    /// stored.
+    pub card: Option<Template>,
+    /// Bytes to retain (encrypted) with the subject, when configured.
+    pub retained_image: Option<Vec<u8>>,
+}
+
+/// The answer to an enrollment attempt.
+#[derive(Debug)]
+pub struct Enrolled {
+    /// The verdict (`Match` when stored).
+    pub verdict: EnrollmentVerdict,
+    /// The stored subject, when the verdict accepted.
+    pub subject: Option<Subject>,
+    /// What the engine saw (for quality reports).
+    pub probe: SequenceAnalysis,
+}
+
+/// What the live view shows of one frame ([`Service::preview`]).
+#[derive(Debug)]
+pub struct Preview {
+    /// Every face, largest first.
+    pub faces: Vec<Face>,
+    /// The main face: its analysis and the 1:N match rule's answer, or the capture refusal
+    /// a probe would get (several faces); `None` without a face.
+    pub main: Option<Result<(SequenceAnalysis, Identified<String>), faceid_core::Error>>,
+    /// Subjects in the gallery.
+    pub gallery_size: usize,
+}
+
+/// The use cases over one engine and one gallery.
+#[derive(Debug, Clone)]
+pub struct Service {
+    judge: Judge,
+    gallery: Arc<dyn GalleryStore>,
+}
+
+impl Service {
+    /// The use cases over `engine` and `gallery`.
+    pub fn new(engine: Arc<Engine>, gallery: Arc<dyn GalleryStore>) -> Service {
+        Service {
+            judge: Judge::new(engine),
+            gallery,
+        }
+    }
+
+    /// The gallery-free use cases (analysis, card, liveness).
+    pub fn judge(&self) -> &Judge {
+        &self.judge
+    }
+
+    /// The engine (for stages a shell shows but does not decide with, such as preview boxes).
+    pub fn engine(&self) -> &Arc<Engine> {
+        self.judge.engine()
+    }
+
+    /// The gallery.
+    pub fn gallery(&self) -> &Arc<dyn GalleryStore> {
+        &self.gallery
+    }
+
+    /// The gate in force (configured preset, liveness and quality required).
+    pub fn gate(&self) -> Gate {
+        self.judge.gate()
+    }
+
+    /// See [`Judge::analyze`].
+    pub fn analyze(&self, selfie: Selfie) -> Result<SequenceAnalysis, Failure> {
+        self.judge.analyze(selfie)
+    }
+
+    /// See [`Judge::add_frame`].
+    pub fn add_frame(
+        &self,
+        sequence: &mut FrameAccumulator,
+        frame: &Image,
+    ) -> Result<FrameSeen, Failure> {
+        self.judge.add_frame(sequence, frame)
+    }
+
+    /// Audits an attempt at `action` that ended without a verdict (a capture refusal such
+    /// as two people in frame).
+    pub fn refused(
+        &self,
+        action: &str,
+        subject: Option<&str>,
+        failure: &Failure,
+        ctx: &AuditContext,
+    ) -> Result<(), Failure> {
+        self.audit(
+            action,
+            subject,
+            &format!("rejected:{}", failure.code()),
+            ctx,
+        )
+    }
+
+    /// Analyses for an attempt at `action`: a capture refusal is audited as
+    /// `rejected:CODE`; an input error (bad bytes) is not an attempt and is not audited.
+    fn attempt(
+        &self,
+        action: &str,
+        subject: Option<&str>,
+        selfie: Selfie,
+        ctx: &AuditContext,
+    ) -> Result<SequenceAnalysis, Failure> {
+        self.analyze(selfie).or_else(|failure| {
+            if failure.class() == Class::Capture {
+                self.refused(action, subject, &failure, ctx)?;
+            }
+            Err(failure)
+        })
+    }
+
+    /// Appends a decision to the audit log. A decision that cannot be audited fails.
+    fn audit(
+        &self,
+        action: &str,
+        subject: Option<&str>,
+        outcome: &str,
+        ctx: &AuditContext,
+    ) -> Result<(), Failure> {
+        self.gallery
+            .record(action, subject, outcome, ctx)
+            .map(drop)
+            .map_err(Failure::from)
+    }
+
+    /// Judges an enrollment without storing it (the kiosk asks for the id and name only
+    /// after the person passed). A refusal is audited; an acceptance is audited when
+    /// [`Service::enroll`] stores it.
+    pub fn judge_enrollment(
+        &self,
+        probe: &SequenceAnalysis,
+        gate: Gate,
+        card: Option<&Template>,
+        ctx: &AuditContext,
+    ) -> Result<EnrollmentVerdict, Failure> {
+        let verdict = self.engine().enrollment(probe, gate, card)?;
+        if !verdict.reason.accepted() {
+            self.audit("enroll", None, &verdict.reason.outcome(), ctx)?;
+        }
+        Ok(verdict)
+    }
+
+    /// Enrolls a person: the id must be free, the selfie must pass the enrollment gate (and
+    /// match the card when one is given); the selfie's template (and the card's) are stored
+    /// durably with the audit event.
+    pub fn enroll(&self, request: Enrollment, ctx: &AuditContext) -> Result<Enrolled, Failure> {
+        let id = request.subject.id.clone();
+        faceid_gallery::gallery::validate_subject_id(&id)?;
+        if self.gallery.subject(&id)?.is_some() {
+            return Err(Failure::DuplicateSubject(id));
+        }
+        let probe = self.attempt("enroll", None, request.selfie, ctx)?;
+        let verdict = self
+            .engine()
+            .enrollment(&probe, request.gate, request.card.as_ref())?;
+        if !verdict.reason.accepted() {
+            self.audit("enroll", None, &verdict.reason.outcome(), ctx)?;
+            return Ok(Enrolled {
+                verdict,
+                subject: None,
+                probe,
+            });
+        }
+        let mut templates = vec![probe.best.template.clone()];
+        templates.extend(request.card);
+        let subject = self.gallery.enroll(
+            &request.subject,
+            &templates,
+            request.retained_image.as_deref(),
+            ctx,
+        )?;
+        Ok(Enrolled {
+            verdict,
+            subject: Some(subject),
+            probe,
+        })
+    }
+
+    /// Enrolls the holder of an identity document from a scan of it: the rule is that a
+    /// portrait is found (in any orientation); its template is stored. No liveness: the
+    /// document is a photo by nature, so such a subject must later prove liveness at each
+    /// verification.
+    pub fn enroll_card(
+        &self,
+        subject: NewSubject,
+        card: &Image,
+        ctx: &AuditContext,
+    ) -> Result<(Subject, CardPortrait), Failure> {
+        faceid_gallery::gallery::validate_subject_id(&subject.id)?;
+        if self.gallery.subject(&subject.id)?.is_some() {
+            return Err(Failure::DuplicateSubject(subject.id));
+        }
+        let (portrait, template) = self.card(card).or_else(|failure| {
+            if failure.class() == Class::Capture {
+                self.refused("enroll", None, &failure, ctx)?;
+            }
+            Err(failure)
+        })?;
+        let stored = self.gallery.enroll(&subject, &[template], None, ctx)?;
+        Ok((stored, portrait))
+    }
+
+    /// See [`Judge::card`].
+    pub fn card(&self, card: &Image) -> Result<(CardPortrait, Template), Failure> {
+        self.judge.card(card)
+    }
+
+    /// See [`Judge::photo_template`].
+    pub fn photo_template(&self, photo: &Image) -> Result<Template, Failure> {
+        self.judge.photo_template(photo)
+    }
+
+    /// 1:1: is the person in the selfie the subject `id`? `UnknownSubject` before any
+    /// analysis when the id has no templates.
+    pub fn verify(
+        &self,
+        id: &str,
+        selfie: Selfie,
+        gate: Gate,
+        ctx: &AuditContext,
+    ) -> Result<(Verification, SequenceAnalysis), Failure> {
+        let references = self.gallery.templates(id)?;
+        if references.is_empty() {
+            return Err(Failure::UnknownSubject(id.to_string()));
+        }
+        self.verify_against(Some(id), &references, selfie, gate, ctx)
+    }
+
+    /// 1:1 against templates the caller holds (a reference photo or card sent with the
+    /// probe); audited under `subject` when there is one.
+    pub fn verify_against(
+        &self,
+        subject: Option<&str>,
+        references: &[Template],
+        selfie: Selfie,
+        gate: Gate,
+        ctx: &AuditContext,
+    ) -> Result<(Verification, SequenceAnalysis), Failure> {
+        let probe = self.attempt("verify", subject, selfie, ctx)?;
+        let verdict = self.engine().verification(&probe, references, gate)?;
+        self.audit("verify", subject, &verdict.reason.outcome(), ctx)?;
+        Ok((verdict, probe))
+    }
+
+    /// 1:N: who in the gallery is the person in the selfie, if anyone.
+    pub fn identify(
+        &self,
+        selfie: Selfie,
+        gate: Gate,
+        ctx: &AuditContext,
+    ) -> Result<(Identified<String>, SequenceAnalysis), Failure> {
+        let probe = self.attempt("identify", None, selfie, ctx)?;
+        let verdict = self.search(&probe, gate)?;
+        let outcome = match verdict.reason {
+            Reason::Match => "match".to_string(),
+            Reason::NoMatch => "no_match".to_string(),
+            refused => refused.outcome(),
+        };
+        self.audit(
+            "identify",
+            verdict.subject().map(String::as_str),
+            &outcome,
+            ctx,
+        )?;
+        Ok((verdict, probe))
+    }
+
+    /// The 1:N verdict without an audit event: a preview (the console's live view), not an
+    /// attempt.
+    pub fn search(
+        &self,
+        probe: &SequenceAnalysis,
+        gate: Gate,
+    ) -> Result<Identified<String>, Failure> {
+        self.engine().identification(probe, gate, |template| {
+            let candidates = self.gallery.search(template, 5)?;
+            Ok::<_, Failure>((
+                candidates
+                    .into_iter()
+                    .map(|c| (c.subject, c.cosine))
+                    .collect(),
+                self.gallery.len(),
+            ))
+        })
+    }
+
+    /// See [`Judge::liveness`].
+    pub fn liveness(&self, selfie: Selfie) -> Result<(Liveness, SequenceAnalysis), Failure> {
+        self.judge.liveness(selfie)
+    }
+
+    /// A camera frame as the operator's live view shows it: every face, and for the main
+    /// face its one-frame analysis and the 1:N match rule alone (liveness and quality are
+    /// shown, not applied). Not an attempt: nothing is audited.
+    pub fn preview(&self, image: Image) -> Result<Preview, Failure> {
+        let faces = self.engine().faces(&image)?;
+        let gallery_size = self.gallery.len();
+        if faces.is_empty() {
+            return Ok(Preview {
+                faces,
+                main: None,
+                gallery_size,
+            });
+        }
+        let main = match self
+            .engine()
+            .analyze_sequence(std::slice::from_ref(&image), None)
+        {
+            Ok(sequence) => {
+                let shown = Gate {
+                    liveness: false,
+                    quality: false,
+                    ..self.gate()
+                };
+                let identified = self.search(&sequence, shown)?;
+                Ok((sequence, identified))
+            }
+            Err(e) if e.code().is_capture_problem() => Err(e),
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Preview {
+            faces,
+            main: Some(main),
+            gallery_size,
+        })
+    }
+
+    /// Erases a subject (templates, image, index entries); whether it existed. Audited by
+    /// the gallery with the erasure.
+    pub fn erase(&self, id: &str, ctx: &AuditContext) -> Result<bool, Failure> {
+        Ok(self.gallery.delete(id, ctx)?)
+    }
+
+    /// Removes every subject; audited with the reset.
+    pub fn reset(&self, ctx: &AuditContext) -> Result<(), Failure> {
+        Ok(self.gallery.reset(ctx)?)
+    }
+}
