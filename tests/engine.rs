@@ -14,7 +14,7 @@ fn template_near(image: &Image, x_range: std::ops::Range<f32>) -> Template {
         .into_iter()
         .find(|f| x_range.contains(&f.bbox.center().x))
         .expect("a face in the expected place");
-    e.embed(&e.align(image, &face)).unwrap()
+    e.embed(&e.align(image, &face).unwrap()).unwrap()
 }
 
 #[test]
@@ -57,7 +57,7 @@ fn different_people_in_one_photo_do_not_match() {
             .faces(&image)
             .unwrap()
             .iter()
-            .map(|f| e.embed(&e.align(&image, f)).unwrap())
+            .map(|f| e.embed(&e.align(&image, f).unwrap()).unwrap())
             .collect();
         for i in 0..templates.len() {
             for j in i + 1..templates.len() {
@@ -95,7 +95,7 @@ fn card_with_portrait(photo: &Image, portrait: BoundingBox) -> Image {
             rgb[i..i + 3].copy_from_slice(&[v, v, (v as f32 * 0.95) as u8]);
         }
     }
-    let face = crop_resized(photo, portrait, 260, 330);
+    let face = crop_resized(photo, portrait, 260, 330).unwrap();
     for y in 0..330 {
         for x in 0..260 {
             let i = (((y + 120) * w + x + 60) * 3) as usize;
@@ -124,7 +124,7 @@ fn a_rotated_card_yields_its_portrait() {
         c.y + side * 0.67,
     );
     let card = card_with_portrait(&photo, portrait);
-    let reference = e.embed(&e.align(&photo, &face)).unwrap();
+    let reference = e.embed(&e.align(&photo, &face).unwrap()).unwrap();
     // Turned a quarter clockwise, the card needs a quarter counter-clockwise to be upright.
     for (turn, undo) in [
         (Rotation::None, Rotation::None),
@@ -158,10 +158,12 @@ fn a_face_that_fills_the_frame_is_found_by_padding() {
     let photo = sample(3);
     let face = e.faces(&photo).unwrap().remove(0);
     // An aligned 112x112 crop, as face datasets ship them.
-    let aligned = e.align(&photo, &face);
+    let aligned = e.align(&photo, &face).unwrap();
     let found = e.faces(aligned.image()).unwrap();
     assert_eq!(found.len(), 1);
-    let again = e.embed(&e.align(aligned.image(), &found[0])).unwrap();
+    let again = e
+        .embed(&e.align(aligned.image(), &found[0]).unwrap())
+        .unwrap();
     let original = e.embed(&aligned).unwrap();
     assert!(e.verify(&again, &original).unwrap().accepted);
 }
@@ -231,7 +233,7 @@ fn templates_survive_serialisation_and_identify_the_right_subject() {
         .map(|(i, f)| {
             (
                 format!("other-{i}"),
-                e.embed(&e.align(&sample(2), f)).unwrap(),
+                e.embed(&e.align(&sample(2), f).unwrap()).unwrap(),
             )
         })
         .chain([("her".to_string(), back)])

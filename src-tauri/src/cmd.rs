@@ -139,25 +139,27 @@ pub fn set_language(shared: Shell<'_>, language: String) -> Result<(), CommandEr
 /// Signs the operator in with the PIN.
 #[tauri::command]
 pub fn operator_unlock(shared: Shell<'_>, pin: String) -> bool {
-    let ok = shared
+    let matches = shared
         .settings
         .lock()
         .map(|s| s.pin_matches(&pin))
         .unwrap_or(false);
-    if let Ok(mut session) = shared.operator.0.lock() {
-        *session = ok.then(Instant::now);
-    }
-    if let Ok(kiosk) = shared.kiosk.lock() {
+    // A sign-in that cannot be audited does not happen.
+    let audited = shared.kiosk.lock().is_ok_and(|kiosk| {
         let ctx = AuditContext {
             actor: "operator".into(),
             request_id: "kiosk-operator".into(),
         };
-        let _ = kiosk.gallery().record(
-            "operator_sign_in",
-            None,
-            if ok { "ok" } else { "rejected" },
-            &ctx,
-        );
+        let outcome = if matches { "ok" } else { "rejected" };
+        kiosk
+            .gallery()
+            .record("operator_sign_in", None, outcome, &ctx)
+            .inspect_err(|e| tracing::error!(error = %e, "operator sign-in not audited"))
+            .is_ok()
+    });
+    let ok = matches && audited;
+    if let Ok(mut session) = shared.operator.0.lock() {
+        *session = ok.then(Instant::now);
     }
     shared.changed();
     ok
@@ -278,10 +280,10 @@ pub fn delete_subject(shared: Shell<'_>, id: String) -> Result<bool, CommandErro
         actor: "operator".into(),
         request_id: format!("kiosk-delete-{id}"),
     };
-    kiosk
-        .gallery()
-        .delete(&id, &ctx)
-        .map_err(|_| CommandError::Storage)
+    kiosk.service().erase(&id, &ctx).map_err(|e| {
+        tracing::error!(error = %e, "erasure failed");
+        CommandError::Storage
+    })
 }
 
 /// The kiosk's sync state, for the operator screen.

@@ -60,12 +60,8 @@ impl Options {
 
     /// The gallery key file.
     pub fn key_path(&self) -> PathBuf {
-        self.key_file.clone().unwrap_or_else(|| {
-            std::env::var_os("XDG_CONFIG_HOME")
-                .map(PathBuf::from)
-                .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".config")))
-                .unwrap_or_else(|| PathBuf::from("."))
-                .join("faceid/kiosk-gallery.key")
-        })
+        self.key_file
+            .clone()
+            .unwrap_or_else(|| faceid_gallery::key::default_key_path("kiosk-gallery.key"))
     }
 }

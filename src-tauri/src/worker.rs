@@ -152,22 +152,10 @@ pub fn open(options: &Options) -> Result<Shared, String> {
     settings.validate().map_err(|e| e.to_string())?;
     settings.save(&data_dir).map_err(|e| e.to_string())?;
 
-    let key = match faceid_gallery::GalleryKey::from_env() {
-        Some(key) => key.map_err(|e| e.to_string())?,
-        None => {
-            let path = options.key_path();
-            if !path.exists() {
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| e.to_string())?;
-                }
-                faceid_gallery::GalleryKey::generate()
-                    .write_new(&path)
-                    .map_err(|e| e.to_string())?;
-                tracing::info!(path = %path.display(), "created the gallery key");
-            }
-            faceid_gallery::GalleryKey::from_file(&path, &data_dir).map_err(|e| e.to_string())?
-        }
-    };
+    let (key, source) =
+        faceid_gallery::GalleryKey::from_env_or_file(&options.key_path(), &data_dir)
+            .map_err(|e| e.to_string())?;
+    tracing::info!(source = ?source, "gallery key");
     // Every local change is queued for the server in its own transaction, whether or not
     // a server is configured yet: enrollments made offline are pushed once one is.
     let gallery = Arc::new(
@@ -398,6 +386,9 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
                     .lock()
                     .ok()
                     .and_then(|s| s.card_source.strip_prefix("file:").map(PathBuf::from));
+                // The kiosk is locked only to read and apply: the frame's inference runs
+                // between the two, so commands from the UI never wait behind it.
+                let mut job = None;
                 if let Ok(mut kiosk) = shared.kiosk.lock() {
                     kiosk.tick(began);
                     if kiosk.wants_card() && card_file.is_some() {
@@ -411,12 +402,16 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
                         }
                     } else {
                         card_offered = false;
-                        if let Some((seq, image)) = frame.as_ref()
-                            && kiosk.wants_frames()
-                        {
-                            kiosk.on_frame(*seq, image, Instant::now());
+                        if let Some((seq, image)) = frame.as_ref() {
+                            job = kiosk.frame_job(*seq, began).map(|j| (j, image.clone()));
                         }
                     }
+                }
+                if let Some((job, image)) = job
+                    && let Some(analysed) = job.run(&image)
+                    && let Ok(mut kiosk) = shared.kiosk.lock()
+                {
+                    kiosk.on_analysed(analysed, &image, Instant::now());
                 }
                 let view = shared.view();
                 let forced = shared

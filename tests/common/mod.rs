@@ -81,6 +81,7 @@ pub fn kiosk_frame_image(n: u32, x_range: std::ops::Range<f32>) -> Image {
         .find(|f| x_range.contains(&f.bbox.center().x))
         .unwrap_or_else(|| panic!("no face of sample{n} in {x_range:?}"));
     faceid_core::sampling::frame_around(&photo, face.bbox, 3.2, 640, 480)
+        .expect("a kiosk frame around the face")
 }
 
 /// [`kiosk_frame_image`] encoded as JPEG (quality 90), as a webcam would send it.
@@ -98,7 +99,8 @@ pub fn distant_frame(n: u32, x_range: std::ops::Range<f32>, shrink: u32) -> Vec<
         faceid_core::geometry::BoundingBox::new(0.0, 0.0, 640.0, 480.0),
         w,
         h,
-    );
+    )
+    .expect("the frame shrinks");
     let mut rgb = vec![128u8; 640 * 480 * 3];
     let (ox, oy) = ((640 - w) / 2, (480 - h) / 2);
     for y in 0..h {

@@ -99,6 +99,40 @@ impl ServerHome {
         serde_json::from_slice(&out.stdout).unwrap()
     }
 
+    /// The transport key of surface 4's sealed fields (made by `faceid keys transport` on
+    /// first use, in `key_dir`).
+    pub fn transport_key(&self) -> PathBuf {
+        let file = self.key_dir.path().join("transport.key");
+        if !file.exists() {
+            let made = Command::new(&self.exe)
+                .args(["keys", "transport"])
+                .arg(&file)
+                .status()
+                .unwrap();
+            assert!(made.success(), "faceid keys transport");
+        }
+        file
+    }
+
+    /// Seals `bytes` for surface 4's field `field` with [`ServerHome::transport_key`], as a
+    /// client would (`faceid encrypt`).
+    pub fn seal(&self, field: &str, bytes: &[u8]) -> String {
+        let plain = self.key_dir.path().join("plain.bin");
+        std::fs::write(&plain, bytes).unwrap();
+        let out = Command::new(&self.exe)
+            .args(["encrypt", "--field", field, "--key-file"])
+            .arg(self.transport_key())
+            .arg(&plain)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8(out.stdout).unwrap().trim().to_string()
+    }
+
     /// Starts `faceid serve` on `listen` (`127.0.0.1:0` for any port) and waits until it
     /// listens.
     pub fn serve(&self, listen: &str, extra: &[&str]) -> Server {

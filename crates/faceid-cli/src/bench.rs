@@ -90,7 +90,7 @@ pub fn kiosk_frame(engine: &Engine, image: &Image) -> Result<Vec<u8>> {
         .detect(image)?
         .first()
         .context("no face in the bench image")?;
-    let frame = frame_around(image, face.bbox, 3.2, 640, 480);
+    let frame = frame_around(image, face.bbox, 3.2, 640, 480)?;
     let mut jpeg = Vec::new();
     image::codecs::jpeg::JpegEncoder::new_with_quality(&mut jpeg, 90)
         .encode(frame.rgb(), 640, 480, image::ExtendedColorType::Rgb8)
@@ -129,7 +129,7 @@ pub fn run(
             .detect(&image)?
             .first()
             .context("no face in the bench image")?;
-        let aligned = engine.align(&image, &face);
+        let aligned = engine.align(&image, &face)?;
         let mut stages = BTreeMap::new();
         stages.insert(
             "decode",
@@ -145,10 +145,7 @@ pub fn run(
         );
         stages.insert(
             "align",
-            time(runs, || {
-                engine.align(&image, &face);
-                Ok(())
-            })?,
+            time(runs, || Ok(engine.align(&image, &face).map(drop)?))?,
         );
         stages.insert(
             "embed",

@@ -255,7 +255,7 @@ pub fn card(judge: &Judge, path: &Path, portrait_out: Option<&Path>) -> Result<C
     let image = load_image(judge.engine(), path)?;
     let (portrait, _) = judge.card(&image)?;
     if let Some(out) = portrait_out {
-        let aligned = judge.engine().align(&portrait.upright, &portrait.face);
+        let aligned = judge.engine().align(&portrait.upright, &portrait.face)?;
         std::fs::write(out, aligned.image().to_png()?)
             .with_context(|| format!("writing {}", out.display()))?;
     }

@@ -104,7 +104,8 @@ enum Command {
         /// Gallery directory (created when absent).
         #[arg(long)]
         data: PathBuf,
-        /// Gallery key file (0600, outside --data); default: $FACEID_GALLERY_KEY.
+        /// Gallery key file (0600, outside --data); default: $FACEID_GALLERY_KEY, else
+        /// $XDG_CONFIG_HOME/faceid/gallery.key, created on first start.
         #[arg(long)]
         key_file: Option<PathBuf>,
         /// Engine jobs allowed to wait before answering 503.
@@ -421,14 +422,29 @@ fn run(cli: Cli) -> Result<()> {
             tls_key,
             postgres,
         } => {
+            // Without --key-file: $FACEID_GALLERY_KEY, else the key file in the user's
+            // configuration directory, created on first start (0600, never in --data).
             let key = match key_file {
                 Some(file) => faceid_gallery::GalleryKey::from_file(file, data)?,
-                None => faceid_gallery::GalleryKey::from_env().with_context(|| {
-                    format!(
-                        "no gallery key: pass --key-file FILE or set {} (create one with `faceid keys gallery FILE`)",
-                        faceid_gallery::key::KEY_ENV
-                    )
-                })??,
+                None => {
+                    let path = faceid_gallery::key::default_key_path("gallery.key");
+                    let (key, source) =
+                        faceid_gallery::GalleryKey::from_env_or_file(&path, data)
+                            .with_context(|| format!("the gallery key {}", path.display()))?;
+                    match source {
+                        faceid_gallery::key::KeySource::Created(path) => eprintln!(
+                            "created the gallery key {} (mode 0600): back it up, the gallery cannot be read without it",
+                            path.display()
+                        ),
+                        faceid_gallery::key::KeySource::File(path) => {
+                            eprintln!("gallery key: {}", path.display())
+                        }
+                        faceid_gallery::key::KeySource::Environment => {
+                            eprintln!("gallery key: ${}", faceid_gallery::key::KEY_ENV)
+                        }
+                    }
+                    key
+                }
             };
             let engine = std::sync::Arc::new(load(&cli)?);
             std::fs::create_dir_all(data)

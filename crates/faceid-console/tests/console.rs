@@ -64,7 +64,8 @@ fn one_person_frames() -> Vec<Vec<u8>> {
     for n in 1..=6 {
         let photo = faceid_e2e::sample(n);
         for face in engine.faces(&photo).unwrap() {
-            let frame = faceid_core::sampling::frame_around(&photo, face.bbox, 3.2, 640, 480);
+            let frame =
+                faceid_core::sampling::frame_around(&photo, face.bbox, 3.2, 640, 480).unwrap();
             frames.push(faceid_e2e::jpeg(&frame));
         }
     }

@@ -5,6 +5,7 @@
 //! (rotation, scale, shift; no shear), which spreads landmark noise instead of bending the
 //! face the way an exact three-point affine does.
 
+use crate::error::Result;
 use crate::geometry::{Point, Similarity};
 use crate::image::Image;
 use crate::landmarks::Face;
@@ -43,7 +44,7 @@ impl AlignedFace {
 
 /// Aligns `face` of `image` onto the ArcFace template. A degenerate landmark set (all
 /// points equal) falls back to the detection box mapped onto the crop.
-pub fn aligned_from_image(image: &Image, face: &Face) -> AlignedFace {
+pub fn aligned_from_image(image: &Image, face: &Face) -> Result<AlignedFace> {
     let five = face.landmarks.five();
     let transform = Similarity::estimate(&five, &ARCFACE_TEMPLATE).unwrap_or_else(|| {
         let s = ALIGNED_SIDE as f32 / face.bbox.width().max(1.0);
@@ -54,9 +55,9 @@ pub fn aligned_from_image(image: &Image, face: &Face) -> AlignedFace {
             ty: -face.bbox.y1 * s,
         }
     });
-    AlignedFace {
-        image: warp_similarity(image, transform, ALIGNED_SIDE, ALIGNED_SIDE),
-    }
+    Ok(AlignedFace {
+        image: warp_similarity(image, transform, ALIGNED_SIDE, ALIGNED_SIDE)?,
+    })
 }
 
 #[cfg(test)]
@@ -100,7 +101,7 @@ mod tests {
             score: 1.0,
             landmarks: Landmarks::from_points(points).unwrap(),
         };
-        let aligned = aligned_from_image(&image, &face);
+        let aligned = aligned_from_image(&image, &face).unwrap();
         assert_eq!(
             (aligned.image().width(), aligned.image().height()),
             (112, 112)

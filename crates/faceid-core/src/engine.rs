@@ -109,7 +109,7 @@ impl Engine {
     }
 
     /// Stage 4: the aligned 112x112 crop.
-    pub fn align(&self, image: &Image, face: &Face) -> AlignedFace {
+    pub fn align(&self, image: &Image, face: &Face) -> Result<AlignedFace> {
         aligned_from_image(image, face)
     }
 
@@ -172,7 +172,7 @@ impl Engine {
     pub fn largest_face_template(&self, image: &Image) -> Result<(Face, Template)> {
         let detection = *self.detect(image)?.first().ok_or(Error::NoFace)?;
         let face = self.locate(image, &detection)?;
-        let template = self.embed(&self.align(image, &face))?;
+        let template = self.embed(&self.align(image, &face)?)?;
         Ok((face, template))
     }
 
@@ -181,7 +181,7 @@ impl Engine {
     /// second thread (they share only the decoded image, read-only); with one, in sequence.
     pub fn analyze(&self, image: &Image) -> Result<Analysis> {
         let face = self.single_face(image)?;
-        let aligned = self.align(image, &face);
+        let aligned = self.align(image, &face)?;
         if self.config.inference_threads < 2 {
             return Ok(Analysis {
                 template: self.embed(&aligned)?,
@@ -235,7 +235,7 @@ impl Engine {
     /// The portrait of a document and its template.
     pub fn card_template(&self, image: &Image) -> Result<(CardPortrait, Template)> {
         let portrait = self.card_portrait(image)?;
-        let template = self.embed(&self.align(&portrait.upright, &portrait.face))?;
+        let template = self.embed(&self.align(&portrait.upright, &portrait.face)?)?;
         Ok((portrait, template))
     }
 

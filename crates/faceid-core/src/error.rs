@@ -60,6 +60,8 @@ pub enum ErrorCode {
     NoFrames,
     /// A selfie video shorter than the configured minimum (`min_video_seconds`).
     VideoTooShort,
+    /// A crop or warp of the image could not be made (never replaced by a black crop).
+    ImageProcessingFailed,
 }
 
 impl ErrorCode {
@@ -90,6 +92,7 @@ impl ErrorCode {
             ErrorCode::InvalidConfig => "INVALID_CONFIG",
             ErrorCode::NoFrames => "NO_FRAMES",
             ErrorCode::VideoTooShort => "VIDEO_TOO_SHORT",
+            ErrorCode::ImageProcessingFailed => "IMAGE_PROCESSING_FAILED",
         }
     }
 
@@ -119,7 +122,7 @@ impl ErrorCode {
             ErrorCode::ModelMissing | ErrorCode::ModelCorrupt | ErrorCode::InvalidConfig => {
                 ErrorClass::Installation
             }
-            ErrorCode::RuntimeError => ErrorClass::Internal,
+            ErrorCode::RuntimeError | ErrorCode::ImageProcessingFailed => ErrorClass::Internal,
         }
     }
 
@@ -227,6 +230,8 @@ pub enum Error {
     NoFrames,
     #[error("the video lasts {seconds:.1} s; at least {min_seconds:.1} s are needed")]
     VideoTooShort { seconds: f32, min_seconds: f32 },
+    #[error("image processing failed: {0}")]
+    Resize(String),
 }
 
 impl Error {
@@ -257,6 +262,7 @@ impl Error {
             Error::InvalidConfig(_) => ErrorCode::InvalidConfig,
             Error::NoFrames => ErrorCode::NoFrames,
             Error::VideoTooShort { .. } => ErrorCode::VideoTooShort,
+            Error::Resize(_) => ErrorCode::ImageProcessingFailed,
         }
     }
 }
@@ -326,6 +332,7 @@ mod tests {
                 seconds: 1.0,
                 min_seconds: 2.0,
             },
+            Error::Resize("x".into()),
         ];
         let mut seen = std::collections::HashSet::new();
         for e in &all {

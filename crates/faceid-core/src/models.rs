@@ -370,7 +370,7 @@ impl OnnxModel {
             spec.height,
             spec.resample,
             &mut state.rgb,
-        );
+        )?;
         spec.fill(&state.rgb, &mut state.input);
         let shape = [
             1,

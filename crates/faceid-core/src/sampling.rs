@@ -4,6 +4,7 @@
 use fast_image_resize::images::ImageRef;
 use fast_image_resize::{FilterType, PixelType, ResizeAlg, ResizeOptions, Resizer};
 
+use crate::error::{Error, Result};
 use crate::geometry::{BoundingBox, Point, Similarity};
 use crate::image::Image;
 
@@ -28,8 +29,13 @@ impl Resample {
     }
 }
 
+fn resize_error(what: impl std::fmt::Display) -> Error {
+    Error::Resize(what.to_string())
+}
+
 /// Resizes `region` of `image` to `out_w` x `out_h` RGB bytes with `resample`, written
-/// into `out`.
+/// into `out`. A region under one pixel, an empty output or a resizer failure is an error:
+/// a black crop must never reach a network as if it were a face.
 pub fn crop_resized_into(
     image: &Image,
     region: BoundingBox,
@@ -37,33 +43,39 @@ pub fn crop_resized_into(
     out_h: u32,
     resample: Resample,
     out: &mut Vec<u8>,
-) {
+) -> Result<()> {
     out.clear();
     out.resize(out_w as usize * out_h as usize * 3, 0);
     let (w, h) = (image.width() as f32, image.height() as f32);
     let inside = region.x1 >= 0.0 && region.y1 >= 0.0 && region.x2 <= w && region.y2 <= h;
-    if region.width() < 1.0 || region.height() < 1.0 {
-        return;
+    if !(region.width() >= 1.0 && region.height() >= 1.0) || out_w == 0 || out_h == 0 {
+        return Err(resize_error(format_args!(
+            "cannot resize a {:.1}x{:.1} region to {out_w}x{out_h}",
+            region.width(),
+            region.height()
+        )));
     }
     let options = ResizeOptions::new().resize_alg(resample.algorithm());
     let mut resizer = Resizer::new();
     if inside {
-        let Ok(src) = ImageRef::new(image.width(), image.height(), image.rgb(), PixelType::U8x3)
-        else {
-            return;
-        };
+        let src = ImageRef::new(image.width(), image.height(), image.rgb(), PixelType::U8x3)
+            .map_err(resize_error)?;
+        // The width is clamped in f64: `x1 + (x2 - x1)` rounded in f32 can pass the edge by
+        // an ulp, which the resizer refuses (a region that touches the border, common in
+        // video frames).
+        let (left, top) = (f64::from(region.x1), f64::from(region.y1));
         let options = options.crop(
-            f64::from(region.x1),
-            f64::from(region.y1),
-            f64::from(region.width()),
-            f64::from(region.height()),
+            left,
+            top,
+            f64::from(region.width()).min(f64::from(image.width()) - left),
+            f64::from(region.height()).min(f64::from(image.height()) - top),
         );
-        if let Ok(mut dst) =
+        let mut dst =
             fast_image_resize::images::Image::from_slice_u8(out_w, out_h, out, PixelType::U8x3)
-        {
-            let _ = resizer.resize(&src, &mut dst, &options);
-        }
-        return;
+                .map_err(resize_error)?;
+        return resizer
+            .resize(&src, &mut dst, &options)
+            .map_err(resize_error);
     }
     // Part of the region lies outside: copy it onto a black canvas first.
     let (cw, ch) = (
@@ -87,21 +99,20 @@ pub fn crop_resized_into(
         let len = (x_end - x_start) as usize * 3;
         canvas[dst_off..dst_off + len].copy_from_slice(&image.rgb()[src_off..src_off + len]);
     }
-    let Ok(src) = ImageRef::new(cw, ch, &canvas, PixelType::U8x3) else {
-        return;
-    };
-    if let Ok(mut dst) =
+    let src = ImageRef::new(cw, ch, &canvas, PixelType::U8x3).map_err(resize_error)?;
+    let mut dst =
         fast_image_resize::images::Image::from_slice_u8(out_w, out_h, out, PixelType::U8x3)
-    {
-        let _ = resizer.resize(&src, &mut dst, &options);
-    }
+            .map_err(resize_error)?;
+    resizer
+        .resize(&src, &mut dst, &options)
+        .map_err(resize_error)
 }
 
 /// Convenience form of [`crop_resized_into`] returning an [`Image`].
-pub fn crop_resized(image: &Image, region: BoundingBox, out_w: u32, out_h: u32) -> Image {
+pub fn crop_resized(image: &Image, region: BoundingBox, out_w: u32, out_h: u32) -> Result<Image> {
     let mut out = Vec::new();
-    crop_resized_into(image, region, out_w, out_h, Resample::Area, &mut out);
-    Image::from_rgb(out_w, out_h, out).unwrap_or_else(|_| black(out_w, out_h))
+    crop_resized_into(image, region, out_w, out_h, Resample::Area, &mut out)?;
+    Image::from_rgb(out_w, out_h, out)
 }
 
 /// A `out_w` x `out_h` frame centred on `face`, `widths` face widths wide (aspect kept):
@@ -112,7 +123,7 @@ pub fn frame_around(
     widths: f32,
     out_w: u32,
     out_h: u32,
-) -> Image {
+) -> Result<Image> {
     let c = face.center();
     let w = face.width() * widths;
     let h = w * out_h as f32 / out_w.max(1) as f32;
@@ -124,20 +135,22 @@ pub fn frame_around(
     )
 }
 
-fn black(w: u32, h: u32) -> Image {
-    Image::black(w, h)
-}
-
 /// Warps `image` into an `out_w` x `out_h` image where output pixel p samples the source at
 /// `to_output.inverse()(p)`, bilinearly. When the warp shrinks the face by more than 2x the
 /// source is first reduced with the SIMD resizer so the warp does not alias.
-pub fn warp_similarity(image: &Image, to_output: Similarity, out_w: u32, out_h: u32) -> Image {
+/// A transform that cannot be inverted is an error.
+pub fn warp_similarity(
+    image: &Image,
+    to_output: Similarity,
+    out_w: u32,
+    out_h: u32,
+) -> Result<Image> {
     let scale = to_output.scale();
     if scale < 0.5 && scale > 0.0 {
         // Pre-shrink the region the output covers to about 2x the output resolution.
-        let Some(inv) = to_output.inverse() else {
-            return black(out_w, out_h);
-        };
+        let inv = to_output
+            .inverse()
+            .ok_or_else(|| resize_error("degenerate warp"))?;
         let corners = [
             inv.apply(Point::new(0.0, 0.0)),
             inv.apply(Point::new(out_w as f32, 0.0)),
@@ -155,7 +168,7 @@ pub fn warp_similarity(image: &Image, to_output: Similarity, out_w: u32, out_h: 
             (region.width() * factor).round().max(1.0) as u32,
             (region.height() * factor).round().max(1.0) as u32,
         );
-        let reduced = crop_resized(image, region, rw, rh);
+        let reduced = crop_resized(image, region, rw, rh)?;
         let sx = rw as f32 / region.width();
         let sy = rh as f32 / region.height();
         let s = (sx + sy) / 2.0;
@@ -180,10 +193,10 @@ pub fn warp_similarity(image: &Image, to_output: Similarity, out_w: u32, out_h: 
     warp_bilinear(image, to_output, out_w, out_h)
 }
 
-fn warp_bilinear(image: &Image, to_output: Similarity, out_w: u32, out_h: u32) -> Image {
-    let Some(inv) = to_output.inverse() else {
-        return black(out_w, out_h);
-    };
+fn warp_bilinear(image: &Image, to_output: Similarity, out_w: u32, out_h: u32) -> Result<Image> {
+    let inv = to_output
+        .inverse()
+        .ok_or_else(|| resize_error("degenerate warp"))?;
     let mut out = vec![0u8; out_w as usize * out_h as usize * 3];
     for y in 0..out_h {
         for x in 0..out_w {
@@ -203,7 +216,7 @@ fn warp_bilinear(image: &Image, to_output: Similarity, out_w: u32, out_h: u32) -
             }
         }
     }
-    Image::from_rgb(out_w, out_h, out).unwrap_or_else(|_| black(out_w, out_h))
+    Image::from_rgb(out_w, out_h, out)
 }
 
 /// ITU-R BT.601 luma of an RGB buffer, one byte per pixel.
@@ -231,9 +244,36 @@ mod tests {
     }
 
     #[test]
+    fn a_crop_that_cannot_be_made_is_an_error_not_a_black_image() {
+        let img = gradient(100, 80);
+        for (region, w, h) in [
+            (BoundingBox::new(10.0, 10.0, 10.2, 40.0), 64, 64),
+            (BoundingBox::new(10.0, 10.0, 50.0, 40.0), 0, 64),
+            (BoundingBox::new(f32::NAN, 10.0, 50.0, 40.0), 64, 64),
+        ] {
+            let mut out = Vec::new();
+            let result = crop_resized_into(&img, region, w, h, Resample::Area, &mut out);
+            assert_eq!(
+                result.unwrap_err().code(),
+                crate::error::ErrorCode::ImageProcessingFailed,
+                "{region:?} -> {w}x{h}"
+            );
+        }
+    }
+
+    #[test]
+    fn a_region_ending_on_the_border_is_cropped_not_refused() {
+        let img = gradient(641, 480);
+        // f32 rounding: x1 + (x2 - x1) lands past 641 by an ulp.
+        let region = BoundingBox::new(0.0137, 10.0, 641.0, 480.0);
+        let crop = crop_resized(&img, region, 128, 128).unwrap();
+        assert_ne!(crop.pixel(127, 64), [0, 0, 0]);
+    }
+
+    #[test]
     fn crop_outside_the_image_is_black_there() {
         let img = gradient(100, 80);
-        let crop = crop_resized(&img, BoundingBox::new(-50.0, 0.0, 50.0, 80.0), 100, 80);
+        let crop = crop_resized(&img, BoundingBox::new(-50.0, 0.0, 50.0, 80.0), 100, 80).unwrap();
         assert_eq!(crop.pixel(10, 40), [0, 0, 0]);
         assert_eq!(crop.pixel(80, 40)[2], 100);
     }
@@ -251,7 +291,8 @@ mod tests {
             },
             60,
             40,
-        );
+        )
+        .unwrap();
         assert_eq!(out.pixel(30, 20), img.pixel(30, 20));
     }
 
@@ -264,8 +305,8 @@ mod tests {
             tx: 0.0,
             ty: 0.0,
         };
-        let out = warp_similarity(&img, t, 112, 112);
-        let direct = warp_bilinear(&img, t, 112, 112);
+        let out = warp_similarity(&img, t, 112, 112).unwrap();
+        let direct = warp_bilinear(&img, t, 112, 112).unwrap();
         for (x, y) in [(10, 10), (56, 56), (100, 30)] {
             let (a, b) = (out.pixel(x, y), direct.pixel(x, y));
             for c in 0..3 {

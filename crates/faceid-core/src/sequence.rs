@@ -108,9 +108,32 @@ impl FrameAccumulator {
         }
     }
 
+    /// [`FrameAccumulator::add`], also telling what the frame showed (for guidance). The
+    /// analysis may be made elsewhere (the kiosk analyses outside its lock) with
+    /// [`Engine::analyze`].
+    pub fn observe(&mut self, analysed: Result<Analysis>) -> Result<FrameSeen> {
+        let (face, failure) = match &analysed {
+            Ok(a) => (
+                Some(a.face.bbox),
+                a.quality.first_failure().map(|e| e.code()),
+            ),
+            Err(_) => (None, None),
+        };
+        Ok(FrameSeen {
+            step: self.add(analysed)?,
+            face,
+            failure,
+        })
+    }
+
     /// Frames added so far.
     pub fn frames(&self) -> usize {
         self.frames
+    }
+
+    /// Frames in which one face was analysed.
+    pub fn frames_with_face(&self) -> usize {
+        self.liveness.frames()
     }
 
     /// Frames whose face passed the quality gate.
@@ -172,19 +195,7 @@ impl Engine {
     /// Analyses the next frame of `sequence` and adds it by the sequence rule. `Err` ends
     /// the sequence (two sizeable faces, or a fault that is not about the capture).
     pub fn add_frame(&self, sequence: &mut FrameAccumulator, frame: &Image) -> Result<FrameSeen> {
-        let analysed = self.analyze(frame);
-        let (face, failure) = match &analysed {
-            Ok(a) => (
-                Some(a.face.bbox),
-                a.quality.first_failure().map(|e| e.code()),
-            ),
-            Err(_) => (None, None),
-        };
-        Ok(FrameSeen {
-            step: sequence.add(analysed)?,
-            face,
-            failure,
-        })
+        sequence.observe(self.analyze(frame))
     }
 }
 

@@ -18,6 +18,10 @@ pub enum Error {
     Key(String),
     #[error("stored record is corrupt: {0}")]
     Corrupt(String),
+    #[error("could not encode a record: {0}")]
+    Encode(String),
+    #[error("could not encrypt a record")]
+    Seal,
     #[error("database: {0}")]
     Database(String),
     #[error("storage: {0}")]

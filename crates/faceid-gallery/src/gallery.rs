@@ -121,7 +121,7 @@ impl AuditEvent {
         subject: Option<&str>,
         outcome: &str,
         ctx: &AuditContext,
-    ) -> AuditEvent {
+    ) -> Result<AuditEvent> {
         let mut event = AuditEvent {
             seq: prev_seq + 1,
             at_ms: now_ms(),
@@ -133,11 +133,11 @@ impl AuditEvent {
             prev_hash,
             hash: String::new(),
         };
-        event.hash = event.compute_hash();
-        event
+        event.hash = event.compute_hash()?;
+        Ok(event)
     }
 
-    pub(crate) fn compute_hash(&self) -> String {
+    pub(crate) fn compute_hash(&self) -> Result<String> {
         let body = AuditBody {
             seq: self.seq,
             at_ms: self.at_ms,
@@ -148,9 +148,9 @@ impl AuditEvent {
             request_id: &self.request_id,
             prev_hash: &self.prev_hash,
         };
-        let json = serde_json::to_vec(&body).unwrap_or_default();
+        let json = encode(&body)?;
         let digest = Sha256::digest(&json);
-        digest.iter().map(|b| format!("{b:02x}")).collect()
+        Ok(digest.iter().map(|b| format!("{b:02x}")).collect())
     }
 }
 
@@ -233,7 +233,8 @@ impl Sealer {
 
     /// AES-256-GCM with a fresh random nonce; the record's location is the associated data,
     /// so a ciphertext moved to another key does not decrypt.
-    pub(crate) fn seal(&self, plain: &[u8], location: &[u8]) -> Vec<u8> {
+    /// Fails (never stores an empty ciphertext) when the cipher refuses the record.
+    pub(crate) fn seal(&self, plain: &[u8], location: &[u8]) -> Result<Vec<u8>> {
         let nonce = Aes256Gcm::generate_nonce(&mut OsRng);
         let sealed = self
             .cipher
@@ -244,10 +245,10 @@ impl Sealer {
                     aad: location,
                 },
             )
-            .unwrap_or_default();
+            .map_err(|_| Error::Seal)?;
         let mut out = nonce.to_vec();
         out.extend_from_slice(&sealed);
-        out
+        Ok(out)
     }
 
     pub(crate) fn open(&self, sealed: &[u8], location: &[u8]) -> Result<Vec<u8>> {
@@ -328,6 +329,17 @@ pub(crate) fn abort<T>(e: Error) -> std::result::Result<T, ConflictableTransacti
     Err(ConflictableTransactionError::Abort(e))
 }
 
+/// Encodes one JSON record; a value that cannot be encoded is an error, never an empty
+/// record.
+pub(crate) fn encode<T: serde::Serialize + ?Sized>(value: &T) -> Result<Vec<u8>> {
+    serde_json::to_vec(value).map_err(|e| Error::Encode(e.to_string()))
+}
+
+/// [`encode`] inside a transaction, aborting it on failure.
+pub(crate) fn tx_encode<T: serde::Serialize + ?Sized>(value: &T) -> TxResult<Vec<u8>> {
+    encode(value).or_else(abort)
+}
+
 /// Decodes one JSON record.
 pub(crate) fn decode<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> Result<T> {
     serde_json::from_slice(bytes).map_err(|e| Error::Corrupt(e.to_string()))
@@ -380,8 +392,7 @@ impl Tx<'_> {
             None => 0,
         };
         let next = current + 1;
-        self.meta
-            .insert(counter, serde_json::to_vec(&next).unwrap_or_default())?;
+        self.meta.insert(counter, tx_encode(&next)?)?;
         Ok(next)
     }
 
@@ -397,10 +408,11 @@ impl Tx<'_> {
             Some(head) => tx_decode::<(u64, String)>(&head)?,
             None => (0, GENESIS_HASH.to_string()),
         };
-        let event = AuditEvent::chained(prev_seq, prev_hash, action, subject, outcome, ctx);
-        let json = serde_json::to_vec(&event).unwrap_or_default();
+        let event = AuditEvent::chained(prev_seq, prev_hash, action, subject, outcome, ctx)
+            .or_else(abort)?;
+        let json = tx_encode(&event)?;
         self.audit.insert(&event.seq.to_be_bytes(), json)?;
-        let head = serde_json::to_vec(&(event.seq, &event.hash)).unwrap_or_default();
+        let head = tx_encode(&(event.seq, &event.hash))?;
         self.meta.insert(META_AUDIT_HEAD, head)?;
         Ok(event)
     }
@@ -420,10 +432,8 @@ impl Tx<'_> {
             subject: subject.map(str::to_string),
             origin: origin.to_string(),
         };
-        self.changes.insert(
-            &seq.to_be_bytes(),
-            serde_json::to_vec(&change).unwrap_or_default(),
-        )?;
+        self.changes
+            .insert(&seq.to_be_bytes(), tx_encode(&change)?)?;
         Ok(())
     }
 
@@ -433,11 +443,12 @@ impl Tx<'_> {
             return Ok(());
         }
         let seq = self.next(META_OUTBOX_HEAD)?;
-        let json = serde_json::to_vec(event).unwrap_or_default();
-        self.outbox.insert(
-            &seq.to_be_bytes(),
-            self.gallery.seal(&json, &outbox_location(seq)),
-        )?;
+        let json = tx_encode(event)?;
+        let sealed = self
+            .gallery
+            .seal(&json, &outbox_location(seq))
+            .or_else(abort)?;
+        self.outbox.insert(&seq.to_be_bytes(), sealed)?;
         Ok(())
     }
 
@@ -449,20 +460,20 @@ impl Tx<'_> {
         image: Option<&[u8]>,
     ) -> TxResult<()> {
         for (tag, template) in subject.template_tags.iter().zip(templates) {
-            self.templates.insert(
-                &tag.to_be_bytes(),
-                self.gallery
-                    .seal(&template.to_bytes(), &Gallery::template_location(*tag)),
-            )?;
+            let sealed = self
+                .gallery
+                .seal(&template.to_bytes(), &Gallery::template_location(*tag))
+                .or_else(abort)?;
+            self.templates.insert(&tag.to_be_bytes(), sealed)?;
         }
         if let Some(image) = image {
-            self.images.insert(
-                subject.id.as_bytes(),
-                self.gallery
-                    .seal(image, &Gallery::image_location(&subject.id)),
-            )?;
+            let sealed = self
+                .gallery
+                .seal(image, &Gallery::image_location(&subject.id))
+                .or_else(abort)?;
+            self.images.insert(subject.id.as_bytes(), sealed)?;
         }
-        let record = serde_json::to_vec(subject).unwrap_or_default();
+        let record = tx_encode(subject)?;
         self.subjects.insert(subject.id.as_bytes(), record)?;
         Ok(())
     }
@@ -532,7 +543,7 @@ impl Gallery {
                 }
             }
             None => {
-                let sealed = gallery.seal(KEY_CHECK, META_KEY_CHECK);
+                let sealed = gallery.seal(KEY_CHECK, META_KEY_CHECK)?;
                 gallery.meta.insert(META_KEY_CHECK, sealed)?;
                 gallery.db.flush()?;
             }
@@ -541,7 +552,7 @@ impl Gallery {
         Ok(gallery)
     }
 
-    pub(crate) fn seal(&self, plain: &[u8], location: &[u8]) -> Vec<u8> {
+    pub(crate) fn seal(&self, plain: &[u8], location: &[u8]) -> Result<Vec<u8>> {
         self.sealer.seal(plain, location)
     }
 
@@ -839,7 +850,7 @@ impl Gallery {
                 key.as_ref() == e.seq.to_be_bytes()
                     && e.seq == expected_seq
                     && e.prev_hash == prev
-                    && e.compute_hash() == e.hash
+                    && e.compute_hash().is_ok_and(|hash| hash == e.hash)
             });
             if !ok {
                 return Ok(AuditVerification {

@@ -107,6 +107,31 @@ impl GalleryKey {
         file.sync_all().map_err(|e| Error::Key(e.to_string()))
     }
 
+    /// The key a program uses when none is given: `$FACEID_GALLERY_KEY` if set, else the
+    /// file `path`, created on first start (0600, its directory made) when absent. `path`
+    /// must lie outside `data_dir` ([`GalleryKey::from_file`]). Returns the key and where it
+    /// came from, for the log (never the key itself).
+    pub fn from_env_or_file(path: &Path, data_dir: &Path) -> Result<(GalleryKey, KeySource)> {
+        if let Some(key) = GalleryKey::from_env() {
+            return Ok((key?, KeySource::Environment));
+        }
+        let created = !path.exists();
+        if created {
+            if let Some(parent) = path.parent() {
+                std::fs::create_dir_all(parent)
+                    .map_err(|e| Error::Key(format!("{}: {e}", parent.display())))?;
+            }
+            GalleryKey::generate().write_new(path)?;
+        }
+        let key = GalleryKey::from_file(path, data_dir)?;
+        let source = if created {
+            KeySource::Created(path.to_path_buf())
+        } else {
+            KeySource::File(path.to_path_buf())
+        };
+        Ok((key, source))
+    }
+
     /// The raw key, for other 256-bit secrets kept under the same file rules (the server's
     /// transport key for surface 4's encrypted fields).
     pub fn into_bytes(self) -> [u8; 32] {
@@ -167,4 +192,26 @@ mod tests {
             );
         }
     }
+}
+
+/// Where a program's gallery key came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// `$FACEID_GALLERY_KEY`.
+    Environment,
+    /// An existing key file.
+    File(std::path::PathBuf),
+    /// A key file created on this start.
+    Created(std::path::PathBuf),
+}
+
+/// `$XDG_CONFIG_HOME/faceid/NAME` (or `~/.config/faceid/NAME`): where programs keep their
+/// gallery key by default, away from any data directory.
+pub fn default_key_path(name: &str) -> std::path::PathBuf {
+    std::env::var_os("XDG_CONFIG_HOME")
+        .map(std::path::PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".config")))
+        .unwrap_or_else(|| std::path::PathBuf::from("."))
+        .join("faceid")
+        .join(name)
 }

@@ -66,8 +66,10 @@ fn db(e: tokio_postgres::Error) -> Error {
     Error::Database(e.to_string())
 }
 
-fn json<T: serde::Serialize>(value: &T) -> String {
-    serde_json::to_string(value).unwrap_or_default()
+/// Encodes a record for a JSON column; a value that cannot be encoded is an error, never
+/// an empty record.
+fn json<T: serde::Serialize>(value: &T) -> Result<String> {
+    serde_json::to_string(value).map_err(|e| Error::Encode(e.to_string()))
 }
 
 fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
@@ -198,11 +200,12 @@ impl Write<'_> {
             subject,
             outcome,
             ctx,
-        );
+        )?;
+        let record = json(&event)?;
         self.tx
             .execute(
                 "INSERT INTO faceid_audit (seq, event) VALUES ($1, $2)",
-                &[&(event.seq as i64), &json(&event)],
+                &[&(event.seq as i64), &record],
             )
             .await
             .map_err(db)?;
@@ -218,11 +221,7 @@ impl Write<'_> {
         origin: &str,
     ) -> Result<()> {
         self.head.change_seq += 1;
-        let kind = match kind {
-            ChangeKind::Enroll => "enroll",
-            ChangeKind::Delete => "delete",
-            ChangeKind::Reset => "reset",
-        };
+        let kind = kind.as_str();
         self.tx
             .execute(
                 "INSERT INTO faceid_changes (seq, kind, subject, origin) VALUES ($1, $2, $3, $4)",
@@ -238,7 +237,7 @@ impl Write<'_> {
         self.tx
             .execute(
                 "INSERT INTO faceid_applied (event_id, outcome) VALUES ($1, $2)",
-                &[&event_id, &json(outcome)],
+                &[&event_id, &json(outcome)?],
             )
             .await
             .map_err(db)?;
@@ -255,12 +254,12 @@ impl Write<'_> {
         self.tx
             .execute(
                 "INSERT INTO faceid_subjects (id, record) VALUES ($1, $2)",
-                &[&subject.id, &json(subject)],
+                &[&subject.id, &json(subject)?],
             )
             .await
             .map_err(db)?;
         for (tag, template) in subject.template_tags.iter().zip(templates) {
-            let sealed = sealer.seal(&template.to_bytes(), &template_location(*tag));
+            let sealed = sealer.seal(&template.to_bytes(), &template_location(*tag))?;
             self.tx
                 .execute(
                     "INSERT INTO faceid_templates (tag, subject, sealed) VALUES ($1, $2, $3)",
@@ -270,7 +269,7 @@ impl Write<'_> {
                 .map_err(db)?;
         }
         if let Some(image) = image {
-            let sealed = sealer.seal(image, &image_location(&subject.id));
+            let sealed = sealer.seal(image, &image_location(&subject.id))?;
             self.tx
                 .execute(
                     "INSERT INTO faceid_images (subject, sealed) VALUES ($1, $2)",
@@ -384,8 +383,9 @@ impl Shared {
             let subject: Option<String> = row.get(2);
             let origin: String = row.get(3);
             let id = subject.unwrap_or_default();
-            match kind.as_str() {
-                "enroll" => {
+            // An unknown kind stops the catch-up with an error; the index keeps what it has.
+            match ChangeKind::parse(&kind)? {
+                ChangeKind::Enroll => {
                     let current = self.subject_of(&client, &id).await?;
                     match current.filter(|s| s.origin == origin) {
                         Some(subject) => {
@@ -403,13 +403,13 @@ impl Shared {
                         }
                     }
                 }
-                "delete" => {
+                ChangeKind::Delete => {
                     let mut memory = self.memory.write().unwrap_or_else(PoisonError::into_inner);
                     // A re-enrollment under the same id arrives as a later row.
                     memory.remove(&id);
                     memory.cursor = seq;
                 }
-                _ => {
+                ChangeKind::Reset => {
                     let mut memory = self.memory.write().unwrap_or_else(PoisonError::into_inner);
                     memory.index.clear();
                     memory.templates.clear();
@@ -577,7 +577,7 @@ impl Shared {
                 }
             }
             None => {
-                let sealed = self.sealer.seal(KEY_CHECK, b"key_check");
+                let sealed = self.sealer.seal(KEY_CHECK, b"key_check")?;
                 client
                     .execute(
                         "INSERT INTO faceid_meta (name, value) VALUES ('key_check', $1) ON CONFLICT (name) DO NOTHING",
@@ -870,7 +870,7 @@ impl GalleryStore for PgGallery {
             let expected = i as u64 + 1;
             if event.seq != expected
                 || event.prev_hash != prev
-                || event.compute_hash() != event.hash
+                || !event.compute_hash().is_ok_and(|hash| hash == event.hash)
             {
                 return Ok(AuditVerification {
                     events: expected,
@@ -914,12 +914,13 @@ impl GalleryStore for PgGallery {
         record.date = utc_date(record.at_ms);
         let shared = self.shared.clone();
         let stored = record.clone();
+        let encoded = json(&stored)?;
         self.block(async move {
             let client = shared.client().await;
             client
                 .execute(
                     "INSERT INTO faceid_bi (date, record) VALUES ($1, $2)",
-                    &[&stored.date, &json(&stored)],
+                    &[&stored.date, &encoded],
                 )
                 .await
                 .map_err(db)?;
@@ -1152,19 +1153,16 @@ impl GalleryStore for PgGallery {
                 )
                 .await
                 .map_err(db)?;
-            Ok(rows
-                .into_iter()
-                .map(|r| Change {
-                    seq: r.get::<_, i64>(0) as u64,
-                    kind: match r.get::<_, String>(1).as_str() {
-                        "enroll" => ChangeKind::Enroll,
-                        "delete" => ChangeKind::Delete,
-                        _ => ChangeKind::Reset,
-                    },
-                    subject: r.get(2),
-                    origin: r.get(3),
+            rows.into_iter()
+                .map(|r| {
+                    Ok(Change {
+                        seq: r.get::<_, i64>(0) as u64,
+                        kind: ChangeKind::parse(&r.get::<_, String>(1))?,
+                        subject: r.get(2),
+                        origin: r.get(3),
+                    })
                 })
-                .collect::<Vec<_>>())
+                .collect::<Result<Vec<_>>>()
         })?;
         let mut page = ChangePage {
             changes: Vec::new(),

@@ -23,7 +23,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::gallery::{
-    AuditContext, AuditEvent, Gallery, NewSubject, Subject, Tx, TxResult, decode, now_ms,
+    AuditContext, AuditEvent, Gallery, NewSubject, Subject, Tx, TxResult, abort, decode, encode,
+    now_ms, tx_encode,
 };
 
 const META_SYNC_CURSOR: &[u8] = b"sync_cursor";
@@ -174,6 +175,30 @@ pub enum ChangeKind {
     Delete,
     /// The gallery was reset.
     Reset,
+}
+
+impl ChangeKind {
+    /// The stored name: `enroll`, `delete`, `reset`.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ChangeKind::Enroll => "enroll",
+            ChangeKind::Delete => "delete",
+            ChangeKind::Reset => "reset",
+        }
+    }
+
+    /// Reads a stored name; anything else is a corrupt row (never taken for a reset, which
+    /// would clear the index).
+    pub fn parse(name: &str) -> crate::error::Result<ChangeKind> {
+        match name {
+            "enroll" => Ok(ChangeKind::Enroll),
+            "delete" => Ok(ChangeKind::Delete),
+            "reset" => Ok(ChangeKind::Reset),
+            other => Err(crate::error::Error::Corrupt(format!(
+                "unknown change kind {other:?}"
+            ))),
+        }
+    }
 }
 
 /// One row of the change feed.
@@ -448,11 +473,11 @@ impl Gallery {
                     },
                     event: event.clone(),
                 };
-                let json = serde_json::to_vec(&stored).unwrap_or_default();
-                tx.conflicts.insert(
-                    event.id.as_bytes(),
-                    self.seal(&json, &conflict_location(&event.id)),
-                )?;
+                let json = tx_encode(&stored)?;
+                let sealed = self
+                    .seal(&json, &conflict_location(&event.id))
+                    .or_else(abort)?;
+                tx.conflicts.insert(event.id.as_bytes(), sealed)?;
                 tx.audit("sync_conflict", subject, outcome.label(), ctx)?;
                 if local_is_this_event && let Some(id) = subject {
                     tx.remove_subject(id)?;
@@ -549,10 +574,8 @@ impl Gallery {
                     }
                 }
             }
-            tx.meta.insert(
-                META_SYNC_CURSOR,
-                serde_json::to_vec(&page.next_cursor).unwrap_or_default(),
-            )?;
+            tx.meta
+                .insert(META_SYNC_CURSOR, tx_encode(&page.next_cursor)?)?;
             Ok((applied, added, removed))
         })?;
         for id in &removed {
@@ -608,10 +631,7 @@ impl Gallery {
             _ => {}
         }
         status.last_error = error;
-        self.meta.insert(
-            META_SYNC_STATUS,
-            serde_json::to_vec(&status).unwrap_or_default(),
-        )?;
+        self.meta.insert(META_SYNC_STATUS, encode(&status)?)?;
         Ok(())
     }
 
@@ -709,10 +729,8 @@ impl Gallery {
             request_id: event.id.clone(),
         };
         let mark = |tx: &Tx, outcome: &PushOutcome| -> TxResult<()> {
-            tx.applied.insert(
-                event.id.as_bytes(),
-                serde_json::to_vec(outcome).unwrap_or_default(),
-            )?;
+            tx.applied
+                .insert(event.id.as_bytes(), tx_encode(outcome)?)?;
             Ok(())
         };
         match &event.body {

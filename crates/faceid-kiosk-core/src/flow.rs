@@ -5,8 +5,9 @@
 //!
 //! The kiosk decides nothing itself: camera frames go into the engine's sequence rule
 //! (`FrameAccumulator`, the same one that judges an uploaded video) through
-//! `faceid_service::Service::add_frame`, and once [`GOOD_FRAMES`] frames pass the quality
-//! gate the attempt is judged by the same use cases as every server surface.
+//! `faceid_service::Judge::analyze_frame`, and once [`GOOD_FRAMES`] frames pass the quality
+//! gate (or [`MAX_SELFIE_FRAMES`] frames showed a face) the attempt is judged by the same use
+//! cases as every server surface.
 //!
 //! - **Enroll**: card scan -> portrait -> selfie with live guidance -> the enrollment gate
 //!   (liveness, quality, card-vs-selfie match) -> id and name -> stored -> result.
@@ -22,11 +23,11 @@ use std::time::{Duration, Instant};
 
 use faceid_core::geometry::BoundingBox;
 use faceid_core::{
-    Engine, FrameAccumulator, FrameStep, Gate, Image, LivenessPreset, Reason, SequenceAnalysis,
-    Template,
+    Analysis, CardPortrait, Engine, FrameAccumulator, FrameStep, Gate, Image, LivenessPreset,
+    Reason, SequenceAnalysis, Template,
 };
 use faceid_gallery::{AuditContext, Gallery, NewSubject};
-use faceid_service::{Class, Enrollment, Failure, Selfie, Service};
+use faceid_service::{Class, Enrollment, Failure, Judge, Selfie, Service};
 use serde::Serialize;
 
 use crate::guidance::Guidance;
@@ -34,6 +35,11 @@ use crate::lockout::{Lockout, Scope};
 
 /// Selfie frames passing the quality gate before deciding.
 pub const GOOD_FRAMES: usize = 5;
+/// Selfie frames with a face after which the attempt is judged even if fewer than
+/// [`GOOD_FRAMES`] passed the quality gate: the verdict then judges liveness first, so a
+/// print or a replay is told it was refused rather than guided for ever, and a person the
+/// guidance could not help gets a clear "poor picture" result.
+pub const MAX_SELFIE_FRAMES: usize = 30;
 /// Consecutive steady card detections that capture the card.
 pub const STEADY_CARD_FRAMES: usize = 3;
 /// Time allowed for the selfie or card stage.
@@ -159,6 +165,8 @@ pub enum Screen {
 /// Data of the flow in progress.
 #[derive(Debug)]
 struct Attempt {
+    /// Tells this attempt's frames from a later attempt's.
+    id: u64,
     kind: FlowKind,
     card: Option<Template>,
     claim: Option<String>,
@@ -173,8 +181,9 @@ struct Attempt {
 }
 
 impl Attempt {
-    fn new(kind: FlowKind, now: Instant) -> Attempt {
+    fn new(id: u64, kind: FlowKind, now: Instant) -> Attempt {
         Attempt {
+            id,
             kind,
             card: None,
             claim: None,
@@ -184,6 +193,52 @@ impl Attempt {
             steady_card: None,
             stage_started: now,
         }
+    }
+}
+
+/// Which capture stage a frame was analysed for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stage {
+    Card,
+    Selfie,
+}
+
+/// The analysis one camera frame needs ([`Kiosk::frame_job`]), to run without holding the
+/// kiosk: inference takes tens of milliseconds and every command would wait behind it.
+#[derive(Debug, Clone)]
+pub struct FrameJob {
+    judge: Judge,
+    stage: Stage,
+    attempt: u64,
+}
+
+/// What a stage's analysis found.
+#[derive(Debug)]
+enum StageResult {
+    Card(Result<(CardPortrait, Template), Failure>),
+    Selfie(faceid_core::Result<Analysis>),
+}
+
+/// A frame analysed by [`FrameJob::run`], for [`Kiosk::on_analysed`].
+#[derive(Debug)]
+pub struct AnalysedFrame {
+    attempt: u64,
+    result: StageResult,
+}
+
+impl FrameJob {
+    /// Runs the analysis (card portrait, or the selfie pipeline); `None` for a frame that
+    /// is not a valid image.
+    pub fn run(self, frame: &image::RgbImage) -> Option<AnalysedFrame> {
+        let image = to_image(frame).ok()?;
+        let result = match self.stage {
+            Stage::Card => StageResult::Card(self.judge.card(&image)),
+            Stage::Selfie => StageResult::Selfie(self.judge.analyze_frame(&image)),
+        };
+        Some(AnalysedFrame {
+            attempt: self.attempt,
+            result,
+        })
     }
 }
 
@@ -212,6 +267,7 @@ pub struct Kiosk {
     last_touch: Instant,
     last_frame: u64,
     events: u64,
+    attempts: u64,
 }
 
 impl Kiosk {
@@ -227,12 +283,18 @@ impl Kiosk {
             last_touch: Instant::now(),
             last_frame: 0,
             events: 0,
+            attempts: 0,
         }
     }
 
     /// What the UI shows now.
     pub fn screen(&self) -> &Screen {
         &self.screen
+    }
+
+    /// The use cases (operator screens: erasure).
+    pub fn service(&self) -> &Service {
+        &self.service
     }
 
     /// The gallery (operator screens).
@@ -311,7 +373,8 @@ impl Kiosk {
         if self.lockout.locked(&Scope::Kiosk, now) {
             return self.finish(Outcome::Locked, now);
         }
-        self.attempt = Some(Attempt::new(kind, now));
+        self.attempts += 1;
+        self.attempt = Some(Attempt::new(self.attempts, kind, now));
         let screen = match kind {
             FlowKind::Enroll => Screen::CardScan {
                 hint: CardHint::PlaceCard,
@@ -374,22 +437,27 @@ impl Kiosk {
         };
         match self.service.card(&image) {
             Ok((_, template)) => {
-                if let Some(attempt) = self.attempt.as_mut() {
-                    attempt.card = Some(template);
-                    attempt.stage_started = now;
-                }
-                self.show(
-                    Screen::Selfie {
-                        flow: FlowKind::Enroll,
-                        guidance: Guidance::LookAtCamera,
-                        progress: 0,
-                    },
-                    now,
-                );
+                self.take_card(template, now);
                 true
             }
             Err(_) => false,
         }
+    }
+
+    /// The card's portrait is taken: on to the selfie.
+    fn take_card(&mut self, template: Template, now: Instant) {
+        if let Some(attempt) = self.attempt.as_mut() {
+            attempt.card = Some(template);
+            attempt.stage_started = now;
+        }
+        self.show(
+            Screen::Selfie {
+                flow: FlowKind::Enroll,
+                guidance: Guidance::LookAtCamera,
+                progress: 0,
+            },
+            now,
+        );
     }
 
     /// A scanned card that has no portrait ends the attempt (a camera card keeps trying).
@@ -404,44 +472,80 @@ impl Kiosk {
         }
     }
 
-    /// A camera frame. `seq` increases with every captured frame; a frame already seen is
-    /// ignored.
+    /// A camera frame, analysed and applied at once (tests and single-threaded shells; the
+    /// Tauri shell analyses outside its lock with [`Kiosk::frame_job`]). `seq` increases
+    /// with every captured frame; a frame already seen is ignored.
     pub fn on_frame(&mut self, seq: u64, frame: &Arc<image::RgbImage>, now: Instant) {
+        if let Some(job) = self.frame_job(seq, now)
+            && let Some(analysed) = job.run(frame)
+        {
+            self.on_analysed(analysed, frame, now);
+        }
+    }
+
+    /// The analysis the newest camera frame needs, if the screen wants one; the caller runs
+    /// it ([`FrameJob::run`]) without holding the kiosk, then gives the result to
+    /// [`Kiosk::on_analysed`]. A stage that has run out of time ends here.
+    pub fn frame_job(&mut self, seq: u64, now: Instant) -> Option<FrameJob> {
         if seq <= self.last_frame || !self.wants_frames() {
-            return;
+            return None;
         }
         self.last_frame = seq;
-        if self
-            .attempt
-            .as_ref()
-            .is_some_and(|a| now.duration_since(a.stage_started) > STAGE_TIMEOUT)
-        {
-            return self.finish(
+        let attempt = self.attempt.as_ref()?;
+        if now.duration_since(attempt.stage_started) > STAGE_TIMEOUT {
+            self.finish(
                 Outcome::Refused {
                     reason: Refusal::TimedOut,
                 },
                 now,
             );
+            return None;
         }
-        match self.screen {
-            Screen::CardScan { .. } => self.card_frame(frame, now),
-            Screen::Selfie { .. } => self.selfie_frame(frame, now),
+        let stage = match self.screen {
+            Screen::CardScan { .. } => Stage::Card,
+            _ => Stage::Selfie,
+        };
+        Some(FrameJob {
+            judge: self.service.judge().clone(),
+            stage,
+            attempt: attempt.id,
+        })
+    }
+
+    /// Applies a frame analysed by [`FrameJob::run`]; ignored when the attempt or its stage
+    /// changed meanwhile (cancelled, timed out, moved on).
+    pub fn on_analysed(
+        &mut self,
+        analysed: AnalysedFrame,
+        frame: &Arc<image::RgbImage>,
+        now: Instant,
+    ) {
+        let current = match (&self.attempt, &self.screen) {
+            (Some(a), Screen::CardScan { .. }) => Some((a.id, Stage::Card)),
+            (Some(a), Screen::Selfie { .. }) => Some((a.id, Stage::Selfie)),
+            _ => None,
+        };
+        let AnalysedFrame { attempt, result } = analysed;
+        match (result, current) {
+            (StageResult::Card(card), Some((id, Stage::Card))) if id == attempt => {
+                self.card_frame(card, now)
+            }
+            (StageResult::Selfie(analysis), Some((id, Stage::Selfie))) if id == attempt => {
+                self.selfie_frame(analysis, frame, now)
+            }
             _ => {}
         }
     }
 
-    fn card_frame(&mut self, frame: &Arc<image::RgbImage>, now: Instant) {
-        let Ok(image) = to_image(frame) else { return };
-        let Ok((portrait, _)) = self.service.card(&image) else {
-            if let Some(a) = self.attempt.as_mut() {
-                a.steady_card = None;
-            }
+    fn card_frame(&mut self, card: Result<(CardPortrait, Template), Failure>, now: Instant) {
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        let Ok((portrait, template)) = card else {
+            attempt.steady_card = None;
             self.screen = Screen::CardScan {
                 hint: CardHint::PlaceCard,
             };
-            return;
-        };
-        let Some(attempt) = self.attempt.as_mut() else {
             return;
         };
         let steady = match attempt.steady_card {
@@ -450,7 +554,7 @@ impl Kiosk {
         };
         attempt.steady_card = Some((portrait.face.bbox, steady));
         if steady >= STEADY_CARD_FRAMES {
-            self.offer_card(frame, now);
+            self.take_card(template, now);
         } else {
             self.screen = Screen::CardScan {
                 hint: CardHint::HoldCardStill,
@@ -458,12 +562,16 @@ impl Kiosk {
         }
     }
 
-    fn selfie_frame(&mut self, frame: &Arc<image::RgbImage>, now: Instant) {
-        let Ok(image) = to_image(frame) else { return };
+    fn selfie_frame(
+        &mut self,
+        analysis: faceid_core::Result<Analysis>,
+        frame: &Arc<image::RgbImage>,
+        now: Instant,
+    ) {
         let Some(attempt) = self.attempt.as_mut() else {
             return;
         };
-        let seen = match self.service.add_frame(&mut attempt.sequence, &image) {
+        let seen = match attempt.sequence.observe(analysis).map_err(Failure::from) {
             Ok(seen) => seen,
             Err(failure) => {
                 // Two people in frame (or a fault): the attempt ends, audited once.
@@ -483,7 +591,7 @@ impl Kiosk {
         }
         let guidance = Guidance::for_frame(&seen, frame.width(), frame.height());
         let (kind, good) = (attempt.kind, attempt.sequence.passing_frames());
-        if good >= GOOD_FRAMES {
+        if good >= GOOD_FRAMES || attempt.sequence.frames_with_face() >= MAX_SELFIE_FRAMES {
             return self.decide(now);
         }
         self.screen = Screen::Selfie {

@@ -46,12 +46,34 @@ pub struct StoredKey {
     pub sha256: String,
 }
 
-/// The key store of a data directory: loaded at start, changed at run time by the admin
-/// API (each change saved atomically before it takes effect).
+/// The key store of a data directory. The file is the truth: a running server sees keys
+/// that `faceid keys create` adds to it (the file is re-read when its size or time
+/// changes), and the admin API's changes re-read it before saving atomically, so neither
+/// writer loses the other's keys.
 #[derive(Debug, Default)]
 pub struct ApiKeys {
     dir: Option<PathBuf>,
-    keys: RwLock<Vec<StoredKey>>,
+    keys: RwLock<Loaded>,
+}
+
+/// The keys as last read, and the file's stamp at that time.
+#[derive(Debug, Default, Clone)]
+struct Loaded {
+    keys: Vec<StoredKey>,
+    stamp: Option<(std::time::SystemTime, u64)>,
+}
+
+fn stamp(data_dir: &Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(key_file(data_dir)).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+fn load_stamped(data_dir: &Path) -> std::io::Result<Loaded> {
+    let stamp = stamp(data_dir);
+    Ok(Loaded {
+        keys: read_keys(data_dir)?,
+        stamp,
+    })
 }
 
 /// A key just created: the secret is shown once.
@@ -125,8 +147,50 @@ impl ApiKeys {
     pub fn load(data_dir: &Path) -> std::io::Result<ApiKeys> {
         Ok(ApiKeys {
             dir: Some(data_dir.to_path_buf()),
-            keys: RwLock::new(read_keys(data_dir)?),
+            keys: RwLock::new(load_stamped(data_dir)?),
         })
+    }
+
+    /// The keys, re-read first when the file changed since the last read (a key added by
+    /// `faceid keys create` works at once). An unreadable file keeps the keys in memory.
+    fn current(&self) -> Vec<StoredKey> {
+        let loaded = self.keys.read().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(dir) = &self.dir else {
+            return loaded.keys;
+        };
+        if stamp(dir) == loaded.stamp {
+            return loaded.keys;
+        }
+        match load_stamped(dir) {
+            Ok(fresh) => {
+                let keys = fresh.keys.clone();
+                *self.keys.write().unwrap_or_else(|e| e.into_inner()) = fresh;
+                keys
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "the API key file could not be re-read");
+                loaded.keys
+            }
+        }
+    }
+
+    /// Applies `change` to the keys as the file has them now, saves, then takes effect.
+    fn change<T>(
+        &self,
+        change: impl FnOnce(&mut Vec<StoredKey>) -> std::io::Result<T>,
+    ) -> std::io::Result<T> {
+        let mut loaded = self.keys.write().unwrap_or_else(|e| e.into_inner());
+        let mut next = match &self.dir {
+            Some(dir) => read_keys(dir)?,
+            None => loaded.keys.clone(),
+        };
+        let answer = change(&mut next)?;
+        if let Some(dir) = &self.dir {
+            write_keys(dir, &next)?;
+            loaded.stamp = stamp(dir);
+        }
+        loaded.keys = next;
+        Ok(answer)
     }
 
     /// Creates a key with `role` in the store of `data_dir` (the `faceid keys create`
@@ -141,45 +205,32 @@ impl ApiKeys {
 
     /// Creates a key at run time (admin API): saved, then usable at once.
     pub fn issue(&self, role: Role) -> std::io::Result<NewKey> {
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
         let (new, stored) = mint(role);
-        let mut next = keys.clone();
-        next.push(stored);
-        if let Some(dir) = &self.dir {
-            write_keys(dir, &next)?;
-        }
-        *keys = next;
+        self.change(|keys| {
+            keys.push(stored);
+            Ok(())
+        })?;
         Ok(new)
     }
 
     /// Revokes the key with public id `id`; false when there is none.
     pub fn revoke(&self, id: &str) -> std::io::Result<bool> {
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        let next: Vec<StoredKey> = keys.iter().filter(|k| k.id != id).cloned().collect();
-        if next.len() == keys.len() {
-            return Ok(false);
-        }
-        if let Some(dir) = &self.dir {
-            write_keys(dir, &next)?;
-        }
-        *keys = next;
-        Ok(true)
+        self.change(|keys| {
+            let before = keys.len();
+            keys.retain(|k| k.id != id);
+            Ok(keys.len() != before)
+        })
     }
 
     /// Every stored key (hashes, never secrets).
     pub fn list(&self) -> Vec<StoredKey> {
-        self.keys.read().unwrap_or_else(|e| e.into_inner()).clone()
+        self.current()
     }
 
     /// The key whose secret is `secret`, compared by hash.
     pub fn find(&self, secret: &str) -> Option<StoredKey> {
         let wanted = digest(secret);
-        self.keys
-            .read()
-            .unwrap_or_else(|e| e.into_inner())
-            .iter()
-            .find(|k| k.sha256 == wanted)
-            .cloned()
+        self.current().into_iter().find(|k| k.sha256 == wanted)
     }
 
     /// The key with this app id and secret (surface 5).
@@ -202,25 +253,22 @@ impl ApiKeys {
                 "a device name is 1-64 of A-Z a-z 0-9 . _ -",
             ));
         }
-        let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
-        if keys
-            .iter()
-            .any(|k| k.role == Role::Device && k.app_id == name)
-        {
-            return Err(std::io::Error::new(
-                std::io::ErrorKind::AlreadyExists,
-                format!("device {name} already has a token"),
-            ));
-        }
         let (mut new, mut stored) = mint(Role::Device);
         new.app_id = name.to_string();
         stored.app_id = name.to_string();
-        let mut next = keys.clone();
-        next.push(stored);
-        if let Some(dir) = &self.dir {
-            write_keys(dir, &next)?;
-        }
-        *keys = next;
+        self.change(|keys| {
+            if keys
+                .iter()
+                .any(|k| k.role == Role::Device && k.app_id == name)
+            {
+                return Err(std::io::Error::new(
+                    std::io::ErrorKind::AlreadyExists,
+                    format!("device {name} already has a token"),
+                ));
+            }
+            keys.push(stored);
+            Ok(())
+        })?;
         Ok(new)
     }
 
@@ -241,6 +289,24 @@ impl ApiKeys {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_key_created_beside_a_running_server_works_at_once_and_survives_its_changes() {
+        let dir = tempfile::tempdir().unwrap();
+        let running = ApiKeys::load(dir.path()).unwrap();
+        // `faceid keys create --data DIR` while the server runs on DIR.
+        let created = ApiKeys::create(dir.path(), Role::Client).unwrap();
+        assert_eq!(
+            running.find(&created.key).map(|k| k.role),
+            Some(Role::Client),
+            "the running server accepts the new key"
+        );
+        // A key issued through the admin API keeps the one the command added.
+        let issued = running.issue(Role::Admin).unwrap();
+        let reloaded = ApiKeys::load(dir.path()).unwrap();
+        assert!(reloaded.find(&created.key).is_some());
+        assert!(reloaded.find(&issued.key).is_some());
+    }
 
     #[test]
     fn keys_are_stored_hashed_and_found_by_secret() {

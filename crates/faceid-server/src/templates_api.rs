@@ -10,7 +10,9 @@
 //!
 //! Error `code`s: 1 invalid request (no photo, bad templateId), 2 unreadable image,
 //! 3 more than one face, 4 templateId already exists, 5 can not detect face,
-//! 6 missing or invalid APP-ID/APP-KEY (401), 7 face quality too low, 8 server busy (503).
+//! 6 missing or invalid APP-ID/APP-KEY (401), 7 refused by the enrollment gate (`face
+//! quality too low: CODE`, or `liveness check failed` with `check_liveness`), 8 server busy
+//! (503). The gate is the engine's: liveness first when asked, then every quality measure.
 
 use axum::extract::multipart::MultipartRejection;
 use axum::extract::{Multipart, Query, State};
@@ -215,12 +217,11 @@ pub async fn add(
         Reason::Match => state.metrics.decision("enroll", "ok"),
         refused => {
             state.metrics.decision("enroll", "rejected");
-            return failure(
-                StatusCode::BAD_REQUEST,
-                &transaction,
-                7,
-                &format!("face quality too low: {}", refused.code()),
-            );
+            let info = match refused {
+                Reason::LivenessFailed => "liveness check failed".to_string(),
+                other => format!("face quality too low: {}", other.code()),
+            };
+            return failure(StatusCode::BAD_REQUEST, &transaction, 7, &info);
         }
     }
     let analysis = &enrolled.probe.best;

@@ -5,8 +5,8 @@
 use std::sync::Arc;
 
 use faceid_core::{
-    CardPortrait, Engine, EnrollmentVerdict, FrameAccumulator, FrameSeen, Gate, Image, Liveness,
-    SequenceAnalysis, Template,
+    Analysis, CardPortrait, Engine, EnrollmentVerdict, Gate, Image, Liveness, SequenceAnalysis,
+    Template,
 };
 
 use crate::failure::Failure;
@@ -69,14 +69,10 @@ impl Judge {
         }
     }
 
-    /// Analyses the next camera frame of a sequence the caller accumulates (the kiosk), by
-    /// the engine's sequence rule. `Err` ends the sequence.
-    pub fn add_frame(
-        &self,
-        sequence: &mut FrameAccumulator,
-        frame: &Image,
-    ) -> Result<FrameSeen, Failure> {
-        Ok(self.engine.add_frame(sequence, frame)?)
+    /// One camera frame through the pipeline, to add to a sequence the caller keeps with
+    /// [`faceid_core::FrameAccumulator::observe`] (the kiosk analyses outside its lock, then adds).
+    pub fn analyze_frame(&self, frame: &Image) -> Result<Analysis, faceid_core::Error> {
+        self.engine.analyze(frame)
     }
 
     /// Judges a selfie for enrollment (the enrollment gate, and the card match when a card
@@ -108,6 +104,6 @@ impl Judge {
     /// a probe, or a file to compare): no gate, the photo is not a live capture.
     pub fn photo_template(&self, photo: &Image) -> Result<Template, Failure> {
         let face = self.engine.single_face(photo)?;
-        Ok(self.engine.embed(&self.engine.align(photo, &face))?)
+        Ok(self.engine.embed(&self.engine.align(photo, &face)?)?)
     }
 }

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use faceid_core::{
-    CardPortrait, Engine, EnrollmentVerdict, Face, FrameAccumulator, FrameSeen, Gate, Identified,
-    Image, Liveness, Reason, SequenceAnalysis, Template, Verification,
+    CardPortrait, Engine, EnrollmentVerdict, Face, Gate, Identified, Image, Liveness, Reason,
+    SequenceAnalysis, Template, Verification,
 };
 use faceid_gallery::{AuditContext, GalleryStore, NewSubject, Subject};
 
@@ -92,15 +92,6 @@ impl Service {
     /// See [`Judge::analyze`].
     pub fn analyze(&self, selfie: Selfie) -> Result<SequenceAnalysis, Failure> {
         self.judge.analyze(selfie)
-    }
-
-    /// See [`Judge::add_frame`].
-    pub fn add_frame(
-        &self,
-        sequence: &mut FrameAccumulator,
-        frame: &Image,
-    ) -> Result<FrameSeen, Failure> {
-        self.judge.add_frame(sequence, frame)
     }
 
     /// Audits an attempt at `action` that ended without a verdict (a capture refusal such
