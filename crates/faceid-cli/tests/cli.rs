@@ -294,3 +294,58 @@ fn gallery_bench_reports_recall_and_latency() {
         "probes look like genuine captures: {genuine}"
     );
 }
+
+/// `faceid serve --data DIR` with no key anywhere: the first start creates the gallery key
+/// (0600) in the configuration directory, never beside the data, says where, and the second
+/// start uses the same key (the gallery opens).
+#[test]
+fn serve_without_a_key_creates_one_outside_the_data_and_keeps_using_it() {
+    use std::io::{BufRead, BufReader};
+    let config = tempfile::tempdir().unwrap();
+    let data = tempfile::tempdir().unwrap();
+    let serve_once = || -> Vec<String> {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_faceid"))
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data.path())
+            .env("XDG_CONFIG_HOME", config.path())
+            .env_remove("FACEID_GALLERY_KEY")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut seen = Vec::new();
+        for line in BufReader::new(child.stderr.take().unwrap()).lines() {
+            let line = line.unwrap();
+            let listening = line.starts_with("faceid serving on ");
+            seen.push(line);
+            if listening {
+                break;
+            }
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        seen
+    };
+    let first = serve_once();
+    let key = config.path().join("faceid/gallery.key");
+    assert!(
+        first.iter().any(
+            |l| l.contains("created the gallery key") && l.contains(&key.display().to_string())
+        ),
+        "{first:?}"
+    );
+    assert!(
+        first.iter().any(|l| l.starts_with("faceid serving on ")),
+        "{first:?}"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&key).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    assert!(!key.starts_with(data.path()));
+    let second = serve_once();
+    assert!(
+        second.iter().any(|l| l.starts_with("faceid serving on ")),
+        "the same key opens the gallery again: {second:?}"
+    );
+    assert!(!second.iter().any(|l| l.contains("created")), "{second:?}");
+}

@@ -924,3 +924,26 @@ impl Gallery {
             .memory_bytes()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_record_that_cannot_be_encoded_is_an_error_never_an_empty_record() {
+        // JSON object keys must be strings: this map cannot be encoded.
+        let unencodable: std::collections::BTreeMap<(u8, u8), u8> = [((1, 2), 3)].into();
+        assert!(matches!(encode(&unencodable), Err(Error::Encode(_))));
+        assert!(tx_encode(&unencodable).is_err());
+        assert_eq!(encode(&7u64).unwrap(), b"7");
+    }
+
+    #[test]
+    fn unknown_change_kinds_are_corrupt_rows_not_resets() {
+        for kind in [ChangeKind::Enroll, ChangeKind::Delete, ChangeKind::Reset] {
+            assert_eq!(ChangeKind::parse(kind.as_str()).unwrap(), kind);
+        }
+        assert!(matches!(ChangeKind::parse("purge"), Err(Error::Corrupt(_))));
+    }
+}

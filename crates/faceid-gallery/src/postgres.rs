@@ -76,6 +76,21 @@ fn parse<T: serde::de::DeserializeOwned>(text: &str) -> Result<T> {
     serde_json::from_str(text).map_err(|e| Error::Corrupt(e.to_string()))
 }
 
+/// The JSON `record` column of every row `sql` selects, decoded.
+async fn records<T: serde::de::DeserializeOwned>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+    params: &[&(dyn tokio_postgres::types::ToSql + Sync)],
+) -> Result<Vec<T>> {
+    client
+        .query(sql, params)
+        .await
+        .map_err(db)?
+        .into_iter()
+        .map(|r| parse(&r.get::<_, String>(0)))
+        .collect()
+}
+
 fn template_location(tag: u64) -> Vec<u8> {
     crate::gallery::Gallery::template_location(tag)
 }
@@ -706,13 +721,12 @@ impl GalleryStore for PgGallery {
         let shared = self.shared.clone();
         self.block(async move {
             let client = shared.client().await;
-            client
-                .query("SELECT record FROM faceid_subjects ORDER BY id", &[])
-                .await
-                .map_err(db)?
-                .into_iter()
-                .map(|r| parse(&r.get::<_, String>(0)))
-                .collect()
+            records(
+                &client,
+                "SELECT record FROM faceid_subjects ORDER BY id",
+                &[],
+            )
+            .await
         })
     }
 
@@ -937,16 +951,12 @@ impl GalleryStore for PgGallery {
         );
         self.block(async move {
             let client = shared.client().await;
-            client
-                .query(
-                    "SELECT record FROM faceid_bi WHERE date >= $1 AND date <= $2 ORDER BY id",
-                    &[&from, &to],
-                )
-                .await
-                .map_err(db)?
-                .into_iter()
-                .map(|r| parse(&r.get::<_, String>(0)))
-                .collect()
+            records(
+                &client,
+                "SELECT record FROM faceid_bi WHERE date >= $1 AND date <= $2 ORDER BY id",
+                &[&from, &to],
+            )
+            .await
         })
     }
 

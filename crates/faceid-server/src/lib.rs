@@ -310,17 +310,25 @@ async fn observe(State(state): State<AppState>, mut request: Request, next: Next
 
 /// `GET /health`: 200 when the gallery answers, 503 otherwise.
 async fn health(State(state): State<AppState>) -> Response {
-    match state.gallery.subject("\u{1}health") {
-        Ok(_) => (
+    let gallery = state.gallery.clone();
+    let answered = tokio::task::spawn_blocking(move || gallery.subject("\u{1}health").map(drop))
+        .await
+        .map_err(|e| e.to_string())
+        .and_then(|read| read.map_err(|e| e.to_string()));
+    match answered {
+        Ok(()) => (
             StatusCode::OK,
             axum::Json(serde_json::json!({"status": "ok"})),
         )
             .into_response(),
-        Err(_) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            axum::Json(serde_json::json!({"status": "unavailable"})),
-        )
-            .into_response(),
+        Err(cause) => {
+            tracing::error!(error = %cause, "health: the gallery does not answer");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                axum::Json(serde_json::json!({"status": "unavailable"})),
+            )
+                .into_response()
+        }
     }
 }
 

@@ -101,17 +101,19 @@ fn result_body(liveness: &Liveness, quality: f32, preset: LivenessPreset) -> Val
     json!({"probability": liveness.probability_at(preset), "quality": quality, "score": liveness.score})
 }
 
+/// Counts one check's result and queues its BI record in `records` (written by [`store`]).
 fn record(
     state: &AppState,
     request_id: &RequestId,
     domain: &str,
     outcome: Result<(f32, f32), &str>,
+    records: &mut Vec<BiRecord>,
 ) {
     let (probability, quality, error_code) = match outcome {
         Ok((p, q)) => (Some(p), Some(q), None),
         Err(code) => (None, None, Some(code.to_string())),
     };
-    let _ = state.gallery.record_bi(BiRecord {
+    records.push(BiRecord {
         at_ms: 0,
         date: String::new(),
         pipeline: PIPELINE.into(),
@@ -129,6 +131,23 @@ fn record(
             "not_live"
         },
     );
+}
+
+/// Writes the BI records of one request off the executor before it answers (a report read
+/// right after sees them). Statistics, not audit events: a failure is logged.
+async fn store(state: &AppState, records: Vec<BiRecord>) {
+    let gallery = state.gallery.clone();
+    let written = tokio::task::spawn_blocking(move || {
+        records
+            .into_iter()
+            .try_for_each(|r| gallery.record_bi(r).map(drop))
+    })
+    .await;
+    match written {
+        Ok(Ok(())) => {}
+        Ok(Err(e)) => tracing::error!(error = %e, "BI record not stored"),
+        Err(e) => tracing::error!(error = %e, "BI record not stored"),
+    }
 }
 
 fn busy() -> Response {
@@ -223,17 +242,22 @@ pub async fn check_liveness(
     let preset = state.engine.config().liveness_preset;
     match checked.pop() {
         Some(Ok((liveness, quality))) => {
+            let mut records = Vec::new();
             record(
                 &state,
                 &request_id,
                 "UNKNOWN",
                 Ok((liveness.probability_at(preset), quality)),
+                &mut records,
             );
+            store(&state, records).await;
             Json(result_body(&liveness, quality, preset)).into_response()
         }
         Some(Err(e)) => {
             let (message, code) = refusal(&e);
-            record(&state, &request_id, "UNKNOWN", Err(code));
+            let mut records = Vec::new();
+            record(&state, &request_id, "UNKNOWN", Err(code), &mut records);
+            store(&state, records).await;
             Json(error_body(message, Some(code))).into_response()
         }
         None => Json(error_body("No image in the request", Some("NO_IMAGE"))).into_response(),
@@ -265,6 +289,7 @@ pub async fn check_liveness_batch(
         return busy();
     };
     let preset = state.engine.config().liveness_preset;
+    let mut records = Vec::new();
     let results: Vec<Value> = names
         .into_iter()
         .zip(checked)
@@ -275,6 +300,7 @@ pub async fn check_liveness_batch(
                     &request_id,
                     "UNKNOWN",
                     Ok((liveness.probability_at(preset), quality)),
+                    &mut records,
                 );
                 let mut body = result_body(&liveness, quality, preset);
                 body["file_name"] = json!(file_name);
@@ -282,11 +308,12 @@ pub async fn check_liveness_batch(
             }
             Err(e) => {
                 let (message, code) = refusal(&e);
-                record(&state, &request_id, "UNKNOWN", Err(code));
+                record(&state, &request_id, "UNKNOWN", Err(code), &mut records);
                 json!({"file_name": file_name, "error": message, "error_code": code})
             }
         })
         .collect();
+    store(&state, records).await;
     Json(Value::Array(results)).into_response()
 }
 
@@ -353,6 +380,7 @@ pub async fn check_image(
     let checked = checked
         .pop()
         .unwrap_or(Err(Failure::Engine(faceid_core::Error::NoFrames)));
+    let mut records = Vec::new();
     let results: Vec<Value> = data
         .pipelines
         .iter()
@@ -370,12 +398,13 @@ pub async fn check_image(
                         &request_id,
                         &data.domain,
                         Ok((liveness.probability_at(preset), *quality)),
+                        &mut records,
                     );
                     result_body(liveness, *quality, preset)
                 }
                 (Err(e), Some(_)) => {
                     let (message, code) = refusal(e);
-                    record(&state, &request_id, &data.domain, Err(code));
+                    record(&state, &request_id, &data.domain, Err(code), &mut records);
                     error_body(message, Some(code))
                 }
             };
@@ -387,6 +416,7 @@ pub async fn check_image(
             body
         })
         .collect();
+    store(&state, records).await;
     Json(json!({
         "serverVersion": env!("CARGO_PKG_VERSION"),
         "licenseExpirationDate": LICENSE_EXPIRATION,
@@ -408,7 +438,7 @@ fn valid_date(date: &Option<String>) -> bool {
 }
 
 /// The BI records in the range; a bad date is 400.
-fn records(
+async fn records(
     state: &AppState,
     range: &DateRange,
 ) -> Result<Vec<BiRecord>, (StatusCode, Json<Value>)> {
@@ -418,15 +448,19 @@ fn records(
             Json(error_body("Dates must be yyyy-MM-dd", Some("INVALID_DATE"))),
         ));
     }
+    let (from, to) = (range.date_from.clone(), range.date_to.clone());
+    let internal = |cause: String| {
+        tracing::error!(error = %cause, "BI records unreadable");
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            Json(error_body("Internal error", Some("INTERNAL_ERROR"))),
+        )
+    };
     state
-        .gallery
-        .bi_records(range.date_from.as_deref(), range.date_to.as_deref())
-        .map_err(|_| {
-            (
-                StatusCode::INTERNAL_SERVER_ERROR,
-                Json(error_body("Internal error", Some("INTERNAL_ERROR"))),
-            )
-        })
+        .run(move |service| service.gallery().bi_records(from.as_deref(), to.as_deref()))
+        .await
+        .map_err(|_| internal("the pool is saturated".into()))?
+        .map_err(|e| internal(e.to_string()))
 }
 
 fn bin(value: f32) -> String {
@@ -448,7 +482,7 @@ pub async fn bi_report(
     if !caller.allowed(&state) {
         return refused();
     }
-    let records = match records(&state, &range) {
+    let records = match records(&state, &range).await {
         Ok(r) => r,
         Err(refused) => return refused.into_response(),
     };
@@ -488,7 +522,7 @@ pub async fn bi_records(
     if !caller.allowed(&state) {
         return refused();
     }
-    match records(&state, &range) {
+    match records(&state, &range).await {
         Ok(records) => Json(records).into_response(),
         Err(refused) => refused.into_response(),
     }

@@ -243,7 +243,10 @@ pub async fn list_devices(
             key_id: k.id,
         })
         .collect();
-    let change_head = state.gallery.change_head().map_err(Problem::internal)?;
+    let change_head = state
+        .run(|service| service.gallery().change_head())
+        .await?
+        .map_err(Problem::internal)?;
     Ok(Json(DevicesResponse {
         change_head,
         devices,

@@ -361,17 +361,27 @@ fn ctx(actor: String, request_id: &RequestId) -> AuditContext {
     }
 }
 
-/// Decodes a base64 selfie (photo or video) into the frames a use case analyses.
-fn selfie_frames(
-    service: &Service,
-    bytes: &[u8],
-    plan: &faceid_video::SamplingPlan,
-) -> Result<Selfie, Problem> {
-    let selfie = frames(service.engine(), bytes, plan).map_err(selfie_refusal)?;
-    Ok(Selfie::Frames {
-        images: selfie.images,
-        duration_secs: selfie.duration_secs,
-    })
+/// The selfie endpoints' path: a base64 photo or video within the video limit, turned into
+/// frames (stills decoded, videos sampled) and given to `job` on the inference pool.
+async fn on_selfie<T: Send + 'static>(
+    state: &AppState,
+    media: &str,
+    job: impl FnOnce(&Service, Selfie) -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Problem> {
+    let bytes = base64_media(media, state.video_plan_bytes)?;
+    let plan = state.video_plan;
+    state
+        .run(move |service| -> Result<T, Problem> {
+            let selfie = frames(service.engine(), &bytes, &plan).map_err(selfie_refusal)?;
+            Ok(job(
+                service,
+                Selfie::Frames {
+                    images: selfie.images,
+                    duration_secs: selfie.duration_secs,
+                },
+            )?)
+        })
+        .await?
 }
 
 // ---- subjects ----
@@ -527,15 +537,12 @@ pub async fn verify(
 ) -> Result<Json<VerifyResponse>, Problem> {
     let request = body(request)?;
     let actor = keyed(&state, &headers, Role::Client)?;
-    let bytes = base64_media(&request.media, state.video_plan_bytes)?;
-    let plan = state.video_plan;
     let audit = ctx(actor, &request_id);
-    let (verdict, _) = state
-        .run(move |service| -> Result<_, Problem> {
-            let selfie = selfie_frames(service, &bytes, &plan)?;
-            Ok(service.verify(&request.subject_id, selfie, service.gate(), &audit)?)
-        })
-        .await??;
+    let subject = request.subject_id;
+    let (verdict, _) = on_selfie(&state, &request.media, move |service, selfie| {
+        service.verify(&subject, selfie, service.gate(), &audit)
+    })
+    .await?;
     let accepted = verdict.accepted();
     state
         .metrics
@@ -561,16 +568,12 @@ pub async fn identify(
 ) -> Result<Json<IdentifyResponse>, Problem> {
     let request = body(request)?;
     let actor = keyed(&state, &headers, Role::Client)?;
-    let bytes = base64_media(&request.media, state.video_plan_bytes)?;
-    let plan = state.video_plan;
     let audit = ctx(actor, &request_id);
-    let (verdict, gallery_size) = state
-        .run(move |service| -> Result<_, Problem> {
-            let selfie = selfie_frames(service, &bytes, &plan)?;
-            let (verdict, _) = service.identify(selfie, service.gate(), &audit)?;
-            Ok((verdict, service.gallery().len()))
-        })
-        .await??;
+    let (verdict, gallery_size) = on_selfie(&state, &request.media, move |service, selfie| {
+        let (verdict, _) = service.identify(selfie, service.gate(), &audit)?;
+        Ok((verdict, service.gallery().len()))
+    })
+    .await?;
     let subject_id = verdict.subject().cloned();
     state.metrics.decision(
         "identify",
@@ -602,20 +605,36 @@ pub async fn liveness(
 ) -> Result<Json<LivenessView>, Problem> {
     let request = body(request)?;
     keyed(&state, &headers, Role::Client)?;
-    let bytes = base64_media(&request.media, state.video_plan_bytes)?;
-    let plan = state.video_plan;
-    let sequence = state
-        .run(move |service| -> Result<_, Problem> {
-            let selfie = selfie_frames(service, &bytes, &plan)?;
-            Ok(service.analyze(selfie)?)
-        })
-        .await??;
+    let sequence = on_selfie(&state, &request.media, |service, selfie| {
+        service.analyze(selfie)
+    })
+    .await?;
     let preset = state.engine.config().liveness_preset;
     let view = liveness_view(&sequence.liveness, preset);
     state
         .metrics
         .decision("liveness", if view.live { "live" } else { "not_live" });
     Ok(Json(view))
+}
+
+/// The analysis endpoints' path: the caller's key, a base64 photo within the image limit,
+/// decoded and given to `job` on the inference pool.
+async fn on_photo<T: Send + 'static>(
+    state: &AppState,
+    headers: &HeaderMap,
+    role: Role,
+    request: Result<Json<MediaRequest>, JsonRejection>,
+    job: impl FnOnce(&Service, faceid_core::Image) -> Result<T, Failure> + Send + 'static,
+) -> Result<T, Problem> {
+    let request = body(request)?;
+    keyed(state, headers, role)?;
+    let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
+    Ok(state
+        .run(move |service| {
+            let image = service.engine().decode(&bytes)?;
+            job(service, image)
+        })
+        .await??)
 }
 
 fn quality_response(measures: faceid_core::Quality) -> QualityResponse {
@@ -636,15 +655,10 @@ pub async fn quality(
     headers: HeaderMap,
     request: Result<Json<MediaRequest>, JsonRejection>,
 ) -> Result<Json<QualityResponse>, Problem> {
-    let request = body(request)?;
-    keyed(&state, &headers, Role::Client)?;
-    let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
-    let sequence = state
-        .run(move |service| {
-            let image = service.engine().decode(&bytes)?;
-            service.analyze(Selfie::photo(image))
-        })
-        .await??;
+    let sequence = on_photo(&state, &headers, Role::Client, request, |service, image| {
+        service.analyze(Selfie::photo(image))
+    })
+    .await?;
     Ok(Json(quality_response(sequence.best.quality)))
 }
 
@@ -660,15 +674,14 @@ pub async fn frame(
     headers: HeaderMap,
     request: Result<Json<MediaRequest>, JsonRejection>,
 ) -> Result<Json<FrameResponse>, Problem> {
-    let request = body(request)?;
-    keyed(&state, &headers, Role::Operator)?;
-    let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
-    let (width, height, preview) = state
-        .run(move |service| {
-            let image = service.engine().decode(&bytes)?;
-            Ok::<_, Failure>((image.width(), image.height(), service.preview(image)?))
-        })
-        .await??;
+    let (width, height, preview) = on_photo(
+        &state,
+        &headers,
+        Role::Operator,
+        request,
+        |service, image| Ok((image.width(), image.height(), service.preview(image)?)),
+    )
+    .await?;
     let preset = state.engine.config().liveness_preset;
     let main = match preview.main {
         None => None,
@@ -708,15 +721,10 @@ pub async fn card(
     headers: HeaderMap,
     request: Result<Json<MediaRequest>, JsonRejection>,
 ) -> Result<Json<CardResponse>, Problem> {
-    let request = body(request)?;
-    keyed(&state, &headers, Role::Client)?;
-    let bytes = base64_media(&request.media, state.engine.config().max_image_bytes)?;
-    let (portrait, _) = state
-        .run(move |service| {
-            let image = service.engine().decode(&bytes)?;
-            service.card(&image)
-        })
-        .await??;
+    let (portrait, _) = on_photo(&state, &headers, Role::Client, request, |service, image| {
+        service.card(&image)
+    })
+    .await?;
     let upright = &portrait.upright;
     let crop =
         portrait
