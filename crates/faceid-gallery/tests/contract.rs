@@ -1,0 +1,185 @@
+//! The gallery contract, one suite run on both backends: sled (the default) and PostgreSQL
+//! (a throwaway cluster on loopback). Whatever the server does through `GalleryStore` must
+//! mean the same on either: enroll, duplicate and invalid ids, 1:N search, erasure, reset,
+//! the audit chain, exactly-once push, conflicts and same-person adoption, pull by cursor.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use faceid_core::Template;
+use faceid_core::template::TEMPLATE_DIM;
+use faceid_gallery::{
+    AuditContext, Error, EventBody, Gallery, GalleryKey, GalleryOptions, GalleryStore, NewSubject,
+    PulledChange, PushOutcome, SyncEvent,
+};
+
+fn template(axis: usize) -> Template {
+    let mut v = vec![0.01; TEMPLATE_DIM];
+    v[axis] = 1.0;
+    Template::new("test-model", v).unwrap()
+}
+
+/// The engine's rule stand-in: the same person when some pair of templates is close.
+fn same_person(a: &[Template], b: &[Template]) -> bool {
+    a.iter()
+        .any(|x| b.iter().any(|y| x.cosine(y).unwrap_or(0.0) > 0.8))
+}
+
+fn ctx() -> AuditContext {
+    AuditContext {
+        actor: "contract".into(),
+        request_id: "r".into(),
+    }
+}
+
+fn new(id: &str) -> NewSubject {
+    NewSubject {
+        id: id.into(),
+        ..NewSubject::default()
+    }
+}
+
+/// A kiosk's enrollment of `id` with `template`, as the event it pushes.
+fn pushed_enrollment(id: &str, axis: usize) -> SyncEvent {
+    let dir = tempfile::tempdir().unwrap();
+    let kiosk = Gallery::open_with(
+        dir.path(),
+        &GalleryKey::generate(),
+        GalleryOptions { outbox: true },
+    )
+    .unwrap();
+    kiosk
+        .enroll(&new(id), &[template(axis)], None, &ctx())
+        .unwrap();
+    let mut batch = kiosk.outbox_batch(10).unwrap();
+    assert_eq!(batch.len(), 1);
+    let event = batch.remove(0).event;
+    assert!(matches!(event.body, EventBody::Enroll { .. }));
+    event
+}
+
+fn contract(store: &dyn GalleryStore) {
+    // Enroll; the same id again and a bad id are refused and change nothing.
+    assert!(store.is_empty());
+    let subject = store
+        .enroll(&new("alice"), &[template(1)], None, &ctx())
+        .unwrap();
+    assert_eq!(subject.id, "alice");
+    assert!(matches!(
+        store.enroll(&new("alice"), &[template(2)], None, &ctx()),
+        Err(Error::DuplicateSubject(_))
+    ));
+    assert!(matches!(
+        store.enroll(&new(""), &[template(2)], None, &ctx()),
+        Err(Error::InvalidSubjectId(_))
+    ));
+    assert_eq!(store.len(), 1);
+    assert_eq!(store.templates("alice").unwrap(), vec![template(1)]);
+    assert!(matches!(
+        store.templates("nobody"),
+        Err(Error::UnknownSubject(_))
+    ));
+
+    // 1:N: candidates with exact cosines, best first.
+    store
+        .enroll(&new("bob"), &[template(2)], None, &ctx())
+        .unwrap();
+    let found = store.search(&template(1), 5).unwrap();
+    assert_eq!(found[0].subject, "alice");
+    assert!(found[0].cosine > 0.99, "{found:?}");
+
+    // A decision that changes no data is audited; the chain holds.
+    store
+        .record("verify", Some("alice"), "accepted", &ctx())
+        .unwrap();
+    let audit = store.audit().unwrap();
+    assert_eq!(
+        audit.iter().map(|e| e.action.as_str()).collect::<Vec<_>>(),
+        ["enroll", "enroll", "verify"]
+    );
+    let chain = store.verify_audit().unwrap();
+    assert!(chain.valid && chain.events == 3, "{chain:?}");
+
+    // Exactly-once push: a replayed event gets the same answer and applies once.
+    let carol = pushed_enrollment("carol", 3);
+    for _ in 0..3 {
+        assert_eq!(
+            store.apply_pushed("kiosk-1", &carol, &same_person).unwrap(),
+            PushOutcome::Applied
+        );
+    }
+    assert_eq!(store.len(), 3);
+    let enrolls = |store: &dyn GalleryStore| {
+        store
+            .audit()
+            .unwrap()
+            .iter()
+            .filter(|e| e.action == "enroll")
+            .count()
+    };
+    assert_eq!(enrolls(store), 3);
+
+    // Another kiosk enrolls alice: the same person is adopted, a different one conflicts.
+    let same = pushed_enrollment("alice", 1);
+    assert_eq!(
+        store.apply_pushed("kiosk-2", &same, &same_person).unwrap(),
+        PushOutcome::AlreadyEnrolled
+    );
+    let other = pushed_enrollment("alice", 4);
+    assert!(matches!(
+        store.apply_pushed("kiosk-2", &other, &same_person).unwrap(),
+        PushOutcome::Conflict { .. }
+    ));
+    assert_eq!(store.templates("alice").unwrap(), vec![template(1)]);
+
+    // Pull by cursor: every enrollment, in feed order, then nothing past the head.
+    let head = store.change_head().unwrap();
+    let page = store.changes_since(0, 100).unwrap();
+    let enrolled: Vec<&str> = page
+        .changes
+        .iter()
+        .filter_map(|c| match c {
+            PulledChange::Enroll { remote, .. } => Some(remote.subject.id.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(enrolled, ["alice", "bob", "carol"]);
+    assert_eq!(page.next_cursor, head);
+    assert!(!page.more);
+    let first = store.changes_since(0, 1).unwrap();
+    assert!(first.more && first.next_cursor < head);
+    assert!(store.changes_since(head, 100).unwrap().changes.is_empty());
+
+    // Erasure: gone from reads and search, once.
+    assert!(store.delete("alice", &ctx()).unwrap());
+    assert!(!store.delete("alice", &ctx()).unwrap());
+    assert!(store.subject("alice").unwrap().is_none());
+    assert!(
+        store
+            .search(&template(1), 5)
+            .unwrap()
+            .iter()
+            .all(|c| c.subject != "alice")
+    );
+
+    // Reset: nothing left, the chain still valid and longer.
+    store.reset(&ctx()).unwrap();
+    assert!(store.is_empty());
+    assert!(store.search(&template(2), 5).unwrap().is_empty());
+    let chain = store.verify_audit().unwrap();
+    assert!(chain.valid, "{chain:?}");
+    assert_eq!(store.audit().unwrap().last().unwrap().action, "reset");
+}
+
+#[test]
+fn the_contract_holds_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = Gallery::open(dir.path(), &GalleryKey::generate()).unwrap();
+    contract(&gallery);
+}
+
+#[test]
+fn the_contract_holds_on_postgresql() {
+    let pg = faceid_e2e::postgres::Postgres::start();
+    let gallery =
+        faceid_gallery::postgres::PgGallery::connect(&pg.url, &GalleryKey::generate()).unwrap();
+    contract(&gallery);
+}
