@@ -1,0 +1,318 @@
+//! The answer tables of the five surfaces and `/v1`, driven through `app()` without a
+//! socket (`tower::ServiceExt::oneshot`): each failure class of the use-case layer, and
+//! each refusal before it, gets its surface's documented status and body. The engine and
+//! the sled gallery are real; only the network is left out, so the whole table runs in
+//! well under a second after the models load. (The loopback tests in `faceid-cli/tests`
+//! run the same surfaces through the real binary.)
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use std::net::SocketAddr;
+use std::sync::{Arc, OnceLock};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::ConnectInfo;
+use axum::http::{Request, StatusCode, header};
+use base64::Engine as _;
+use faceid_server::keys::{ApiKeys, Role};
+use faceid_server::{AppState, ServerLimits, app};
+use serde_json::{Value, json};
+use tower::ServiceExt;
+
+fn engine() -> Arc<faceid_core::Engine> {
+    static ENGINE: OnceLock<Arc<faceid_core::Engine>> = OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            Arc::new(
+                faceid_core::Engine::load(
+                    &faceid_core::models::default_dir(),
+                    faceid_core::EngineConfig::default(),
+                )
+                .expect("models: run `faceid models fetch`"),
+            )
+        })
+        .clone()
+}
+
+/// A server over a fresh gallery, with a client key and a surface-5 app id.
+struct Server {
+    router: Router,
+    key: String,
+    app_id: String,
+    _dir: tempfile::TempDir,
+}
+
+fn server() -> Server {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = Arc::new(
+        faceid_gallery::Gallery::open(dir.path(), &faceid_gallery::GalleryKey::generate()).unwrap(),
+    );
+    let keys = ApiKeys::default();
+    let client = keys.issue(Role::Client).unwrap();
+    let limits = ServerLimits::default();
+    let state = AppState::new(engine(), gallery, keys, &limits);
+    Server {
+        router: app(state, &limits),
+        key: client.key,
+        app_id: client.app_id,
+        _dir: dir,
+    }
+}
+
+fn b64(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::STANDARD.encode(bytes)
+}
+
+fn blank_png() -> Vec<u8> {
+    let mut png = Vec::new();
+    image::RgbImage::from_pixel(320, 240, image::Rgb([180, 180, 180]))
+        .write_to(&mut std::io::Cursor::new(&mut png), image::ImageFormat::Png)
+        .unwrap();
+    png
+}
+
+/// A multipart body of `(field, bytes)` parts.
+fn multipart(parts: &[(&str, &[u8])]) -> (String, Vec<u8>) {
+    let boundary = "faceid-answers-boundary";
+    let mut body = Vec::new();
+    for (name, bytes) in parts {
+        body.extend_from_slice(
+            format!(
+                "--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"; filename=\"{name}.bin\"\r\nContent-Type: application/octet-stream\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+        body.extend_from_slice(bytes);
+        body.extend_from_slice(b"\r\n");
+    }
+    body.extend_from_slice(format!("--{boundary}--\r\n").as_bytes());
+    (format!("multipart/form-data; boundary={boundary}"), body)
+}
+
+impl Server {
+    /// Sends one request from loopback; the status and the JSON body.
+    async fn send(&self, request: Request<Body>) -> (StatusCode, Value) {
+        let mut request = request;
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+        let response = self.router.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (
+            status,
+            serde_json::from_slice(&bytes).unwrap_or(Value::Null),
+        )
+    }
+
+    async fn json(&self, path: &str, key: Option<&str>, body: Value) -> (StatusCode, Value) {
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, "application/json");
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        self.send(request.body(Body::from(body.to_string())).unwrap())
+            .await
+    }
+
+    async fn form(
+        &self,
+        path: &str,
+        headers: &[(&str, &str)],
+        parts: &[(&str, &[u8])],
+    ) -> (StatusCode, Value) {
+        let (content_type, body) = multipart(parts);
+        let mut request = Request::post(path).header(header::CONTENT_TYPE, content_type);
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::from(body)).unwrap()).await
+    }
+}
+
+#[tokio::test]
+async fn native_api_answers_each_failure_class_with_its_status() {
+    let s = server();
+    let key = s.key.clone();
+    let enroll = |image: Vec<u8>| json!({"id": "alice", "image": b64(&image)});
+    let codes = |(status, body): (StatusCode, Value)| (status.as_u16(), body["errors"].clone());
+    // Refusals before the use case: the key, the body.
+    assert_eq!(
+        s.json("/v1/subjects", None, enroll(blank_png())).await.0,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.json("/v1/subjects", Some(&key), json!({"id": "alice"}))
+            .await
+            .0,
+        StatusCode::BAD_REQUEST
+    );
+    // Input, too large, capture, not found: one total mapping of the class.
+    assert_eq!(
+        codes(s.json("/v1/subjects", Some(&key), enroll(Vec::new())).await),
+        (400, json!(["EMPTY_INPUT"]))
+    );
+    assert_eq!(
+        codes(
+            s.json("/v1/subjects", Some(&key), enroll(b"not an image".to_vec()))
+                .await
+        ),
+        (400, json!(["UNSUPPORTED_FORMAT"]))
+    );
+    assert_eq!(
+        codes(
+            s.json("/v1/subjects", Some(&key), enroll(blank_png()))
+                .await
+        ),
+        (422, json!(["NO_FACE"]))
+    );
+    assert_eq!(
+        s.json(
+            "/v1/subjects",
+            Some(&key),
+            enroll(vec![0u8; 6 * 1024 * 1024])
+        )
+        .await
+        .0,
+        StatusCode::PAYLOAD_TOO_LARGE
+    );
+    assert_eq!(
+        codes(
+            s.json(
+                "/v1/subjects",
+                Some(&key),
+                json!({"id": "", "image": b64(&blank_png())})
+            )
+            .await
+        ),
+        (400, json!(["INVALID_SUBJECT_ID"]))
+    );
+    assert_eq!(
+        s.json(
+            "/v1/verify",
+            Some(&key),
+            json!({"subject_id": "nobody", "media": b64(&blank_png())})
+        )
+        .await
+        .0,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        codes(
+            s.json(
+                "/v1/identify",
+                Some(&key),
+                json!({"media": b64(&blank_png())})
+            )
+            .await
+        ),
+        (422, json!(["NO_FACE"]))
+    );
+}
+
+#[tokio::test]
+async fn compatible_surfaces_answer_in_their_own_words() {
+    let s = server();
+    let key = s.key.clone();
+    let blank = blank_png();
+
+    // Surface 1: 200 with the reason, also when refused.
+    let (status, body) = s
+        .form("/api/enroll?username=alice", &[], &[("cin_file", &blank)])
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::OK,
+            json!({"trained":"failed","EnrollStatus":"REJECTED","DecisionReason":"NO_FACE"})
+        )
+    );
+    let (_, body) = s
+        .form("/api/enroll?username=alice", &[], &[("cin_file", b"text")])
+        .await;
+    assert_eq!(body["DecisionReason"], "UNSUPPORTED_FORMAT");
+    let (_, body) = s
+        .form(
+            "/api/authentificate?username=nobody",
+            &[],
+            &[("auth_video", &blank)],
+        )
+        .await;
+    assert_eq!(
+        body,
+        json!({"score": null, "Decision": "REJECTED", "DecisionReason": "UNKNOWN_USERNAME"})
+    );
+
+    // Surface 2: problem JSON with the clients' messages.
+    let (status, body) = s
+        .json("/users/alice", Some(&key), json!({"face": b64(&blank)}))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["errors"],
+        json!(["no face detected in the provided image"])
+    );
+    let (status, body) = s
+        .json(
+            "/users/alice",
+            Some(&key),
+            json!({"face": b64(b"not an image")}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    assert_eq!(
+        body["errors"],
+        json!(["face is not a readable JPEG or PNG image"])
+    );
+    assert_eq!(
+        s.json("/users/search", None, json!({"face": b64(&blank)}))
+            .await
+            .0,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Surface 3: always 200, the refusal in error_code.
+    let (status, body) = s.form("/check_liveness", &[], &[("image", &blank)]).await;
+    assert_eq!(
+        (status, body["error_code"].clone()),
+        (StatusCode::OK, json!("FACE_NOT_FOUND"))
+    );
+    let (_, body) = s.form("/check_liveness", &[], &[("image", b"text")]).await;
+    assert_eq!(body["error_code"], "INVALID_IMAGE");
+
+    // Surface 4: without a transport key configured, a server fault (5001, 500).
+    let (status, body) = s
+        .form(
+            "/identity/silent_image_verification/stateless",
+            &[],
+            &[("encrypted_video", b"x"), ("encrypted_image", b"y")],
+        )
+        .await;
+    assert_eq!(
+        (status, body["code"].clone()),
+        (StatusCode::INTERNAL_SERVER_ERROR, json!(5001))
+    );
+
+    // Surface 5: numeric codes.
+    let (app_id, secret) = (s.app_id.clone(), s.key.clone());
+    let auth = [("APP-ID", app_id.as_str()), ("APP-KEY", secret.as_str())];
+    let (status, body) = s.form("/api/v1.0/add", &auth, &[("photo", &blank)]).await;
+    assert_eq!(
+        (status, body["result"].clone()),
+        (
+            StatusCode::BAD_REQUEST,
+            json!({"status": "error", "code": 5, "info": "can not detect face"})
+        )
+    );
+    let (status, body) = s.form("/api/v1.0/add", &auth, &[("photo", b"text")]).await;
+    assert_eq!(
+        (status, body["result"]["code"].clone()),
+        (StatusCode::BAD_REQUEST, json!(2))
+    );
+    let (status, body) = s.form("/api/v1.0/add", &[], &[("photo", &blank)]).await;
+    assert_eq!(
+        (status, body["result"]["code"].clone()),
+        (StatusCode::UNAUTHORIZED, json!(6))
+    );
+}
