@@ -316,3 +316,129 @@ async fn compatible_surfaces_answer_in_their_own_words() {
         (StatusCode::UNAUTHORIZED, json!(6))
     );
 }
+
+/// A sled gallery whose audit log stops accepting events: the storage fault an admin
+/// action or a decision must not survive unaudited. Everything else is the real gallery.
+#[derive(Debug)]
+struct AuditFails(faceid_gallery::Gallery);
+
+mod audit_fails {
+    use faceid_core::Template;
+    use faceid_gallery::sync::{ChangePage, PushOutcome, RemoteSubject, SyncEvent};
+    use faceid_gallery::{
+        AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Error, GalleryStore,
+        NewSubject, Result, Subject,
+    };
+
+    impl GalleryStore for super::AuditFails {
+        fn enroll(
+            &self,
+            new: &NewSubject,
+            templates: &[Template],
+            image: Option<&[u8]>,
+            ctx: &AuditContext,
+        ) -> Result<Subject> {
+            self.0.enroll(new, templates, image, ctx)
+        }
+        fn subject(&self, id: &str) -> Result<Option<Subject>> {
+            self.0.subject(id)
+        }
+        fn subjects(&self) -> Result<Vec<Subject>> {
+            self.0.subjects()
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn templates(&self, id: &str) -> Result<Vec<Template>> {
+            self.0.templates(id)
+        }
+        fn image(&self, id: &str) -> Result<Option<Vec<u8>>> {
+            self.0.image(id)
+        }
+        fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
+            self.0.delete(id, ctx)
+        }
+        fn reset(&self, ctx: &AuditContext) -> Result<()> {
+            self.0.reset(ctx)
+        }
+        fn record(
+            &self,
+            _: &str,
+            _: Option<&str>,
+            _: &str,
+            _: &AuditContext,
+        ) -> Result<AuditEvent> {
+            Err(Error::Database("the audit log is full".into()))
+        }
+        fn audit(&self) -> Result<Vec<AuditEvent>> {
+            self.0.audit()
+        }
+        fn verify_audit(&self) -> Result<AuditVerification> {
+            self.0.verify_audit()
+        }
+        fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
+            self.0.search(probe, max_subjects)
+        }
+        fn record_bi(&self, record: BiRecord) -> Result<BiRecord> {
+            self.0.record_bi(record)
+        }
+        fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
+            self.0.bi_records(from, to)
+        }
+        fn index_memory_bytes(&self) -> usize {
+            self.0.index_memory_bytes()
+        }
+        fn apply_pushed(
+            &self,
+            device: &str,
+            event: &SyncEvent,
+            same_person: &dyn Fn(&[Template], &[Template]) -> bool,
+        ) -> Result<PushOutcome> {
+            self.0.apply_pushed(device, event, same_person)
+        }
+        fn remote_subject(&self, id: &str) -> Result<Option<RemoteSubject>> {
+            self.0.remote_subject(id)
+        }
+        fn changes_since(&self, cursor: u64, limit: usize) -> Result<ChangePage> {
+            self.0.changes_since(cursor, limit)
+        }
+        fn change_head(&self) -> Result<u64> {
+            self.0.change_head()
+        }
+    }
+}
+
+#[tokio::test]
+async fn actions_that_cannot_be_audited_fail_and_leave_nothing_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery =
+        faceid_gallery::Gallery::open(dir.path(), &faceid_gallery::GalleryKey::generate()).unwrap();
+    let keys = ApiKeys::default();
+    let admin = keys.issue(Role::Admin).unwrap();
+    let limits = ServerLimits::default();
+    let state = AppState::new(engine(), Arc::new(AuditFails(gallery)), keys, &limits);
+    let keys = state.keys.clone();
+    let s = Server {
+        router: app(state, &limits),
+        key: admin.key.clone(),
+        app_id: admin.app_id,
+        _dir: dir,
+    };
+    // Issuing a key that cannot be audited: 500, and the key is withdrawn.
+    let before = keys.list().len();
+    let (status, body) = s
+        .json("/v1/admin/keys", Some(&s.key), json!({"role": "client"}))
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR, "{body}");
+    assert!(body.get("key").is_none(), "no secret handed out: {body}");
+    assert_eq!(keys.list().len(), before);
+    // A decision that cannot be audited is not answered as a decision.
+    let (status, _) = s
+        .json(
+            "/v1/identify",
+            Some(&s.key),
+            json!({"media": b64(&blank_png())}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+}
