@@ -827,3 +827,63 @@ fn refusal(reason: Reason) -> Refusal {
 fn to_image(frame: &image::RgbImage) -> faceid_core::Result<Image> {
     Image::from_rgb(frame.width(), frame.height(), frame.as_raw().clone())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn a_storage_fault_is_out_of_service_and_never_counts_towards_a_lockout() {
+        let dir = tempfile::tempdir().unwrap();
+        let gallery =
+            Arc::new(Gallery::open(dir.path(), &faceid_gallery::GalleryKey::generate()).unwrap());
+        let engine = Arc::new(
+            Engine::load(
+                &faceid_core::models::default_dir(),
+                faceid_core::EngineConfig::default(),
+            )
+            .unwrap(),
+        );
+        let options = KioskOptions {
+            kiosk_id: "kiosk-unit".into(),
+            preset: LivenessPreset::Regular,
+            retain_images: false,
+            inactivity: Duration::from_secs(60),
+        };
+        let mut kiosk = Kiosk::new(engine, gallery, options);
+        let now = Instant::now();
+        let storage = || Failure::Storage(faceid_gallery::Error::Database("disk gone".into()));
+        for _ in 0..10 {
+            kiosk.start(FlowKind::Identify, now);
+            kiosk.fail(storage(), now);
+            assert_eq!(
+                kiosk.screen(),
+                &Screen::Result {
+                    outcome: Outcome::Refused {
+                        reason: Refusal::OutOfService
+                    }
+                }
+            );
+        }
+        kiosk.start(FlowKind::Identify, now);
+        assert!(
+            matches!(kiosk.screen(), Screen::Selfie { .. }),
+            "ten storage faults lock nothing: {:?}",
+            kiosk.screen()
+        );
+        // Two people in frame is the person's refusal, told as such.
+        kiosk.fail(
+            Failure::Engine(faceid_core::Error::MultipleFaces { count: 2 }),
+            now,
+        );
+        assert_eq!(
+            kiosk.screen(),
+            &Screen::Result {
+                outcome: Outcome::Refused {
+                    reason: Refusal::OnePerson
+                }
+            }
+        );
+    }
+}
