@@ -317,10 +317,41 @@ async fn compatible_surfaces_answer_in_their_own_words() {
     );
 }
 
-/// A sled gallery whose audit log stops accepting events: the storage fault an admin
-/// action or a decision must not survive unaudited. Everything else is the real gallery.
+/// A sled gallery whose audit log stops accepting events and whose reset fails: the storage
+/// faults an admin action or a decision must not survive unaudited, and whose cause the
+/// server logs but never returns. Everything else is the real gallery.
 #[derive(Debug)]
 struct AuditFails(faceid_gallery::Gallery);
+
+const FAULT: &str = "the audit log is full";
+
+/// Everything the server logs in this test binary (one global subscriber: handlers log from
+/// the runtime's and the inference pool's threads).
+fn logs() -> &'static std::sync::Mutex<Vec<u8>> {
+    static LOGS: OnceLock<&'static std::sync::Mutex<Vec<u8>>> = OnceLock::new();
+    LOGS.get_or_init(|| {
+        let buffer: &'static std::sync::Mutex<Vec<u8>> =
+            Box::leak(Box::new(std::sync::Mutex::new(Vec::new())));
+        let writer = move || LogWriter(buffer);
+        tracing_subscriber::fmt()
+            .with_ansi(false)
+            .with_writer(writer)
+            .init();
+        buffer
+    })
+}
+
+struct LogWriter(&'static std::sync::Mutex<Vec<u8>>);
+
+impl std::io::Write for LogWriter {
+    fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(bytes);
+        Ok(bytes.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
 
 mod audit_fails {
     use faceid_core::Template;
@@ -358,8 +389,8 @@ mod audit_fails {
         fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
             self.0.delete(id, ctx)
         }
-        fn reset(&self, ctx: &AuditContext) -> Result<()> {
-            self.0.reset(ctx)
+        fn reset(&self, _: &AuditContext) -> Result<()> {
+            Err(Error::Database(super::FAULT.into()))
         }
         fn record(
             &self,
@@ -368,7 +399,7 @@ mod audit_fails {
             _: &str,
             _: &AuditContext,
         ) -> Result<AuditEvent> {
-            Err(Error::Database("the audit log is full".into()))
+            Err(Error::Database(super::FAULT.into()))
         }
         fn audit(&self) -> Result<Vec<AuditEvent>> {
             self.0.audit()
@@ -410,6 +441,7 @@ mod audit_fails {
 
 #[tokio::test]
 async fn actions_that_cannot_be_audited_fail_and_leave_nothing_behind() {
+    let logs = logs();
     let dir = tempfile::tempdir().unwrap();
     let gallery =
         faceid_gallery::Gallery::open(dir.path(), &faceid_gallery::GalleryKey::generate()).unwrap();
@@ -441,4 +473,26 @@ async fn actions_that_cannot_be_audited_fail_and_leave_nothing_behind() {
         )
         .await;
     assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+    // Surface 1's reset fails: the client learns that it failed, never the cause.
+    let (status, body) = s
+        .send(
+            Request::post("/api/reset")
+                .header("x-api-key", &s.key)
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(
+        (status, body),
+        (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            json!({"code": 500, "msg": "ERROR_DETECTED : internal error"})
+        )
+    );
+    // Each of these 500s logged its cause.
+    let logged = String::from_utf8_lossy(&logs.lock().unwrap()).to_string();
+    assert!(
+        logged.matches(FAULT).count() >= 3,
+        "every cause is logged: {logged}"
+    );
 }
