@@ -4,38 +4,13 @@
 //! the audit chain, exactly-once push, conflicts and same-person adoption, pull by cursor.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use faceid_core::Template;
-use faceid_core::template::TEMPLATE_DIM;
+mod support;
+
 use faceid_gallery::{
-    AuditContext, Error, EventBody, Gallery, GalleryKey, GalleryOptions, GalleryStore, NewSubject,
-    PulledChange, PushOutcome, SyncEvent,
+    Error, EventBody, Gallery, GalleryKey, GalleryOptions, GalleryStore, PulledChange, PushOutcome,
+    SyncEvent,
 };
-
-fn template(axis: usize) -> Template {
-    let mut v = vec![0.01; TEMPLATE_DIM];
-    v[axis] = 1.0;
-    Template::new("test-model", v).unwrap()
-}
-
-/// The engine's rule stand-in: the same person when some pair of templates is close.
-fn same_person(a: &[Template], b: &[Template]) -> bool {
-    a.iter()
-        .any(|x| b.iter().any(|y| x.cosine(y).unwrap_or(0.0) > 0.8))
-}
-
-fn ctx() -> AuditContext {
-    AuditContext {
-        actor: "contract".into(),
-        request_id: "r".into(),
-    }
-}
-
-fn new(id: &str) -> NewSubject {
-    NewSubject {
-        id: id.into(),
-        ..NewSubject::default()
-    }
-}
+use support::{ctx, new, same_person, template};
 
 /// A kiosk's enrollment of `id` with `template`, as the event it pushes.
 fn pushed_enrollment(id: &str, axis: usize) -> SyncEvent {

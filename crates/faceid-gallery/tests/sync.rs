@@ -2,38 +2,10 @@
 //! conflicts, stale erasures, and pulls that never overwrite what waits to be pushed.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use faceid_core::Template;
-use faceid_core::template::TEMPLATE_DIM;
-use faceid_gallery::{
-    AuditContext, EventBody, Gallery, GalleryKey, GalleryOptions, NewSubject, PushOutcome,
-    Resolution,
-};
+mod support;
 
-fn template(axis: usize) -> Template {
-    let mut v = vec![0.01; TEMPLATE_DIM];
-    v[axis] = 1.0;
-    Template::new("test-model", v).unwrap()
-}
-
-/// The engine's rule stand-in: the same person when some pair of templates is close.
-fn same_person(a: &[Template], b: &[Template]) -> bool {
-    a.iter()
-        .any(|x| b.iter().any(|y| x.cosine(y).unwrap_or(0.0) > 0.8))
-}
-
-fn ctx() -> AuditContext {
-    AuditContext {
-        actor: "test".into(),
-        request_id: "r".into(),
-    }
-}
-
-fn new(id: &str) -> NewSubject {
-    NewSubject {
-        id: id.into(),
-        ..NewSubject::default()
-    }
-}
+use faceid_gallery::{EventBody, Gallery, GalleryKey, GalleryOptions, PushOutcome, Resolution};
+use support::{ctx, new, same_person, template};
 
 struct Pair {
     _dirs: (tempfile::TempDir, tempfile::TempDir),
