@@ -2,6 +2,7 @@
 //! the analysis worker that feeds the newest frame to the flow and sends the UI a new view
 //! whenever it changes; the optional local API.
 
+use faceid_gallery::prelude::*;
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};

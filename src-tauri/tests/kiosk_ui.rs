@@ -6,6 +6,7 @@
 //! are written to `docs/screens/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use faceid_gallery::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

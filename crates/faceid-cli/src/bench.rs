@@ -1,6 +1,7 @@
 //! `faceid bench`: per-stage latency on one image at 1 and 2 inference threads.
 //! A command, not a timed test: results go to BENCHMARKS.md with the machine they ran on.
 
+use faceid_gallery::prelude::*;
 use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Instant;

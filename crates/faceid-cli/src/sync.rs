@@ -1,6 +1,7 @@
 //! `faceid sync` (a headless kiosk's sync loop) and `faceid devices` (device tokens on a
 //! running server).
 
+use faceid_gallery::prelude::*;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::Duration;

@@ -3,6 +3,7 @@
 
 mod support;
 
+use faceid_gallery::prelude::*;
 use serde_json::{Value, json};
 use support::*;
 

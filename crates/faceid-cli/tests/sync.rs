@@ -3,6 +3,7 @@
 //! directly and synced by `faceid sync`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use faceid_gallery::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};

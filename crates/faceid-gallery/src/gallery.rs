@@ -20,7 +20,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionalTree};
 use crate::error::{Error, Result};
 use crate::index::QuantizedIndex;
 use crate::key::GalleryKey;
-use crate::sync::{Change, ChangeKind, SyncEvent, outbox_location};
+use crate::policy::{self, Backend, GalleryTx, TxBody};
+use crate::sync::{Change, ChangeKind, PushOutcome, SyncEvent, outbox_location};
 
 pub(crate) const KEY_CHECK: &[u8] = b"faceid-gallery-key-check-v1";
 const META_KEY_CHECK: &[u8] = b"key_check";
@@ -366,6 +367,7 @@ pub(crate) type TxResult<T> = std::result::Result<T, ConflictableTransactionErro
 /// Every tree of a change, inside one transaction: a change and everything it implies
 /// (audit event, change-feed row, outbox event, applied marker) commit together or not at
 /// all.
+#[derive(Clone, Copy)]
 pub(crate) struct Tx<'a> {
     pub(crate) gallery: &'a Gallery,
     pub(crate) subjects: &'a TransactionalTree,
@@ -396,7 +398,7 @@ impl Tx<'_> {
         Ok(next)
     }
 
-    /// Appends an audit event (reads and moves the chain head).
+    /// Appends an audit event (the chain step of [`policy::audit`]).
     pub(crate) fn audit(
         &self,
         action: &str,
@@ -404,17 +406,8 @@ impl Tx<'_> {
         outcome: &str,
         ctx: &AuditContext,
     ) -> TxResult<AuditEvent> {
-        let (prev_seq, prev_hash) = match self.meta.get(META_AUDIT_HEAD)? {
-            Some(head) => tx_decode::<(u64, String)>(&head)?,
-            None => (0, GENESIS_HASH.to_string()),
-        };
-        let event = AuditEvent::chained(prev_seq, prev_hash, action, subject, outcome, ctx)
-            .or_else(abort)?;
-        let json = tx_encode(&event)?;
-        self.audit.insert(&event.seq.to_be_bytes(), json)?;
-        let head = tx_encode(&(event.seq, &event.hash))?;
-        self.meta.insert(META_AUDIT_HEAD, head)?;
-        Ok(event)
+        let mut tx = *self;
+        lower(policy::audit(&mut tx, action, subject, outcome, ctx))
     }
 
     /// Appends a row to the change feed that sync pulls read (no biometric data: the
@@ -437,10 +430,14 @@ impl Tx<'_> {
         Ok(())
     }
 
-    /// Queues a sync event, sealed, when the gallery keeps an outbox.
+    /// Queues a sync event, sealed, when the gallery keeps an outbox; an enrollment is
+    /// also marked pending until the server has answered it.
     pub(crate) fn outbox(&self, event: &SyncEvent) -> TxResult<()> {
         if !self.gallery.options.outbox {
             return Ok(());
+        }
+        if matches!(event.body, crate::sync::EventBody::Enroll { .. }) {
+            self.gallery.mark_pending(self, &event.id)?;
         }
         let seq = self.next(META_OUTBOX_HEAD)?;
         let json = tx_encode(event)?;
@@ -657,230 +654,158 @@ impl Gallery {
             .unwrap_or_else(PoisonError::into_inner)
             .remove_subject(id);
     }
+}
 
-    /// A new subject record for `new` with fresh template tags.
-    pub(crate) fn new_record(
-        &self,
-        new: &NewSubject,
+/// Turns the outcome of a sled transaction step into the gallery's error (a conflict
+/// becomes [`Error::Retry`], so the transaction runs again).
+pub(crate) fn lift<T>(step: TxResult<T>) -> Result<T> {
+    step.map_err(|e| match e {
+        ConflictableTransactionError::Abort(e) => e,
+        ConflictableTransactionError::Conflict => Error::Retry,
+        ConflictableTransactionError::Storage(e) => e.into(),
+        #[allow(unreachable_patterns)]
+        _ => Error::Retry,
+    })
+}
+
+/// The inverse of [`lift`], for the rules run inside a sled transaction.
+pub(crate) fn lower<T>(step: Result<T>) -> TxResult<T> {
+    step.map_err(|e| match e {
+        Error::Retry => ConflictableTransactionError::Conflict,
+        e => ConflictableTransactionError::Abort(e),
+    })
+}
+
+impl GalleryTx for Tx<'_> {
+    fn subject(&mut self, id: &str) -> Result<Option<Subject>> {
+        lift(Tx::subject(self, id))
+    }
+    fn put_subject(
+        &mut self,
+        subject: &Subject,
         templates: &[Template],
-        has_image: bool,
-        origin: String,
-    ) -> Result<Subject> {
-        validate_subject_id(&new.id)?;
-        if templates.is_empty() {
-            return Err(Error::Corrupt(
-                "an enrollment needs at least one template".into(),
-            ));
-        }
-        let tags: Vec<u64> = templates
-            .iter()
-            .map(|_| self.db.generate_id())
-            .collect::<std::result::Result<_, _>>()?;
-        let now = now_ms();
-        Ok(Subject {
-            id: new.id.clone(),
-            display_name: new.display_name.clone(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            source: new.source.clone(),
-            template_tags: tags,
-            template_models: templates.iter().map(|t| t.model_id().to_string()).collect(),
-            has_image,
-            origin,
+        image: Option<&[u8]>,
+    ) -> Result<()> {
+        lift(Tx::put_subject(self, subject, templates, image))
+    }
+    fn remove_subject(&mut self, id: &str) -> Result<Option<Subject>> {
+        lift(Tx::remove_subject(self, id))
+    }
+    fn audit_head(&mut self) -> Result<(u64, String)> {
+        lift(match self.meta.get(META_AUDIT_HEAD) {
+            Ok(Some(head)) => tx_decode::<(u64, String)>(&head),
+            Ok(None) => Ok((0, GENESIS_HASH.to_string())),
+            Err(e) => Err(e.into()),
         })
     }
-
-    /// Enrolls a new subject with its templates (and, when given, an image kept encrypted).
-    /// `DuplicateSubject` when the id exists; nothing is written then. With an outbox, the
-    /// enrollment is queued for the server in the same transaction.
-    pub fn enroll(
-        &self,
-        new: &NewSubject,
-        templates: &[Template],
-        image: Option<&[u8]>,
-        ctx: &AuditContext,
-    ) -> Result<Subject> {
-        self.enroll_with(new, templates, image, ctx, |_| Ok(()))
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<()> {
+        lift((|| {
+            self.audit
+                .insert(&event.seq.to_be_bytes(), tx_encode(event)?)?;
+            self.meta
+                .insert(META_AUDIT_HEAD, tx_encode(&(event.seq, &event.hash))?)?;
+            Ok(())
+        })())
     }
-
-    /// [`Gallery::enroll`] plus `also`, in the same transaction.
-    pub(crate) fn enroll_with(
-        &self,
-        new: &NewSubject,
-        templates: &[Template],
-        image: Option<&[u8]>,
-        ctx: &AuditContext,
-        also: impl Fn(&Tx) -> TxResult<()>,
-    ) -> Result<Subject> {
-        let origin = uuid::Uuid::new_v4().to_string();
-        let subject = self.new_record(new, templates, image.is_some(), origin.clone())?;
-        let event = SyncEvent::enroll(&subject, templates);
-        self.write(|tx| {
-            if tx.subject(&new.id)?.is_some() {
-                return abort(Error::DuplicateSubject(new.id.clone()));
-            }
-            tx.put_subject(&subject, templates, image)?;
-            tx.audit("enroll", Some(&new.id), "ok", ctx)?;
-            tx.change(ChangeKind::Enroll, Some(&new.id), &origin)?;
-            tx.outbox(&event)?;
-            self.mark_pending(tx, &origin)?;
-            also(tx)
-        })?;
-        self.index_add(&subject, templates);
-        Ok(subject)
+    fn append_change(
+        &mut self,
+        kind: ChangeKind,
+        subject: Option<&str>,
+        origin: &str,
+    ) -> Result<()> {
+        lift(self.change(kind, subject, origin))
     }
+    fn mark_applied(&mut self, event_id: &str, outcome: &PushOutcome) -> Result<()> {
+        lift((|| {
+            self.applied
+                .insert(event_id.as_bytes(), tx_encode(outcome)?)?;
+            Ok(())
+        })())
+    }
+    fn queue(&mut self, event: &SyncEvent) -> Result<()> {
+        lift(self.outbox(event))
+    }
+}
 
-    /// The subject with `id`, if any.
-    pub fn subject(&self, id: &str) -> Result<Option<Subject>> {
+impl Backend for Gallery {
+    fn write<T: Send>(&self, body: TxBody<'_, T>) -> Result<T> {
+        Gallery::write(self, |tx| {
+            let mut tx = *tx;
+            lower(body(&mut tx))
+        })
+    }
+    fn new_tags(&self, n: usize) -> Result<Vec<u64>> {
+        (0..n)
+            .map(|_| self.db.generate_id().map_err(Error::from))
+            .collect()
+    }
+    fn read_subject(&self, id: &str) -> Result<Option<Subject>> {
         self.subjects
             .get(id.as_bytes())?
             .map(|v| decode(&v))
             .transpose()
     }
-
-    /// Every subject, ordered by id.
-    pub fn subjects(&self) -> Result<Vec<Subject>> {
-        read_all(&self.subjects)
-    }
-
-    /// Number of subjects.
-    pub fn len(&self) -> usize {
-        self.subjects.len()
-    }
-
-    /// Whether the gallery has no subjects.
-    pub fn is_empty(&self) -> bool {
-        self.subjects.is_empty()
-    }
-
-    /// The decrypted templates of a subject (`UnknownSubject` when absent).
-    pub fn templates(&self, id: &str) -> Result<Vec<Template>> {
-        let subject = self
-            .subject(id)?
-            .ok_or_else(|| Error::UnknownSubject(id.to_string()))?;
+    fn read_templates(&self, subject: &Subject) -> Result<Vec<Template>> {
         subject
             .template_tags
             .iter()
             .map(|&tag| self.template(tag))
             .collect()
     }
-
-    /// The retained image of a subject, decrypted, if any.
-    pub fn image(&self, id: &str) -> Result<Option<Vec<u8>>> {
+    fn applied_outcome(&self, event_id: &str) -> Result<Option<PushOutcome>> {
+        self.applied
+            .get(event_id.as_bytes())?
+            .map(|v| decode(&v))
+            .transpose()
+    }
+    fn audit_rows(&self) -> Result<Vec<(u64, Option<AuditEvent>)>> {
+        self.audit
+            .iter()
+            .map(|entry| {
+                let (key, value) = entry?;
+                let seq = key.as_ref().try_into().map(u64::from_be_bytes).unwrap_or(0);
+                Ok((seq, serde_json::from_slice(&value).ok()))
+            })
+            .collect()
+    }
+    fn stored_audit_head(&self) -> Result<Option<(u64, String)>> {
+        // A head that does not decode matches no chain.
+        Ok(self
+            .meta
+            .get(META_AUDIT_HEAD)?
+            .map(|head| serde_json::from_slice(&head).unwrap_or((u64::MAX, String::new()))))
+    }
+    fn clear_subjects(&self) -> Result<()> {
+        self.subjects.clear()?;
+        self.templates.clear()?;
+        self.images.clear()?;
+        self.db.flush()?;
+        Ok(())
+    }
+    fn changes_after(&self, cursor: u64, limit: usize) -> Result<Vec<Change>> {
+        let start = cursor.saturating_add(1).to_be_bytes();
+        self.changes
+            .range(start..)
+            .take(limit)
+            .map(|entry| decode(&entry?.1))
+            .collect()
+    }
+    fn read_subjects(&self) -> Result<Vec<Subject>> {
+        read_all(&self.subjects)
+    }
+    fn count(&self) -> usize {
+        self.subjects.len()
+    }
+    fn read_image(&self, id: &str) -> Result<Option<Vec<u8>>> {
         self.images
             .get(id.as_bytes())?
             .map(|sealed| self.open_sealed(&sealed, &Self::image_location(id)))
             .transpose()
     }
-
-    /// Erases a subject: record, templates, image and index rows, in one transaction with
-    /// its audit event (and, with an outbox, the erasure queued for the server). Returns
-    /// whether the subject existed (an absent one is audited too).
-    pub fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
-        let event_id = uuid::Uuid::new_v4().to_string();
-        let existed = self.write(|tx| {
-            let Some(subject) = tx.remove_subject(id)? else {
-                tx.audit("delete", Some(id), "unknown_subject", ctx)?;
-                return Ok(false);
-            };
-            tx.audit("delete", Some(id), "ok", ctx)?;
-            tx.change(ChangeKind::Delete, Some(id), &subject.origin)?;
-            tx.outbox(&SyncEvent::delete(event_id.clone(), id, &subject.origin))?;
-            Ok(true)
-        })?;
-        if existed {
-            self.index_remove(id);
-        }
-        Ok(existed)
-    }
-
-    /// Removes every subject, template and image. The audit log keeps its history and
-    /// records the reset first, so an interrupted reset is visible and simply re-run. The
-    /// change feed gets a `reset` row; the outbox is left as it is (a kiosk's reset is
-    /// local and never erases the server's gallery).
-    pub fn reset(&self, ctx: &AuditContext) -> Result<()> {
-        self.write(|tx| {
-            tx.audit("reset", None, "ok", ctx)?;
-            tx.change(ChangeKind::Reset, None, "")?;
-            Ok(())
-        })?;
-        self.subjects.clear()?;
-        self.templates.clear()?;
-        self.images.clear()?;
-        self.db.flush()?;
-        self.index
-            .write()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clear();
-        Ok(())
-    }
-
-    /// Appends an audit event for a decision that changes no data (verify, identify,
-    /// liveness), durably; with an outbox it is queued for the server too.
-    pub fn record(
-        &self,
-        action: &str,
-        subject: Option<&str>,
-        outcome: &str,
-        ctx: &AuditContext,
-    ) -> Result<AuditEvent> {
-        let event_id = uuid::Uuid::new_v4().to_string();
-        self.write(|tx| {
-            let event = tx.audit(action, subject, outcome, ctx)?;
-            tx.outbox(&SyncEvent::audit(event_id.clone(), &event))?;
-            Ok(event)
-        })
-    }
-
-    /// The audit log, oldest first.
-    pub fn audit(&self) -> Result<Vec<AuditEvent>> {
+    fn read_audit(&self) -> Result<Vec<AuditEvent>> {
         read_all(&self.audit)
     }
-
-    /// Recomputes every hash and link of the audit chain.
-    pub fn verify_audit(&self) -> Result<AuditVerification> {
-        let mut prev = GENESIS_HASH.to_string();
-        let mut expected_seq = 1;
-        let mut events = 0;
-        for entry in self.audit.iter() {
-            let (key, value) = entry?;
-            events += 1;
-            let event: Option<AuditEvent> = serde_json::from_slice(&value).ok();
-            let ok = event.as_ref().is_some_and(|e| {
-                key.as_ref() == e.seq.to_be_bytes()
-                    && e.seq == expected_seq
-                    && e.prev_hash == prev
-                    && e.compute_hash().is_ok_and(|hash| hash == e.hash)
-            });
-            if !ok {
-                return Ok(AuditVerification {
-                    events,
-                    valid: false,
-                    first_invalid_seq: Some(expected_seq),
-                });
-            }
-            if let Some(e) = event {
-                prev = e.hash;
-            }
-            expected_seq += 1;
-        }
-        let head_ok = match self.meta.get(META_AUDIT_HEAD)? {
-            Some(head) => serde_json::from_slice::<(u64, String)>(&head)
-                .is_ok_and(|(seq, hash)| seq == events && hash == prev),
-            None => events == 0,
-        };
-        Ok(AuditVerification {
-            events,
-            valid: head_ok,
-            first_invalid_seq: (!head_ok).then_some(expected_seq),
-        })
-    }
-
-    /// The subjects whose templates are most similar to `probe`, best first, with exact
-    /// cosines: the int8 index proposes `4 * max_subjects` (at least 32) rows, the float
-    /// templates re-rank them. The caller turns cosines into a decision with the engine's
-    /// calibration and the gallery-size threshold.
-    pub fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
+    fn search_index(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
         let hits = {
             let index = self.index.read().unwrap_or_else(PoisonError::into_inner);
             index.search(
@@ -893,35 +818,43 @@ impl Gallery {
             Ok(Some(probe.cosine(&self.template(tag)?)?))
         })
     }
-
-    /// Stores a BI record (fields filled by the caller; `at_ms`/`date` set here).
-    pub fn record_bi(&self, mut record: BiRecord) -> Result<BiRecord> {
-        record.at_ms = now_ms();
-        record.date = utc_date(record.at_ms);
-        let key = self.db.generate_id()?.to_be_bytes();
-        let json = serde_json::to_vec(&record).map_err(|e| Error::Corrupt(e.to_string()))?;
-        self.bi.insert(key, json)?;
-        Ok(record)
-    }
-
-    /// BI records whose date lies in `[from, to]` (inclusive, `yyyy-MM-dd`; open ends when
-    /// `None`), oldest first.
-    pub fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
-        let all: Vec<BiRecord> = read_all(&self.bi)?;
-        Ok(all
-            .into_iter()
-            .filter(|r| {
-                from.is_none_or(|f| r.date.as_str() >= f) && to.is_none_or(|t| r.date.as_str() <= t)
-            })
-            .collect())
-    }
-
-    /// Bytes the in-memory index holds.
-    pub fn index_memory_bytes(&self) -> usize {
+    fn index_bytes(&self) -> usize {
         self.index
             .read()
             .unwrap_or_else(PoisonError::into_inner)
             .memory_bytes()
+    }
+    fn store_bi(&self, record: &BiRecord) -> Result<()> {
+        let key = self.db.generate_id()?.to_be_bytes();
+        self.bi.insert(key, encode(record)?)?;
+        Ok(())
+    }
+    fn read_bi(&self, from: &str, to: &str) -> Result<Vec<BiRecord>> {
+        let all: Vec<BiRecord> = read_all(&self.bi)?;
+        Ok(all
+            .into_iter()
+            .filter(|r| r.date.as_str() >= from && r.date.as_str() <= to)
+            .collect())
+    }
+    fn feed_head(&self) -> Result<u64> {
+        Ok(self
+            .changes
+            .last()?
+            .map(|(_, v)| decode::<Change>(&v).map(|c| c.seq))
+            .transpose()?
+            .unwrap_or(0))
+    }
+    fn index_add(&self, subject: &Subject, templates: &[Template]) {
+        Gallery::index_add(self, subject, templates)
+    }
+    fn index_remove(&self, id: &str) {
+        Gallery::index_remove(self, id)
+    }
+    fn index_clear(&self) {
+        self.index
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clear();
     }
 }
 

@@ -13,19 +13,32 @@ pub mod error;
 pub mod gallery;
 pub mod index;
 pub mod key;
+mod policy;
 #[cfg(feature = "postgres")]
 pub mod postgres;
 pub mod store;
 pub mod sync;
 
-pub use crate::error::{Error, Result};
+pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::gallery::{
     AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Gallery, GalleryOptions,
     NewSubject, Subject,
 };
 pub use crate::key::GalleryKey;
-pub use crate::store::GalleryStore;
+pub use crate::store::{
+    AuditLog, BiStore, GalleryStore, IdentityStore, KioskGallery, Search, Subjects, SyncKiosk,
+    SyncServer,
+};
 pub use crate::sync::{
     ChangePage, Conflict, EventBody, OutboxEntry, PulledChange, PushOutcome, RemoteSubject,
     Resolution, SyncEvent, SyncStatus, SyncStep,
 };
+
+/// The role traits, for callers that use a concrete gallery's methods:
+/// `use faceid_gallery::prelude::*;`.
+pub mod prelude {
+    pub use crate::store::{
+        AuditLog, BiStore, GalleryStore, IdentityStore, KioskGallery, Search, Subjects, SyncKiosk,
+        SyncServer,
+    };
+}

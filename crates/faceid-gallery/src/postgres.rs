@@ -1,4 +1,4 @@
-//! The PostgreSQL gallery: the same [`GalleryStore`] contract as sled, for central servers
+//! The PostgreSQL gallery: the same [`crate::GalleryStore`] contract as sled, for central servers
 //! whose processes share one database.
 //!
 //! - Records are the same JSON as in sled; templates and images are sealed with the gallery
@@ -21,17 +21,12 @@ use faceid_core::Template;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Error, Result};
-use crate::gallery::{
-    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, GENESIS_HASH, KEY_CHECK,
-    NewSubject, Sealer, Subject, now_ms, utc_date, validate_subject_id,
-};
+use crate::gallery::{AuditEvent, BiRecord, Candidate, KEY_CHECK, Sealer, Subject};
 use crate::index::QuantizedIndex;
 use crate::key::GalleryKey;
-use crate::store::GalleryStore;
-use crate::sync::{
-    Change, ChangeKind, ChangePage, EventBody, PushOutcome, RemoteSubject, SyncEvent,
-    encode_templates, enrollment_outcome, erasure_outcome, incoming_templates, pulled_change,
-};
+use crate::policy::{Backend, GalleryTx, TxBody};
+use crate::store::Subjects;
+use crate::sync::{Change, ChangeKind, PushOutcome, SyncEvent};
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS faceid_head (
@@ -146,7 +141,7 @@ pub struct PgGallery {
 
 impl std::fmt::Debug for PgGallery {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "PgGallery({} subjects)", GalleryStore::len(self))
+        write!(f, "PgGallery({} subjects)", Subjects::len(self))
     }
 }
 
@@ -201,32 +196,17 @@ impl Write<'_> {
         })
     }
 
-    async fn audit(
-        &mut self,
-        action: &str,
-        subject: Option<&str>,
-        outcome: &str,
-        ctx: &AuditContext,
-    ) -> Result<AuditEvent> {
-        let event = AuditEvent::chained(
-            self.head.audit_seq,
-            std::mem::take(&mut self.head.audit_hash),
-            action,
-            subject,
-            outcome,
-            ctx,
-        )?;
-        let record = json(&event)?;
+    async fn append_audit(&mut self, event: &AuditEvent) -> Result<()> {
         self.tx
             .execute(
                 "INSERT INTO faceid_audit (seq, event) VALUES ($1, $2)",
-                &[&(event.seq as i64), &record],
+                &[&(event.seq as i64), &json(event)?],
             )
             .await
             .map_err(db)?;
         self.head.audit_seq = event.seq;
         self.head.audit_hash = event.hash.clone();
-        Ok(event)
+        Ok(())
     }
 
     async fn change(
@@ -303,6 +283,18 @@ impl Write<'_> {
             .await
             .map_err(db)?;
         row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    async fn remove_subject(&self, id: &str) -> Result<Option<Subject>> {
+        let held = self.subject(id).await?;
+        if held.is_some() {
+            // Templates and images go with it (ON DELETE CASCADE).
+            self.tx
+                .execute("DELETE FROM faceid_subjects WHERE id = $1", &[&id])
+                .await
+                .map_err(db)?;
+        }
+        Ok(held)
     }
 
     async fn commit(self) -> Result<()> {
@@ -653,62 +645,123 @@ impl Shared {
     }
 }
 
-impl GalleryStore for PgGallery {
-    fn enroll(
-        &self,
-        new: &NewSubject,
+/// One PostgreSQL write transaction as the rules see it: each primitive runs on the
+/// gallery's runtime while the rules wait on a thread of their own.
+struct PgTx<'a, 'c> {
+    handle: &'a tokio::runtime::Handle,
+    write: Write<'c>,
+    sealer: &'a Sealer,
+}
+
+impl GalleryTx for PgTx<'_, '_> {
+    fn subject(&mut self, id: &str) -> Result<Option<Subject>> {
+        self.handle.block_on(self.write.subject(id))
+    }
+    fn put_subject(
+        &mut self,
+        subject: &Subject,
         templates: &[Template],
         image: Option<&[u8]>,
-        ctx: &AuditContext,
-    ) -> Result<Subject> {
-        validate_subject_id(&new.id)?;
-        if templates.is_empty() {
-            return Err(Error::Corrupt(
-                "an enrollment needs at least one template".into(),
-            ));
-        }
-        let now = now_ms();
-        let subject = Subject {
-            id: new.id.clone(),
-            display_name: new.display_name.clone(),
-            created_at_ms: now,
-            updated_at_ms: now,
-            source: new.source.clone(),
-            template_tags: templates.iter().map(|_| new_tag()).collect(),
-            template_models: templates.iter().map(|t| t.model_id().to_string()).collect(),
-            has_image: image.is_some(),
-            origin: uuid::Uuid::new_v4().to_string(),
-        };
+    ) -> Result<()> {
+        self.handle.block_on(
+            self.write
+                .put_subject(self.sealer, subject, templates, image),
+        )
+    }
+    fn remove_subject(&mut self, id: &str) -> Result<Option<Subject>> {
+        self.handle.block_on(self.write.remove_subject(id))
+    }
+    fn audit_head(&mut self) -> Result<(u64, String)> {
+        let head = &self.write.head;
+        Ok((head.audit_seq, head.audit_hash.clone()))
+    }
+    fn append_audit(&mut self, event: &AuditEvent) -> Result<()> {
+        self.handle.block_on(self.write.append_audit(event))
+    }
+    fn append_change(
+        &mut self,
+        kind: ChangeKind,
+        subject: Option<&str>,
+        origin: &str,
+    ) -> Result<()> {
+        self.handle
+            .block_on(self.write.change(kind, subject, origin))
+    }
+    fn mark_applied(&mut self, event_id: &str, outcome: &PushOutcome) -> Result<()> {
+        self.handle
+            .block_on(self.write.mark_applied(event_id, outcome))
+    }
+    fn queue(&mut self, _event: &SyncEvent) -> Result<()> {
+        Ok(()) // the server keeps no outbox
+    }
+}
+
+impl PgGallery {
+    fn handle(&self) -> Result<tokio::runtime::Handle> {
+        let runtime = self.runtime.lock().unwrap_or_else(PoisonError::into_inner);
+        runtime
+            .as_ref()
+            .map(|r| r.handle().clone())
+            .ok_or_else(|| Error::Database("the gallery is closed".into()))
+    }
+
+    /// The first column of the row `sql` selects by `key`, if any.
+    fn lookup<T>(&self, sql: &'static str, key: &str) -> Result<Option<T>>
+    where
+        T: for<'r> tokio_postgres::types::FromSql<'r> + Send + 'static,
+    {
         let shared = self.shared.clone();
-        let (record, owned, image, ctx) = (
-            subject.clone(),
-            templates.to_vec(),
-            image.map(<[u8]>::to_vec),
-            ctx.clone(),
-        );
+        let key = key.to_string();
         self.block(async move {
-            let mut client = shared.client().await;
-            let mut w = Write::begin(&mut client).await?;
-            if w.subject(&record.id).await?.is_some() {
-                return Err(Error::DuplicateSubject(record.id.clone()));
-            }
-            w.put_subject(&shared.sealer, &record, &owned, image.as_deref())
-                .await?;
-            w.audit("enroll", Some(&record.id), "ok", &ctx).await?;
-            w.change(ChangeKind::Enroll, Some(&record.id), &record.origin)
-                .await?;
-            w.commit().await?;
-            Ok(())
-        })?;
+            let client = shared.client().await;
+            let row = client.query_opt(sql, &[&key]).await.map_err(db)?;
+            Ok(row.map(|r| r.get::<_, T>(0)))
+        })
+    }
+
+    fn memory_read(&self) -> std::sync::RwLockReadGuard<'_, Memory> {
+        self.shared
+            .memory
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn memory(&self) -> std::sync::RwLockWriteGuard<'_, Memory> {
         self.shared
             .memory
             .write()
             .unwrap_or_else(PoisonError::into_inner)
-            .add(&subject, templates.to_vec());
-        Ok(subject)
     }
+}
 
-    fn subject(&self, id: &str) -> Result<Option<Subject>> {
+impl Backend for PgGallery {
+    fn write<T: Send>(&self, body: TxBody<'_, T>) -> Result<T> {
+        let handle = self.handle()?;
+        let shared = &self.shared;
+        // The rules are synchronous; they run on a scoped thread outside any runtime, so
+        // waiting on each statement is allowed whichever thread called.
+        std::thread::scope(|scope| {
+            scope
+                .spawn(|| {
+                    let mut client = handle.block_on(shared.client());
+                    let write = handle.block_on(Write::begin(&mut client))?;
+                    let mut tx = PgTx {
+                        handle: &handle,
+                        write,
+                        sealer: &shared.sealer,
+                    };
+                    let out = body(&mut tx)?;
+                    handle.block_on(tx.write.commit())?;
+                    Ok(out)
+                })
+                .join()
+                .unwrap_or_else(|_| Err(Error::Database("a write panicked".into())))
+        })
+    }
+    fn new_tags(&self, n: usize) -> Result<Vec<u64>> {
+        Ok((0..n).map(|_| new_tag()).collect())
+    }
+    fn read_subject(&self, id: &str) -> Result<Option<Subject>> {
         let shared = self.shared.clone();
         let id = id.to_string();
         self.block(async move {
@@ -716,8 +769,89 @@ impl GalleryStore for PgGallery {
             shared.subject_of(&client, &id).await
         })
     }
-
-    fn subjects(&self) -> Result<Vec<Subject>> {
+    fn read_templates(&self, subject: &Subject) -> Result<Vec<Template>> {
+        let shared = self.shared.clone();
+        let subject = subject.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            shared.templates_of(&client, &subject).await
+        })
+    }
+    fn applied_outcome(&self, event_id: &str) -> Result<Option<PushOutcome>> {
+        self.lookup::<String>(
+            "SELECT outcome FROM faceid_applied WHERE event_id = $1",
+            event_id,
+        )?
+        .map(|text| parse(&text))
+        .transpose()
+    }
+    fn audit_rows(&self) -> Result<Vec<(u64, Option<AuditEvent>)>> {
+        let shared = self.shared.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            let rows = client
+                .query("SELECT seq, event FROM faceid_audit ORDER BY seq", &[])
+                .await
+                .map_err(db)?;
+            Ok(rows
+                .into_iter()
+                .map(|r| {
+                    let event = parse::<AuditEvent>(&r.get::<_, String>(1)).ok();
+                    (r.get::<_, i64>(0) as u64, event)
+                })
+                .collect())
+        })
+    }
+    fn stored_audit_head(&self) -> Result<Option<(u64, String)>> {
+        let shared = self.shared.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            let row = client
+                .query_one(
+                    "SELECT audit_seq, audit_hash FROM faceid_head WHERE id = 1",
+                    &[],
+                )
+                .await
+                .map_err(db)?;
+            Ok(Some((row.get::<_, i64>(0) as u64, row.get::<_, String>(1))))
+        })
+    }
+    fn clear_subjects(&self) -> Result<()> {
+        let shared = self.shared.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            // Templates and images go with their subject (ON DELETE CASCADE).
+            client
+                .execute("DELETE FROM faceid_subjects", &[])
+                .await
+                .map_err(db)?;
+            Ok(())
+        })
+    }
+    fn changes_after(&self, cursor: u64, limit: usize) -> Result<Vec<Change>> {
+        let shared = self.shared.clone();
+        self.block(async move {
+            let client = shared.client().await;
+            let rows = client
+                .query(
+                    "SELECT seq, kind, subject, origin FROM faceid_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
+                    &[&(cursor as i64), &(limit.min(i64::MAX as usize) as i64)],
+                )
+                .await
+                .map_err(db)?;
+            rows.into_iter()
+                .map(|r| {
+                    Ok(Change {
+                        seq: r.get::<_, i64>(0) as u64,
+                        kind: ChangeKind::parse(&r.get::<_, String>(1))?,
+                        subject: r.get(2),
+                        origin: r.get(3),
+                    })
+                })
+                .collect()
+        })
+    }
+    fn read_subjects(&self) -> Result<Vec<Subject>> {
         let shared = self.shared.clone();
         self.block(async move {
             let client = shared.client().await;
@@ -729,185 +863,23 @@ impl GalleryStore for PgGallery {
             .await
         })
     }
-
-    fn len(&self) -> usize {
-        self.shared
-            .memory
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .subjects
-            .len()
+    fn count(&self) -> usize {
+        self.memory_read().subjects.len()
     }
-
-    fn templates(&self, id: &str) -> Result<Vec<Template>> {
-        let shared = self.shared.clone();
-        let id = id.to_string();
-        self.block(async move {
-            let client = shared.client().await;
-            let subject = shared
-                .subject_of(&client, &id)
-                .await?
-                .ok_or_else(|| Error::UnknownSubject(id.clone()))?;
-            shared.templates_of(&client, &subject).await
-        })
-    }
-
-    fn image(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        let shared = self.shared.clone();
-        let id = id.to_string();
-        self.block(async move {
-            let client = shared.client().await;
-            let row = client
-                .query_opt(
-                    "SELECT sealed FROM faceid_images WHERE subject = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(db)?;
-            row.map(|r| {
-                shared
-                    .sealer
-                    .open(&r.get::<_, Vec<u8>>(0), &image_location(&id))
-            })
+    fn read_image(&self, id: &str) -> Result<Option<Vec<u8>>> {
+        self.lookup::<Vec<u8>>("SELECT sealed FROM faceid_images WHERE subject = $1", id)?
+            .map(|sealed| self.shared.sealer.open(&sealed, &image_location(id)))
             .transpose()
-        })
     }
-
-    fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
-        let shared = self.shared.clone();
-        let (owned, ctx) = (id.to_string(), ctx.clone());
-        let existed = self.block(async move {
-            let mut client = shared.client().await;
-            let mut w = Write::begin(&mut client).await?;
-            let Some(subject) = w.subject(&owned).await? else {
-                w.audit("delete", Some(&owned), "unknown_subject", &ctx)
-                    .await?;
-                w.commit().await?;
-                return Ok(false);
-            };
-            w.tx.execute("DELETE FROM faceid_subjects WHERE id = $1", &[&owned])
-                .await
-                .map_err(db)?;
-            w.audit("delete", Some(&owned), "ok", &ctx).await?;
-            w.change(ChangeKind::Delete, Some(&owned), &subject.origin)
-                .await?;
-            w.commit().await?;
-            Ok(true)
-        })?;
-        if existed {
-            self.shared
-                .memory
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .remove(id);
-        }
-        Ok(existed)
-    }
-
-    fn reset(&self, ctx: &AuditContext) -> Result<()> {
-        let shared = self.shared.clone();
-        let ctx = ctx.clone();
-        self.block(async move {
-            let mut client = shared.client().await;
-            let mut w = Write::begin(&mut client).await?;
-            w.audit("reset", None, "ok", &ctx).await?;
-            w.change(ChangeKind::Reset, None, "").await?;
-            w.tx.execute("DELETE FROM faceid_subjects", &[])
-                .await
-                .map_err(db)?;
-            w.commit().await
-        })?;
-        let mut memory = self
-            .shared
-            .memory
-            .write()
-            .unwrap_or_else(PoisonError::into_inner);
-        memory.index.clear();
-        memory.templates.clear();
-        memory.subjects.clear();
-        Ok(())
-    }
-
-    fn record(
-        &self,
-        action: &str,
-        subject: Option<&str>,
-        outcome: &str,
-        ctx: &AuditContext,
-    ) -> Result<AuditEvent> {
-        let shared = self.shared.clone();
-        let (action, subject, outcome, ctx) = (
-            action.to_string(),
-            subject.map(str::to_string),
-            outcome.to_string(),
-            ctx.clone(),
-        );
-        self.block(async move {
-            let mut client = shared.client().await;
-            let mut w = Write::begin(&mut client).await?;
-            let event = w.audit(&action, subject.as_deref(), &outcome, &ctx).await?;
-            w.commit().await?;
-            Ok(event)
-        })
-    }
-
-    fn audit(&self) -> Result<Vec<AuditEvent>> {
+    fn read_audit(&self) -> Result<Vec<AuditEvent>> {
         let shared = self.shared.clone();
         self.block(async move {
             let client = shared.client().await;
-            client
-                .query("SELECT event FROM faceid_audit ORDER BY seq", &[])
-                .await
-                .map_err(db)?
-                .into_iter()
-                .map(|r| parse(&r.get::<_, String>(0)))
-                .collect()
+            records(&client, "SELECT event FROM faceid_audit ORDER BY seq", &[]).await
         })
     }
-
-    fn verify_audit(&self) -> Result<AuditVerification> {
-        let events = GalleryStore::audit(self)?;
-        let shared = self.shared.clone();
-        let (head_seq, head_hash) = self.block(async move {
-            let client = shared.client().await;
-            let row = client
-                .query_one(
-                    "SELECT audit_seq, audit_hash FROM faceid_head WHERE id = 1",
-                    &[],
-                )
-                .await
-                .map_err(db)?;
-            Ok((row.get::<_, i64>(0) as u64, row.get::<_, String>(1)))
-        })?;
-        let mut prev = GENESIS_HASH.to_string();
-        for (i, event) in events.iter().enumerate() {
-            let expected = i as u64 + 1;
-            if event.seq != expected
-                || event.prev_hash != prev
-                || !event.compute_hash().is_ok_and(|hash| hash == event.hash)
-            {
-                return Ok(AuditVerification {
-                    events: expected,
-                    valid: false,
-                    first_invalid_seq: Some(expected),
-                });
-            }
-            prev = event.hash.clone();
-        }
-        let valid = head_seq == events.len() as u64 && head_hash == prev;
-        Ok(AuditVerification {
-            events: events.len() as u64,
-            valid,
-            first_invalid_seq: (!valid).then_some(events.len() as u64 + 1),
-        })
-    }
-
-    fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
-        let memory = self
-            .shared
-            .memory
-            .read()
-            .unwrap_or_else(PoisonError::into_inner);
+    fn search_index(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
+        let memory = self.memory_read();
         let hits = memory.index.search(
             probe.vector(),
             (max_subjects * 4).max(32),
@@ -922,33 +894,27 @@ impl GalleryStore for PgGallery {
                 .map_err(Error::from)
         })
     }
-
-    fn record_bi(&self, mut record: BiRecord) -> Result<BiRecord> {
-        record.at_ms = now_ms();
-        record.date = utc_date(record.at_ms);
+    fn index_bytes(&self) -> usize {
+        self.memory_read().index.memory_bytes()
+    }
+    fn store_bi(&self, record: &BiRecord) -> Result<()> {
         let shared = self.shared.clone();
-        let stored = record.clone();
-        let encoded = json(&stored)?;
+        let (date, encoded) = (record.date.clone(), json(record)?);
         self.block(async move {
             let client = shared.client().await;
             client
                 .execute(
                     "INSERT INTO faceid_bi (date, record) VALUES ($1, $2)",
-                    &[&stored.date, &encoded],
+                    &[&date, &encoded],
                 )
                 .await
                 .map_err(db)?;
             Ok(())
-        })?;
-        Ok(record)
+        })
     }
-
-    fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
+    fn read_bi(&self, from: &str, to: &str) -> Result<Vec<BiRecord>> {
         let shared = self.shared.clone();
-        let (from, to) = (
-            from.unwrap_or("0000-00-00").to_string(),
-            to.unwrap_or("9999-99-99").to_string(),
-        );
+        let (from, to) = (from.to_string(), to.to_string());
         self.block(async move {
             let client = shared.client().await;
             records(
@@ -959,238 +925,7 @@ impl GalleryStore for PgGallery {
             .await
         })
     }
-
-    fn index_memory_bytes(&self) -> usize {
-        self.shared
-            .memory
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .index
-            .memory_bytes()
-    }
-
-    fn apply_pushed(
-        &self,
-        device: &str,
-        event: &SyncEvent,
-        same_person: &dyn Fn(&[Template], &[Template]) -> bool,
-    ) -> Result<PushOutcome> {
-        if let Some(outcome) = self.applied_outcome(&event.id)? {
-            return Ok(outcome);
-        }
-        let ctx = AuditContext {
-            actor: format!("device:{device}"),
-            request_id: event.id.clone(),
-        };
-        // Decide with what the server holds now; the write re-checks under the head lock
-        // and decides again if another process changed the subject meanwhile.
-        let (outcome, added) = match &event.body {
-            EventBody::Enroll {
-                subject,
-                display_name,
-                templates,
-            } => {
-                let incoming = match incoming_templates(subject, templates) {
-                    Ok(t) => t,
-                    Err(outcome) => {
-                        self.applied_only(
-                            event,
-                            &outcome,
-                            "sync_push",
-                            Some(subject),
-                            "rejected",
-                            &ctx,
-                        )?;
-                        return Ok(outcome);
-                    }
-                };
-                let held = match GalleryStore::subject(self, subject)? {
-                    Some(h) => {
-                        let theirs = GalleryStore::templates(self, &h.id)?;
-                        Some((h, theirs))
-                    }
-                    None => None,
-                };
-                let outcome = enrollment_outcome(
-                    &event.id,
-                    held.as_ref().map(|(s, t)| (s, t.as_slice())),
-                    &incoming,
-                    same_person,
-                );
-                if outcome != PushOutcome::Applied || held.is_some() {
-                    self.applied_only(
-                        event,
-                        &outcome,
-                        "sync_push",
-                        Some(subject),
-                        outcome.label(),
-                        &ctx,
-                    )?;
-                    return Ok(outcome);
-                }
-                let record = Subject {
-                    id: subject.clone(),
-                    display_name: display_name.clone(),
-                    created_at_ms: event.at_ms,
-                    updated_at_ms: now_ms(),
-                    source: Some(device.to_string()),
-                    template_tags: incoming.iter().map(|_| new_tag()).collect(),
-                    template_models: incoming.iter().map(|t| t.model_id().to_string()).collect(),
-                    has_image: false,
-                    origin: event.id.clone(),
-                };
-                let shared = self.shared.clone();
-                let (owned, templates_owned, ctx_owned) =
-                    (record.clone(), incoming.clone(), ctx.clone());
-                let stored = self.block(async move {
-                    let mut client = shared.client().await;
-                    let mut w = Write::begin(&mut client).await?;
-                    if w.subject(&owned.id).await?.is_some() {
-                        return Ok(false);
-                    }
-                    w.put_subject(&shared.sealer, &owned, &templates_owned, None)
-                        .await?;
-                    w.audit("enroll", Some(&owned.id), "ok", &ctx_owned).await?;
-                    w.change(ChangeKind::Enroll, Some(&owned.id), &owned.origin)
-                        .await?;
-                    w.mark_applied(&owned.origin, &PushOutcome::Applied).await?;
-                    w.commit().await?;
-                    Ok(true)
-                });
-                match stored {
-                    Ok(true) => (PushOutcome::Applied, Some((record, incoming))),
-                    // Enrolled meanwhile: decide again against what is held now.
-                    Ok(false) => return self.apply_pushed(device, event, same_person),
-                    // This very event applied by a concurrent push (its applied row
-                    // collides): that push's outcome is the answer. Anything else fails.
-                    Err(e) => {
-                        return match self.applied_outcome(&event.id)? {
-                            Some(outcome) => Ok(outcome),
-                            None => Err(e),
-                        };
-                    }
-                }
-            }
-            EventBody::Delete { subject, origin } => {
-                let shared = self.shared.clone();
-                let (subject_owned, origin_owned, event_id, ctx_owned) = (
-                    subject.clone(),
-                    origin.clone(),
-                    event.id.clone(),
-                    ctx.clone(),
-                );
-                let (outcome, erased) = self.block(async move {
-                    let mut client = shared.client().await;
-                    let mut w = Write::begin(&mut client).await?;
-                    let held = w.subject(&subject_owned).await?;
-                    let (outcome, audit_outcome) = erasure_outcome(held.as_ref(), &origin_owned);
-                    let erased = held.is_some() && outcome == PushOutcome::Applied;
-                    if erased {
-                        w.tx.execute(
-                            "DELETE FROM faceid_subjects WHERE id = $1",
-                            &[&subject_owned],
-                        )
-                        .await
-                        .map_err(db)?;
-                        w.change(ChangeKind::Delete, Some(&subject_owned), &origin_owned)
-                            .await?;
-                    }
-                    w.audit("delete", Some(&subject_owned), audit_outcome, &ctx_owned)
-                        .await?;
-                    w.mark_applied(&event_id, &outcome).await?;
-                    w.commit().await?;
-                    Ok((outcome, erased))
-                })?;
-                if erased {
-                    self.shared
-                        .memory
-                        .write()
-                        .unwrap_or_else(PoisonError::into_inner)
-                        .remove(subject);
-                }
-                (outcome, None)
-            }
-            EventBody::Audit {
-                action,
-                subject,
-                outcome,
-                actor,
-                request_id,
-            } => {
-                let ctx = crate::sync::device_context(device, actor, request_id);
-                self.applied_only(
-                    event,
-                    &PushOutcome::Applied,
-                    action,
-                    subject.as_deref(),
-                    outcome,
-                    &ctx,
-                )?;
-                (PushOutcome::Applied, None)
-            }
-        };
-        if let Some((record, templates)) = added {
-            self.shared
-                .memory
-                .write()
-                .unwrap_or_else(PoisonError::into_inner)
-                .add(&record, templates);
-        }
-        Ok(outcome)
-    }
-
-    fn remote_subject(&self, id: &str) -> Result<Option<RemoteSubject>> {
-        let shared = self.shared.clone();
-        let id = id.to_string();
-        self.block(async move {
-            let client = shared.client().await;
-            let Some(subject) = shared.subject_of(&client, &id).await? else {
-                return Ok(None);
-            };
-            let templates = encode_templates(&shared.templates_of(&client, &subject).await?);
-            Ok(Some(RemoteSubject { subject, templates }))
-        })
-    }
-
-    fn changes_since(&self, cursor: u64, limit: usize) -> Result<ChangePage> {
-        let shared = self.shared.clone();
-        let rows = self.block(async move {
-            let client = shared.client().await;
-            let rows = client
-                .query(
-                    "SELECT seq, kind, subject, origin FROM faceid_changes WHERE seq > $1 ORDER BY seq LIMIT $2",
-                    &[&(cursor as i64), &(limit as i64 + 1)],
-                )
-                .await
-                .map_err(db)?;
-            rows.into_iter()
-                .map(|r| {
-                    Ok(Change {
-                        seq: r.get::<_, i64>(0) as u64,
-                        kind: ChangeKind::parse(&r.get::<_, String>(1))?,
-                        subject: r.get(2),
-                        origin: r.get(3),
-                    })
-                })
-                .collect::<Result<Vec<_>>>()
-        })?;
-        let mut page = ChangePage {
-            changes: Vec::new(),
-            next_cursor: cursor,
-            more: rows.len() > limit,
-        };
-        for change in rows.into_iter().take(limit) {
-            page.next_cursor = change.seq;
-            if let Some(pulled) =
-                pulled_change(change, |id| GalleryStore::remote_subject(self, id))?
-            {
-                page.changes.push(pulled);
-            }
-        }
-        Ok(page)
-    }
-
-    fn change_head(&self) -> Result<u64> {
+    fn feed_head(&self) -> Result<u64> {
         let shared = self.shared.clone();
         self.block(async move {
             let client = shared.client().await;
@@ -1201,53 +936,16 @@ impl GalleryStore for PgGallery {
             Ok(row.get::<_, i64>(0) as u64)
         })
     }
-}
-
-impl PgGallery {
-    /// The outcome recorded for a pushed event id, if it was applied before.
-    fn applied_outcome(&self, event_id: &str) -> Result<Option<PushOutcome>> {
-        let shared = self.shared.clone();
-        let id = event_id.to_string();
-        self.block(async move {
-            let client = shared.client().await;
-            let row = client
-                .query_opt(
-                    "SELECT outcome FROM faceid_applied WHERE event_id = $1",
-                    &[&id],
-                )
-                .await
-                .map_err(db)?;
-            row.map(|r| parse::<PushOutcome>(&r.get::<_, String>(0)))
-                .transpose()
-        })
+    fn index_add(&self, subject: &Subject, templates: &[Template]) {
+        self.memory().add(subject, templates.to_vec());
     }
-
-    /// Records an outcome with its audit event and nothing else, once per event id.
-    fn applied_only(
-        &self,
-        event: &SyncEvent,
-        outcome: &PushOutcome,
-        action: &str,
-        subject: Option<&str>,
-        audit_outcome: &str,
-        ctx: &AuditContext,
-    ) -> Result<()> {
-        let shared = self.shared.clone();
-        let (event_id, outcome, action, subject, audit_outcome, ctx) = (
-            event.id.clone(),
-            outcome.clone(),
-            action.to_string(),
-            subject.map(str::to_string),
-            audit_outcome.to_string(),
-            ctx.clone(),
-        );
-        self.block(async move {
-            let mut client = shared.client().await;
-            let mut w = Write::begin(&mut client).await?;
-            w.audit(&action, subject.as_deref(), &audit_outcome, &ctx)
-                .await?;
-            w.mark_applied(&event_id, &outcome).await?;
-            w.commit().await
-        })
+    fn index_remove(&self, id: &str) {
+        self.memory().remove(id);
+    }
+    fn index_clear(&self) {
+        let mut memory = self.memory();
+        memory.index.clear();
+        memory.templates.clear();
+        memory.subjects.clear();
     }
 }

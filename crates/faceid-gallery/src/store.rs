@@ -1,20 +1,29 @@
-//! The gallery interface the server is written against: sled ([`crate::Gallery`], the
-//! default) and PostgreSQL (`crate::postgres::PgGallery`, for several server processes
-//! sharing one database) both implement it, with the same semantics: durable before `Ok`,
-//! templates encrypted at rest, a hash-chained audit log, a change feed for kiosks and an
-//! in-memory 1:N index kept current.
+//! The gallery's public face, one trait per role. sled ([`crate::Gallery`], the default)
+//! and PostgreSQL (`crate::postgres::PgGallery`, for several server processes sharing one
+//! database) implement them with the same semantics, from the same rules
+//! (`crate::policy`): durable before `Ok`, templates encrypted at rest, a hash-chained audit
+//! log, a change feed for kiosks and an in-memory 1:N index kept current.
+//!
+//! A caller names the roles it needs: the server holds a [`GalleryStore`] (every server
+//! role), a kiosk a [`KioskGallery`] (its local gallery with the kiosk side of sync).
 
 use faceid_core::Template;
 
 use crate::error::Result;
 use crate::gallery::{
-    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Gallery, NewSubject, Subject,
+    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, NewSubject, Subject,
 };
-use crate::sync::{ChangePage, PushOutcome, RemoteSubject, SyncEvent};
+use crate::sync::{
+    ChangePage, Conflict, OutboxEntry, PushOutcome, RemoteSubject, Resolution, SyncEvent,
+    SyncStatus, SyncStep,
+};
 
-/// A gallery of subjects, as the server uses it. See [`Gallery`] for each method's contract.
-pub trait GalleryStore: Send + Sync + std::fmt::Debug {
-    /// Enrolls a new subject; `DuplicateSubject` when the id exists.
+/// Enrolled people: enroll, read, erase, reset. Each change is audited in its own
+/// transaction and fed to kiosks.
+pub trait Subjects: Send + Sync + std::fmt::Debug {
+    /// Enrolls a new subject with its templates (and, when given, an image kept encrypted).
+    /// `DuplicateSubject` when the id exists; nothing is written then. On a kiosk, the
+    /// enrollment is queued for the server in the same transaction.
     fn enroll(
         &self,
         new: &NewSubject,
@@ -34,13 +43,20 @@ pub trait GalleryStore: Send + Sync + std::fmt::Debug {
     }
     /// A subject's decrypted templates (`UnknownSubject` when absent).
     fn templates(&self, id: &str) -> Result<Vec<Template>>;
-    /// A subject's retained image, if any.
+    /// A subject's retained image, decrypted, if any.
     fn image(&self, id: &str) -> Result<Option<Vec<u8>>>;
-    /// Erases a subject; whether it existed.
+    /// Erases a subject (record, templates, image, index rows) with its audit event; whether
+    /// it existed (an absent one is audited too). On a kiosk the erasure is queued.
     fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool>;
-    /// Removes every subject.
+    /// Removes every subject. The audit log keeps its history and records the reset first;
+    /// the change feed gets a `reset` row. A kiosk's reset is local: never pushed.
     fn reset(&self, ctx: &AuditContext) -> Result<()>;
-    /// Audits a decision that changes no data.
+}
+
+/// The hash-chained audit log.
+pub trait AuditLog: Send + Sync {
+    /// Appends an audit event for a decision that changes no data (verify, identify,
+    /// liveness), durably; on a kiosk it is queued for the server too.
     fn record(
         &self,
         action: &str,
@@ -50,104 +66,100 @@ pub trait GalleryStore: Send + Sync + std::fmt::Debug {
     ) -> Result<AuditEvent>;
     /// The audit log, oldest first.
     fn audit(&self) -> Result<Vec<AuditEvent>>;
-    /// Checks the audit chain.
+    /// Recomputes every hash and link of the chain and checks the stored head.
     fn verify_audit(&self) -> Result<AuditVerification>;
-    /// 1:N candidates with exact cosines, best first.
+}
+
+/// 1:N search over the in-memory index.
+pub trait Search: Send + Sync {
+    /// The subjects whose templates are most similar to `probe`, best first, with exact
+    /// cosines: the int8 index proposes `4 * max_subjects` (at least 32) rows, the float
+    /// templates re-rank them. The engine turns cosines into a decision.
     fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>>;
-    /// Stores a BI record.
-    fn record_bi(&self, record: BiRecord) -> Result<BiRecord>;
-    /// BI records between two dates.
-    fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>>;
     /// Bytes held by the in-memory index.
     fn index_memory_bytes(&self) -> usize;
-    /// Applies one event pushed by a kiosk, exactly once.
+}
+
+/// Business-intelligence records of surface 1 (no biometric data).
+pub trait BiStore: Send + Sync {
+    /// Stores a BI record (fields filled by the caller; `at_ms`/`date` set here).
+    fn record_bi(&self, record: BiRecord) -> Result<BiRecord>;
+    /// Records whose date lies in `[from, to]` (inclusive, `yyyy-MM-dd`; open ends when
+    /// `None`), oldest first.
+    fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>>;
+}
+
+/// The server side of sync: kiosks push their changes and pull the change feed.
+pub trait SyncServer: Send + Sync {
+    /// Applies one event pushed by `device`, exactly once: the outcome is recorded under the
+    /// event id in the same transaction as its effect, and a repeat returns it unchanged.
+    /// `same_person` is the engine's rule for two template sets (the gallery never decides).
     fn apply_pushed(
         &self,
         device: &str,
         event: &SyncEvent,
-        same_person: &dyn Fn(&[Template], &[Template]) -> bool,
+        same_person: &(dyn Fn(&[Template], &[Template]) -> bool + Sync),
     ) -> Result<PushOutcome>;
-    /// A subject as kiosks receive it.
+    /// A subject's record and templates as kiosks receive them.
     fn remote_subject(&self, id: &str) -> Result<Option<RemoteSubject>>;
-    /// Change-feed rows after `cursor`.
+    /// Up to `limit` change-feed rows after `cursor`. An enrollment row whose subject was
+    /// erased or re-enrolled since is left out (a later row covers it).
     fn changes_since(&self, cursor: u64, limit: usize) -> Result<ChangePage>;
     /// The last change-feed position.
     fn change_head(&self) -> Result<u64>;
 }
 
-impl GalleryStore for Gallery {
-    fn enroll(
+/// The kiosk side of sync: the outbox of local changes, the pulled feed, conflicts.
+pub trait SyncKiosk: Send + Sync {
+    /// Events waiting in the outbox.
+    fn pending(&self) -> usize;
+    /// Up to `max` queued events, oldest first.
+    fn outbox_batch(&self, max: usize) -> Result<Vec<OutboxEntry>>;
+    /// Applies the server's answer to a pushed event, in one transaction: the event leaves
+    /// the outbox; on `AlreadyEnrolled` the server's record replaces the local one; on a
+    /// conflict or rejection the local enrollment is moved aside for the operator (audited
+    /// `sync_conflict`) and the server's record, when given, takes its place.
+    fn settle(
         &self,
-        new: &NewSubject,
-        templates: &[Template],
-        image: Option<&[u8]>,
+        entry: &OutboxEntry,
+        outcome: &PushOutcome,
+        server_record: Option<&RemoteSubject>,
         ctx: &AuditContext,
-    ) -> Result<Subject> {
-        Gallery::enroll(self, new, templates, image, ctx)
-    }
-    fn subject(&self, id: &str) -> Result<Option<Subject>> {
-        Gallery::subject(self, id)
-    }
-    fn subjects(&self) -> Result<Vec<Subject>> {
-        Gallery::subjects(self)
-    }
-    fn len(&self) -> usize {
-        Gallery::len(self)
-    }
-    fn templates(&self, id: &str) -> Result<Vec<Template>> {
-        Gallery::templates(self, id)
-    }
-    fn image(&self, id: &str) -> Result<Option<Vec<u8>>> {
-        Gallery::image(self, id)
-    }
-    fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
-        Gallery::delete(self, id, ctx)
-    }
-    fn reset(&self, ctx: &AuditContext) -> Result<()> {
-        Gallery::reset(self, ctx)
-    }
-    fn record(
+    ) -> Result<()>;
+    /// Applies a pulled page and moves the cursor to `page.next_cursor`, in one
+    /// transaction (a crash replays the whole page, which applies idempotently).
+    fn apply_page(&self, page: &ChangePage, ctx: &AuditContext) -> Result<usize>;
+    /// The change-feed cursor this kiosk has pulled up to.
+    fn sync_cursor(&self) -> Result<u64>;
+    /// Sync progress: cursor, last push and pull, last error, pending and conflict counts.
+    fn sync_status(&self) -> Result<SyncStatus>;
+    /// Records the outcome of a sync step: a success clears the last error, a failure
+    /// keeps the previous success times.
+    fn note_sync(&self, step: SyncStep, error: Option<String>) -> Result<()>;
+    /// Events the server refused, for the operator.
+    fn conflicts(&self) -> Result<Vec<Conflict>>;
+    /// Resolves a conflict: re-enrolls its templates under a new id (queued like any
+    /// enrollment) or drops them. `UnknownSubject` when there is no such conflict.
+    fn resolve_conflict(
         &self,
-        action: &str,
-        subject: Option<&str>,
-        outcome: &str,
+        event_id: &str,
+        resolution: &Resolution,
         ctx: &AuditContext,
-    ) -> Result<AuditEvent> {
-        Gallery::record(self, action, subject, outcome, ctx)
-    }
-    fn audit(&self) -> Result<Vec<AuditEvent>> {
-        Gallery::audit(self)
-    }
-    fn verify_audit(&self) -> Result<AuditVerification> {
-        Gallery::verify_audit(self)
-    }
-    fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
-        Gallery::search(self, probe, max_subjects)
-    }
-    fn record_bi(&self, record: BiRecord) -> Result<BiRecord> {
-        Gallery::record_bi(self, record)
-    }
-    fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
-        Gallery::bi_records(self, from, to)
-    }
-    fn index_memory_bytes(&self) -> usize {
-        Gallery::index_memory_bytes(self)
-    }
-    fn apply_pushed(
-        &self,
-        device: &str,
-        event: &SyncEvent,
-        same_person: &dyn Fn(&[Template], &[Template]) -> bool,
-    ) -> Result<PushOutcome> {
-        Gallery::apply_pushed(self, device, event, same_person)
-    }
-    fn remote_subject(&self, id: &str) -> Result<Option<RemoteSubject>> {
-        Gallery::remote_subject(self, id)
-    }
-    fn changes_since(&self, cursor: u64, limit: usize) -> Result<ChangePage> {
-        Gallery::changes_since(self, cursor, limit)
-    }
-    fn change_head(&self) -> Result<u64> {
-        Gallery::change_head(self)
-    }
+    ) -> Result<Option<Subject>>;
 }
+
+/// The roles the use cases need (enroll, verify, identify, erase, audit), on a server or a
+/// kiosk alike.
+pub trait IdentityStore: Subjects + AuditLog + Search {}
+
+impl<T: Subjects + AuditLog + Search + ?Sized> IdentityStore for T {}
+
+/// Every role a server needs.
+pub trait GalleryStore: IdentityStore + BiStore + SyncServer {}
+
+impl<T: IdentityStore + BiStore + SyncServer + ?Sized> GalleryStore for T {}
+
+/// Every role a kiosk needs: its local gallery and the kiosk side of sync.
+pub trait KioskGallery: IdentityStore + SyncKiosk {}
+
+impl<T: IdentityStore + SyncKiosk + ?Sized> KioskGallery for T {}

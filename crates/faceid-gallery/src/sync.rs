@@ -2,15 +2,15 @@
 //!
 //! - A kiosk (a gallery opened with an outbox) queues a [`SyncEvent`] for every local
 //!   enrollment, erasure and decision in the same transaction as the change itself.
-//!   [`Gallery::outbox_batch`] reads them in order; [`Gallery::settle`] removes one once the
-//!   server has answered, and on a conflict moves the local enrollment aside for the
-//!   operator ([`Gallery::conflicts`]) and installs the server's record instead.
-//! - The server applies each pushed event once ([`Gallery::apply_pushed`]): the event id is
-//!   recorded with its outcome in the same transaction, so a repeated push gets the same
-//!   answer and changes nothing.
+//!   [`SyncKiosk::outbox_batch`] reads them in order; [`SyncKiosk::settle`] removes one once
+//!   the server has answered, and on a conflict moves the local enrollment aside for the
+//!   operator ([`SyncKiosk::conflicts`]) and installs the server's record instead.
+//! - The server applies each pushed event once ([`crate::SyncServer::apply_pushed`]): the
+//!   event id is recorded with its outcome in the same transaction, so a repeated push gets
+//!   the same answer and changes nothing.
 //! - Every change of the gallery's content is a row of the change feed; a kiosk pulls the
-//!   rows after its cursor ([`Gallery::changes_since`]) and applies a page in one transaction
-//!   with its new cursor ([`Gallery::apply_page`]).
+//!   rows after its cursor ([`crate::SyncServer::changes_since`]) and applies a page in one
+//!   transaction with its new cursor ([`SyncKiosk::apply_page`]).
 //!
 //! The server is the source of truth for subject ids: an enrollment whose id the server
 //! already holds for a different person is a [`PushOutcome::Conflict`], never a merge.
@@ -24,8 +24,10 @@ use serde::{Deserialize, Serialize};
 use crate::error::{Error, Result};
 use crate::gallery::{
     AuditContext, AuditEvent, Gallery, NewSubject, Subject, Tx, TxResult, abort, decode, encode,
-    now_ms, tx_encode,
+    lower, now_ms, tx_encode,
 };
+use crate::policy;
+use crate::store::{Subjects, SyncKiosk};
 
 const META_SYNC_CURSOR: &[u8] = b"sync_cursor";
 const META_SYNC_STATUS: &[u8] = b"sync_status";
@@ -406,16 +408,14 @@ impl Gallery {
         }
         Ok(())
     }
+}
 
-    // ----- kiosk side -----
-
-    /// Events waiting in the outbox.
-    pub fn pending(&self) -> usize {
+impl SyncKiosk for Gallery {
+    fn pending(&self) -> usize {
         self.outbox.len()
     }
 
-    /// Up to `max` queued events, oldest first.
-    pub fn outbox_batch(&self, max: usize) -> Result<Vec<OutboxEntry>> {
+    fn outbox_batch(&self, max: usize) -> Result<Vec<OutboxEntry>> {
         self.outbox
             .iter()
             .take(max)
@@ -435,11 +435,7 @@ impl Gallery {
             .collect()
     }
 
-    /// Applies the server's answer to a pushed event, in one transaction: the event leaves
-    /// the outbox; on `AlreadyEnrolled` the server's record replaces the local one; on a
-    /// conflict or rejection the local enrollment is moved aside for the operator (audited
-    /// `sync_conflict`) and the server's record, when given, takes its place.
-    pub fn settle(
+    fn settle(
         &self,
         entry: &OutboxEntry,
         outcome: &PushOutcome,
@@ -505,10 +501,7 @@ impl Gallery {
         Ok(())
     }
 
-    /// Applies a pulled page and moves the cursor to `page.next_cursor`, in one transaction
-    /// (a crash replays the whole page, which applies idempotently). Every applied change is
-    /// audited (`sync_enroll`, `sync_delete`, `sync_reset`).
-    pub fn apply_page(&self, page: &ChangePage, ctx: &AuditContext) -> Result<usize> {
+    fn apply_page(&self, page: &ChangePage, ctx: &AuditContext) -> Result<usize> {
         let mut arrivals = HashMap::new();
         for change in &page.changes {
             if let PulledChange::Enroll { seq, remote } = change {
@@ -601,16 +594,14 @@ impl Gallery {
         Ok(applied)
     }
 
-    /// The change-feed cursor this kiosk has pulled up to.
-    pub fn sync_cursor(&self) -> Result<u64> {
+    fn sync_cursor(&self) -> Result<u64> {
         Ok(match self.meta.get(META_SYNC_CURSOR)? {
             Some(v) => decode(&v)?,
             None => 0,
         })
     }
 
-    /// Sync progress: cursor, last push and pull, last error, pending and conflict counts.
-    pub fn sync_status(&self) -> Result<SyncStatus> {
+    fn sync_status(&self) -> Result<SyncStatus> {
         let mut status: SyncStatus = match self.meta.get(META_SYNC_STATUS)? {
             Some(v) => decode(&v)?,
             None => SyncStatus::default(),
@@ -621,9 +612,7 @@ impl Gallery {
         Ok(status)
     }
 
-    /// Records the outcome of a sync step (`push` or `pull`): a success clears the last
-    /// error, a failure keeps the previous success times.
-    pub fn note_sync(&self, step: SyncStep, error: Option<String>) -> Result<()> {
+    fn note_sync(&self, step: SyncStep, error: Option<String>) -> Result<()> {
         let mut status = self.sync_status()?;
         match (&error, step) {
             (None, SyncStep::Push) => status.last_push_ms = Some(now_ms()),
@@ -635,8 +624,7 @@ impl Gallery {
         Ok(())
     }
 
-    /// Events the server refused, for the operator.
-    pub fn conflicts(&self) -> Result<Vec<Conflict>> {
+    fn conflicts(&self) -> Result<Vec<Conflict>> {
         self.conflicts
             .iter()
             .map(|entry| {
@@ -648,9 +636,7 @@ impl Gallery {
             .collect()
     }
 
-    /// Resolves a conflict: re-enrolls its templates under a new id (queued for the server
-    /// like any enrollment) or drops them. `UnknownSubject` when there is no such conflict.
-    pub fn resolve_conflict(
+    fn resolve_conflict(
         &self,
         event_id: &str,
         resolution: &Resolution,
@@ -693,178 +679,20 @@ impl Gallery {
                     display_name: display_name.clone(),
                     source: None,
                 };
-                let subject = self.enroll_with(&new, &templates, None, ctx, |tx| {
+                let origin = uuid::Uuid::new_v4().to_string();
+                let subject = policy::new_record(self, &new, &templates, false, origin)?;
+                self.write(|tx| {
+                    let mut each = *tx;
+                    lower(policy::enroll_in(
+                        &mut each, &subject, &templates, None, ctx,
+                    ))?;
                     tx.conflicts.remove(event_id.as_bytes())?;
                     Ok(())
                 })?;
+                self.index_add(&subject, &templates);
                 Ok(Some(subject))
             }
         }
-    }
-
-    // ----- server side -----
-
-    /// The outcome recorded for a pushed event id, if it was applied before.
-    pub fn applied_outcome(&self, event_id: &str) -> Result<Option<PushOutcome>> {
-        self.applied
-            .get(event_id.as_bytes())?
-            .map(|v| decode(&v))
-            .transpose()
-    }
-
-    /// Applies one event pushed by `device`, exactly once: the outcome is recorded under the
-    /// event id in the same transaction as its effect, and a repeat returns it unchanged.
-    /// `same_person` is the engine's rule for two template sets (the gallery never decides).
-    pub fn apply_pushed(
-        &self,
-        device: &str,
-        event: &SyncEvent,
-        same_person: &dyn Fn(&[Template], &[Template]) -> bool,
-    ) -> Result<PushOutcome> {
-        if let Some(outcome) = self.applied_outcome(&event.id)? {
-            return Ok(outcome);
-        }
-        let ctx = AuditContext {
-            actor: format!("device:{device}"),
-            request_id: event.id.clone(),
-        };
-        let mark = |tx: &Tx, outcome: &PushOutcome| -> TxResult<()> {
-            tx.applied
-                .insert(event.id.as_bytes(), tx_encode(outcome)?)?;
-            Ok(())
-        };
-        match &event.body {
-            EventBody::Enroll {
-                subject,
-                display_name,
-                templates,
-            } => {
-                let templates = match incoming_templates(subject, templates) {
-                    Ok(t) => t,
-                    Err(outcome) => {
-                        self.write(|tx| {
-                            tx.audit("sync_push", Some(subject), "rejected", &ctx)?;
-                            mark(tx, &outcome)
-                        })?;
-                        return Ok(outcome);
-                    }
-                };
-                let held = match self.subject(subject)? {
-                    Some(held) => Some((held.clone(), self.templates(&held.id)?)),
-                    None => None,
-                };
-                let outcome = enrollment_outcome(
-                    &event.id,
-                    held.as_ref().map(|(s, t)| (s, t.as_slice())),
-                    &templates,
-                    same_person,
-                );
-                if outcome != PushOutcome::Applied || held.is_some() {
-                    self.write(|tx| {
-                        tx.audit("sync_push", Some(subject), outcome.label(), &ctx)?;
-                        mark(tx, &outcome)
-                    })?;
-                    return Ok(outcome);
-                }
-                let new = NewSubject {
-                    id: subject.clone(),
-                    display_name: display_name.clone(),
-                    source: Some(device.to_string()),
-                };
-                let mut record = self.new_record(&new, &templates, false, event.id.clone())?;
-                record.created_at_ms = event.at_ms;
-                let stored = self.write(|tx| {
-                    if tx.subject(subject)?.is_some() {
-                        return Ok(false); // enrolled meanwhile: decide again
-                    }
-                    tx.put_subject(&record, &templates, None)?;
-                    tx.audit("enroll", Some(subject), "ok", &ctx)?;
-                    tx.change(ChangeKind::Enroll, Some(subject), &event.id)?;
-                    mark(tx, &PushOutcome::Applied)?;
-                    Ok(true)
-                })?;
-                if !stored {
-                    return self.apply_pushed(device, event, same_person);
-                }
-                self.index_add(&record, &templates);
-                Ok(PushOutcome::Applied)
-            }
-            EventBody::Delete { subject, origin } => {
-                let (outcome, erased) = self.write(|tx| {
-                    let held = tx.subject(subject)?;
-                    let (outcome, audit_outcome) = erasure_outcome(held.as_ref(), origin);
-                    let erased = held.is_some() && outcome == PushOutcome::Applied;
-                    if erased {
-                        tx.remove_subject(subject)?;
-                        tx.change(ChangeKind::Delete, Some(subject), origin)?;
-                    }
-                    tx.audit("delete", Some(subject), audit_outcome, &ctx)?;
-                    mark(tx, &outcome)?;
-                    Ok((outcome, erased))
-                })?;
-                if erased {
-                    self.index_remove(subject);
-                }
-                Ok(outcome)
-            }
-            EventBody::Audit {
-                action,
-                subject,
-                outcome,
-                actor,
-                request_id,
-            } => {
-                let ctx = device_context(device, actor, request_id);
-                self.write(|tx| {
-                    tx.audit(action, subject.as_deref(), outcome, &ctx)?;
-                    mark(tx, &PushOutcome::Applied)
-                })?;
-                Ok(PushOutcome::Applied)
-            }
-        }
-    }
-
-    /// The record and templates of a subject as kiosks receive them.
-    pub fn remote_subject(&self, id: &str) -> Result<Option<RemoteSubject>> {
-        let Some(subject) = self.subject(id)? else {
-            return Ok(None);
-        };
-        let templates = encode_templates(&self.templates(id)?);
-        Ok(Some(RemoteSubject { subject, templates }))
-    }
-
-    /// Up to `limit` change-feed rows after `cursor`. An enrollment row whose subject was
-    /// erased or re-enrolled since is left out (a later row covers it).
-    pub fn changes_since(&self, cursor: u64, limit: usize) -> Result<ChangePage> {
-        let mut page = ChangePage {
-            changes: Vec::new(),
-            next_cursor: cursor,
-            more: false,
-        };
-        let start = cursor.saturating_add(1).to_be_bytes();
-        for entry in self.changes.range(start..) {
-            let (_, value) = entry?;
-            if page.next_cursor - cursor >= limit as u64 {
-                page.more = true;
-                break;
-            }
-            let change: Change = decode(&value)?;
-            page.next_cursor = change.seq;
-            if let Some(pulled) = pulled_change(change, |id| self.remote_subject(id))? {
-                page.changes.push(pulled);
-            }
-        }
-        Ok(page)
-    }
-
-    /// The last change-feed position.
-    pub fn change_head(&self) -> Result<u64> {
-        Ok(self
-            .changes
-            .last()?
-            .map(|(_, v)| decode::<Change>(&v).map(|c| c.seq))
-            .transpose()?
-            .unwrap_or(0))
     }
 }
 

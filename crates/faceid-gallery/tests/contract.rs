@@ -6,9 +6,10 @@
 
 mod support;
 
+use faceid_gallery::prelude::*;
 use faceid_gallery::{
-    Error, EventBody, Gallery, GalleryKey, GalleryOptions, GalleryStore, PulledChange, PushOutcome,
-    SyncEvent,
+    Error, ErrorKind, EventBody, Gallery, GalleryKey, GalleryOptions, GalleryStore, PulledChange,
+    PushOutcome, SyncEvent,
 };
 use support::{ctx, new, same_person, template};
 
@@ -142,6 +143,119 @@ fn contract(store: &dyn GalleryStore) {
     let chain = store.verify_audit().unwrap();
     assert!(chain.valid, "{chain:?}");
     assert_eq!(store.audit().unwrap().last().unwrap().action, "reset");
+}
+
+/// Writers at once: `stores` are handles on one gallery (one sled gallery shared by threads,
+/// or several PostgreSQL processes). The audit chain stays one valid chain, every
+/// enrollment lands once, and one pushed event raced from every handle applies once.
+fn concurrent(stores: &[&dyn GalleryStore]) {
+    const EACH: usize = 4;
+    let before = stores[0].audit().unwrap().len();
+    std::thread::scope(|scope| {
+        for (w, store) in stores.iter().enumerate() {
+            scope.spawn(move || {
+                for i in 0..EACH {
+                    let id = format!("writer{w}-{i}");
+                    store
+                        .enroll(&new(&id), &[template(10 + i)], None, &ctx())
+                        .unwrap();
+                    store
+                        .record("verify", Some(&id), "accepted", &ctx())
+                        .unwrap();
+                }
+            });
+        }
+    });
+    let dave = pushed_enrollment("dave", 30);
+    let outcomes: Vec<PushOutcome> = std::thread::scope(|scope| {
+        let racers: Vec<_> = stores
+            .iter()
+            .flat_map(|store| [store, store])
+            .map(|store| {
+                let dave = &dave;
+                scope.spawn(move || store.apply_pushed("kiosk-9", dave, &same_person).unwrap())
+            })
+            .collect();
+        racers.into_iter().map(|r| r.join().unwrap()).collect()
+    });
+    assert!(
+        outcomes.iter().all(|o| *o == PushOutcome::Applied),
+        "{outcomes:?}"
+    );
+
+    let store = stores[0];
+    let audit = store.audit().unwrap();
+    let writes = stores.len() * EACH;
+    assert_eq!(
+        audit.len() - before,
+        2 * writes + 1,
+        "one event per write, one per push"
+    );
+    assert_eq!(
+        audit
+            .iter()
+            .filter(|e| e.action == "enroll" && e.subject.as_deref() == Some("dave"))
+            .count(),
+        1
+    );
+    let chain = store.verify_audit().unwrap();
+    assert!(chain.valid, "{chain:?}");
+    let page = store.changes_since(0, 1000).unwrap();
+    let daves = page
+        .changes
+        .iter()
+        .filter(|c| matches!(c, PulledChange::Enroll { remote, .. } if remote.subject.id == "dave"))
+        .count();
+    assert_eq!(daves, 1);
+    assert_eq!(store.subjects().unwrap().len(), writes + 1);
+}
+
+#[test]
+fn errors_say_their_kind() {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = Gallery::open(dir.path(), &GalleryKey::generate()).unwrap();
+    gallery
+        .enroll(&new("a"), &[template(1)], None, &ctx())
+        .unwrap();
+    let kind =
+        |r: faceid_gallery::Result<_>| r.map(|_: faceid_gallery::Subject| ()).unwrap_err().kind();
+    assert_eq!(
+        kind(gallery.enroll(&new("a"), &[template(1)], None, &ctx())),
+        ErrorKind::Duplicate
+    );
+    assert_eq!(
+        kind(gallery.enroll(&new(""), &[template(1)], None, &ctx())),
+        ErrorKind::Invalid
+    );
+    assert_eq!(
+        gallery.templates("nobody").unwrap_err().kind(),
+        ErrorKind::NotFound
+    );
+    drop(gallery);
+    let reopened = Gallery::open(dir.path(), &GalleryKey::generate()).unwrap_err();
+    assert_eq!(reopened.kind(), ErrorKind::Key);
+}
+
+#[test]
+fn concurrent_writers_keep_one_chain_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = Gallery::open(dir.path(), &GalleryKey::generate()).unwrap();
+    concurrent(&[&gallery, &gallery, &gallery]);
+}
+
+#[test]
+fn concurrent_processes_keep_one_chain_on_postgresql() {
+    let pg = faceid_e2e::postgres::Postgres::start();
+    let key = GalleryKey::generate();
+    let a = faceid_gallery::postgres::PgGallery::connect(&pg.url, &key).unwrap();
+    let b = faceid_gallery::postgres::PgGallery::connect(&pg.url, &key).unwrap();
+    concurrent(&[&a, &b, &a]);
+    b.catch_up().unwrap();
+    assert_eq!(
+        b.len(),
+        a.len(),
+        "the other process's index follows the feed"
+    );
 }
 
 #[test]

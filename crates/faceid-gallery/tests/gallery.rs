@@ -1,6 +1,7 @@
 //! Gallery behaviour on a real sled database in a temporary directory.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use faceid_gallery::prelude::*;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Command, Stdio};

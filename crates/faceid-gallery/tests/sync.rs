@@ -4,6 +4,7 @@
 
 mod support;
 
+use faceid_gallery::prelude::*;
 use faceid_gallery::{EventBody, Gallery, GalleryKey, GalleryOptions, PushOutcome, Resolution};
 use support::{ctx, new, same_person, template};
 

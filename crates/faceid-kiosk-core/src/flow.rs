@@ -26,7 +26,7 @@ use faceid_core::{
     Analysis, CardPortrait, Engine, FrameAccumulator, FrameStep, Gate, Image, LivenessPreset,
     Reason, SequenceAnalysis, Template,
 };
-use faceid_gallery::{AuditContext, Gallery, NewSubject};
+use faceid_gallery::{AuditContext, KioskGallery, NewSubject};
 use faceid_service::{Class, Enrollment, Failure, Judge, Selfie, Service};
 use serde::Serialize;
 
@@ -258,8 +258,7 @@ pub struct KioskOptions {
 /// The kiosk's decisions over one engine and one gallery.
 #[derive(Debug)]
 pub struct Kiosk {
-    service: Service,
-    gallery: Arc<Gallery>,
+    service: Service<dyn KioskGallery>,
     options: KioskOptions,
     screen: Screen,
     attempt: Option<Attempt>,
@@ -272,10 +271,13 @@ pub struct Kiosk {
 
 impl Kiosk {
     /// A kiosk on its start screen.
-    pub fn new(engine: Arc<Engine>, gallery: Arc<Gallery>, options: KioskOptions) -> Kiosk {
+    pub fn new(
+        engine: Arc<Engine>,
+        gallery: Arc<dyn KioskGallery>,
+        options: KioskOptions,
+    ) -> Kiosk {
         Kiosk {
-            service: Service::new(engine, gallery.clone()),
-            gallery,
+            service: Service::new(engine, gallery),
             options,
             screen: Screen::Start,
             attempt: None,
@@ -293,13 +295,13 @@ impl Kiosk {
     }
 
     /// The use cases (operator screens: erasure).
-    pub fn service(&self) -> &Service {
+    pub fn service(&self) -> &Service<dyn KioskGallery> {
         &self.service
     }
 
     /// The gallery (operator screens).
-    pub fn gallery(&self) -> &Arc<Gallery> {
-        &self.gallery
+    pub fn gallery(&self) -> &Arc<dyn KioskGallery> {
+        self.service.gallery()
     }
 
     /// Changes the options (operator settings).
@@ -701,7 +703,8 @@ impl Kiosk {
     }
 
     fn display_name(&self, id: &str) -> String {
-        self.gallery
+        self.service
+            .gallery()
             .subject(id)
             .ok()
             .flatten()
@@ -836,8 +839,10 @@ mod tests {
     #[test]
     fn a_storage_fault_is_out_of_service_and_never_counts_towards_a_lockout() {
         let dir = tempfile::tempdir().unwrap();
-        let gallery =
-            Arc::new(Gallery::open(dir.path(), &faceid_gallery::GalleryKey::generate()).unwrap());
+        let gallery = Arc::new(
+            faceid_gallery::Gallery::open(dir.path(), &faceid_gallery::GalleryKey::generate())
+                .unwrap(),
+        );
         let engine = Arc::new(
             Engine::load(
                 &faceid_core::models::default_dir(),

@@ -36,7 +36,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use faceid_core::Engine;
-use faceid_gallery::{Gallery, GalleryStore};
+use faceid_gallery::{GalleryStore, KioskGallery};
 use faceid_service::Service;
 
 use crate::keys::ApiKeys;
@@ -114,7 +114,7 @@ pub struct AppState {
     pub devices: Arc<sync::DeviceActivity>,
     /// The kiosk's own gallery when this server is a kiosk's local API: its sync state and
     /// conflicts are served at `/v1/admin/sync`.
-    pub local_sync: Option<Arc<Gallery>>,
+    pub local_sync: Option<Arc<dyn KioskGallery>>,
     /// The kiosk's camera when this server is a kiosk's local API, served at
     /// `/v1/admin/camera` for the operator console's live view.
     pub camera: Option<Arc<dyn CameraView>>,
@@ -173,7 +173,7 @@ impl AppState {
     }
 
     /// The same state serving a kiosk's sync state (a kiosk's local API).
-    pub fn with_local_sync(mut self, gallery: Arc<Gallery>) -> AppState {
+    pub fn with_local_sync(mut self, gallery: Arc<dyn KioskGallery>) -> AppState {
         self.local_sync = Some(gallery);
         self
     }

@@ -354,14 +354,16 @@ impl std::io::Write for LogWriter {
 }
 
 mod audit_fails {
+    //! The sled gallery with its audit log and reset failing; the other roles pass through.
     use faceid_core::Template;
+    use faceid_gallery::prelude::*;
     use faceid_gallery::sync::{ChangePage, PushOutcome, RemoteSubject, SyncEvent};
     use faceid_gallery::{
-        AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Error, GalleryStore,
-        NewSubject, Result, Subject,
+        AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Error, NewSubject,
+        Result, Subject,
     };
 
-    impl GalleryStore for super::AuditFails {
+    impl Subjects for super::AuditFails {
         fn enroll(
             &self,
             new: &NewSubject,
@@ -392,6 +394,9 @@ mod audit_fails {
         fn reset(&self, _: &AuditContext) -> Result<()> {
             Err(Error::Database(super::FAULT.into()))
         }
+    }
+
+    impl AuditLog for super::AuditFails {
         fn record(
             &self,
             _: &str,
@@ -407,23 +412,32 @@ mod audit_fails {
         fn verify_audit(&self) -> Result<AuditVerification> {
             self.0.verify_audit()
         }
+    }
+
+    impl Search for super::AuditFails {
         fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
             self.0.search(probe, max_subjects)
         }
+        fn index_memory_bytes(&self) -> usize {
+            self.0.index_memory_bytes()
+        }
+    }
+
+    impl BiStore for super::AuditFails {
         fn record_bi(&self, record: BiRecord) -> Result<BiRecord> {
             self.0.record_bi(record)
         }
         fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
             self.0.bi_records(from, to)
         }
-        fn index_memory_bytes(&self) -> usize {
-            self.0.index_memory_bytes()
-        }
+    }
+
+    impl SyncServer for super::AuditFails {
         fn apply_pushed(
             &self,
             device: &str,
             event: &SyncEvent,
-            same_person: &dyn Fn(&[Template], &[Template]) -> bool,
+            same_person: &(dyn Fn(&[Template], &[Template]) -> bool + Sync),
         ) -> Result<PushOutcome> {
             self.0.apply_pushed(device, event, same_person)
         }

@@ -9,7 +9,7 @@ use faceid_core::{
     CardPortrait, Engine, EnrollmentVerdict, Face, Gate, Identified, Image, Liveness, Reason,
     SequenceAnalysis, Template, Verification,
 };
-use faceid_gallery::{AuditContext, GalleryStore, NewSubject, Subject};
+use faceid_gallery::{AuditContext, GalleryStore, IdentityStore, NewSubject, Subject};
 
 use crate::failure::{Class, Failure};
 use crate::judge::{Judge, Selfie};
@@ -53,16 +53,27 @@ pub struct Preview {
     pub gallery_size: usize,
 }
 
-/// The use cases over one engine and one gallery.
-#[derive(Debug, Clone)]
-pub struct Service {
+/// The use cases over one engine and one gallery. `G` is the gallery's roles: a server's
+/// [`GalleryStore`] (the default) or a kiosk's [`faceid_gallery::KioskGallery`]; the use
+/// cases need only [`IdentityStore`].
+#[derive(Debug)]
+pub struct Service<G: ?Sized = dyn GalleryStore> {
     judge: Judge,
-    gallery: Arc<dyn GalleryStore>,
+    gallery: Arc<G>,
 }
 
-impl Service {
+impl<G: ?Sized> Clone for Service<G> {
+    fn clone(&self) -> Self {
+        Service {
+            judge: self.judge.clone(),
+            gallery: self.gallery.clone(),
+        }
+    }
+}
+
+impl<G: IdentityStore + ?Sized> Service<G> {
     /// The use cases over `engine` and `gallery`.
-    pub fn new(engine: Arc<Engine>, gallery: Arc<dyn GalleryStore>) -> Service {
+    pub fn new(engine: Arc<Engine>, gallery: Arc<G>) -> Service<G> {
         Service {
             judge: Judge::new(engine),
             gallery,
@@ -80,7 +91,7 @@ impl Service {
     }
 
     /// The gallery.
-    pub fn gallery(&self) -> &Arc<dyn GalleryStore> {
+    pub fn gallery(&self) -> &Arc<G> {
         &self.gallery
     }
 

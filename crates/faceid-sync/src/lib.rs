@@ -18,7 +18,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use faceid_gallery::{
-    AuditContext, ChangePage, Gallery, OutboxEntry, PushOutcome, RemoteSubject, SyncEvent, SyncStep,
+    AuditContext, ChangePage, KioskGallery, OutboxEntry, PushOutcome, RemoteSubject, SyncEvent,
+    SyncStep,
 };
 use serde::{Deserialize, Serialize};
 
@@ -168,7 +169,7 @@ struct PushResult {
 /// Syncs one kiosk gallery with one server.
 #[derive(Debug, Clone)]
 pub struct SyncClient {
-    gallery: Arc<Gallery>,
+    gallery: Arc<dyn KioskGallery>,
     http: reqwest::Client,
     base: String,
     config: SyncConfig,
@@ -192,7 +193,10 @@ fn is_loopback_http(url: &str) -> bool {
 
 impl SyncClient {
     /// A client for `gallery` (opened with an outbox). Refuses plain HTTP beyond loopback.
-    pub fn new(gallery: Arc<Gallery>, config: SyncConfig) -> Result<SyncClient, SyncError> {
+    pub fn new(
+        gallery: Arc<dyn KioskGallery>,
+        config: SyncConfig,
+    ) -> Result<SyncClient, SyncError> {
         let base = checked_base_url(&config.server)?;
         let http = https_client(config.ca_pem.as_deref(), config.request_timeout)?;
         Ok(SyncClient {
