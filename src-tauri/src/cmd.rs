@@ -332,11 +332,12 @@ pub fn resolve_conflict(
         .gallery()
         .resolve_conflict(&event_id, &resolution, &ctx)
         .map(|_| ())
-        .map_err(|e| match e {
-            faceid_gallery::Error::DuplicateSubject(_)
-            | faceid_gallery::Error::InvalidSubjectId(_) => CommandError::Refused {
-                message: e.to_string(),
-            },
+        .map_err(|e| match e.kind() {
+            faceid_gallery::ErrorKind::Duplicate | faceid_gallery::ErrorKind::Invalid => {
+                CommandError::Refused {
+                    message: e.to_string(),
+                }
+            }
             _ => CommandError::Storage,
         })
 }

@@ -411,9 +411,22 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
     kiosk.click("button[data-subject=brahim]").await;
     let rows = "return document.getElementById('subject-list').children.length";
     kiosk.wait_js(rows, json!(0), wait).await;
-    // The refused enrollment is enrolled again under a new id.
+    // The refused enrollment is enrolled again under a new id. An id the gallery refuses
+    // first: the reason is shown (the command's error message, never "[object Object]").
     let conflicts = "return document.getElementById('conflict-list').children.length";
     kiosk.wait_js(conflicts, json!(1), wait).await;
+    kiosk
+        .type_into("#conflict-list input", &"x".repeat(200))
+        .await;
+    kiosk
+        .click("#conflict-list button[data-action=reenroll]")
+        .await;
+    let shown = "const t = document.querySelector('#conflict-list span').textContent; \
+                 return t.includes('invalid subject id') && !t.includes('[object')";
+    kiosk.wait_js(shown, json!(true), wait).await;
+    kiosk
+        .js("document.querySelector('#conflict-list input').value = ''; return 0")
+        .await;
     kiosk.type_into("#conflict-list input", "amina-2").await;
     kiosk
         .click("#conflict-list button[data-action=reenroll]")
