@@ -195,7 +195,31 @@ fn sequences_accumulate_liveness_and_match_the_same_person() {
     println!("lestari live vs replay: {same:?}\nlestari vs apfol: {other:?}");
     assert!(same.accepted, "same person in both lestari clips");
     assert!(!other.accepted, "different people");
-    let _ = apfol_replay;
+    // The fused liveness rule at REGULAR: both live webcam clips pass (the passive network
+    // alone refused them), both phone replays are refused on strong passive evidence.
+    let regular = faceid_core::LivenessPreset::Regular;
+    for (name, seq) in [("lestari live", &lestari_live), ("apfol live", &apfol_live)] {
+        let judged = seq.liveness.judge(regular);
+        assert!(judged.live, "{name}: {judged:?} {:?}", seq.liveness);
+        assert!(
+            seq.liveness.probability < regular.threshold(),
+            "{name}: the network alone refused it"
+        );
+    }
+    // apfol turns its head: the geometry took part and found depth.
+    assert!(apfol_live.liveness.judge(regular).geometry);
+    for (name, seq) in [
+        ("lestari replay", &lestari_replay),
+        ("apfol replay", &apfol_replay),
+    ] {
+        let judged = seq.liveness.judge(regular);
+        assert_eq!(
+            judged.failure,
+            Some(faceid_core::LivenessFailure::SpoofSuspected),
+            "{name}: {:?}",
+            seq.liveness
+        );
+    }
 }
 
 #[test]

@@ -19,8 +19,10 @@ use serde::Serialize;
 pub struct EvalReport {
     /// Face verification over `faces/pairs.tsv`.
     pub verification: Option<VerificationReport>,
-    /// Liveness over `spoof/`.
+    /// Liveness over `spoof/`, per image and per sequence (passive network alone).
     pub liveness: Option<LivenessReport>,
+    /// Presentation attacks over sequences with the fused rule, real and simulated.
+    pub pad: Option<crate::pad::PadReport>,
     /// Document portrait matching over the pair files of `idcards/`.
     pub idcards: Option<IdcardReport>,
     /// Fit of the score calibration on this set's impostor pairs.
@@ -147,10 +149,18 @@ pub struct CalibrationAnchor {
 pub type Progress<'a> = &'a mut dyn FnMut(usize, usize, &str);
 
 /// Runs every part whose files exist under `root`.
-pub fn run(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<EvalReport> {
+/// Runs every section over `root`; `simulated` planar attacks are generated for the
+/// presentation-attack section.
+pub fn run(
+    engine: &Engine,
+    root: &Path,
+    simulated: usize,
+    progress: Progress<'_>,
+) -> Result<EvalReport> {
     let mut templates = TemplateCache::default();
     let verification = verification(engine, root, &mut templates, progress)?;
     let liveness = liveness(engine, root, progress)?;
+    let pad = crate::pad::run(engine, root, simulated, progress)?;
     let idcards = idcards(engine, root, &mut templates, progress)?;
     let calibration = verification
         .as_ref()
@@ -158,6 +168,7 @@ pub fn run(engine: &Engine, root: &Path, progress: Progress<'_>) -> Result<EvalR
     Ok(EvalReport {
         verification: verification.map(|(v, _)| v),
         liveness,
+        pad,
         idcards,
         calibration,
     })
@@ -338,7 +349,7 @@ fn verification(
 }
 
 /// Labels from MANIFEST.tsv (`live|subject=...`), keyed by path relative to the root.
-fn manifest_labels(root: &Path) -> HashMap<String, String> {
+pub(crate) fn manifest_labels(root: &Path) -> HashMap<String, String> {
     let Ok(text) = std::fs::read_to_string(root.join("MANIFEST.tsv")) else {
         return HashMap::new();
     };
@@ -351,7 +362,21 @@ fn manifest_labels(root: &Path) -> HashMap<String, String> {
         .collect()
 }
 
-fn image_files(dir: &Path) -> Vec<PathBuf> {
+/// The sub-folders of `dir`, sorted (none when it does not exist).
+pub(crate) fn subdirectories(dir: &Path) -> Vec<PathBuf> {
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|d| {
+            d.filter_map(|e| e.ok().map(|e| e.path()))
+                .filter(|p| p.is_dir())
+                .collect()
+        })
+        .unwrap_or_default();
+    dirs.sort();
+    dirs
+}
+
+/// The files of `dir`, sorted (none when it does not exist).
+pub(crate) fn image_files(dir: &Path) -> Vec<PathBuf> {
     let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
         .map(|entries| {
             entries
@@ -378,15 +403,7 @@ fn liveness(
     let mut samples: Vec<(String, bool, String, Option<f32>)> = Vec::new();
     let mut work: Vec<(String, bool, PathBuf)> = Vec::new();
     for (class, live) in [("live", true), ("spoof", false)] {
-        let mut sources: Vec<PathBuf> = std::fs::read_dir(spoof.join(class))
-            .map(|d| {
-                d.filter_map(|e| e.ok().map(|e| e.path()))
-                    .filter(|p| p.is_dir())
-                    .collect()
-            })
-            .unwrap_or_default();
-        sources.sort();
-        for source in sources {
+        for source in subdirectories(&spoof.join(class)) {
             let name = source
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -714,6 +731,9 @@ pub fn render(report: &EvalReport) -> String {
                 a.score, a.stated_far, a.cosine, a.impostors_above, c.impostors, a.observed_far
             );
         }
+    }
+    if let Some(pad) = &report.pad {
+        crate::pad::render(pad, &mut out);
     }
     out
 }

@@ -5,5 +5,6 @@
 pub mod bench;
 pub mod commands;
 pub mod eval;
+pub mod pad;
 pub mod provision;
 pub mod sync;

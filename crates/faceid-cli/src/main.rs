@@ -68,6 +68,9 @@ enum Command {
         /// Folder in the shared eval layout.
         #[arg(default_value = "../shared/eval")]
         dir: PathBuf,
+        /// Planar attacks to simulate from the print and card images.
+        #[arg(long, default_value_t = 1000)]
+        pad_sims: usize,
     },
     /// Per-stage latency on one image at 1 and 2 inference threads.
     Bench {
@@ -593,7 +596,7 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", key.seal(field, &bytes));
             Ok(())
         }
-        Command::Eval { dir } => {
+        Command::Eval { dir, pad_sims } => {
             anyhow::ensure!(dir.is_dir(), "no evaluation folder at {}", dir.display());
             let engine = load(&cli)?;
             let bar = indicatif::ProgressBar::new(0);
@@ -603,7 +606,7 @@ fn run(cli: Cli) -> Result<()> {
                 )
                 .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar()),
             );
-            let report = eval::run(&engine, dir, &mut |done, total, phase| {
+            let report = eval::run(&engine, dir, *pad_sims, &mut |done, total, phase| {
                 bar.set_length(total as u64);
                 bar.set_position(done as u64);
                 bar.set_message(phase.to_string());

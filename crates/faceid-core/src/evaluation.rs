@@ -215,6 +215,86 @@ pub fn pad_figures(
     }
 }
 
+/// Where a simulated planar object (a print, a card, a screen held still) is, relative to
+/// the camera: turned by `yaw` and `pitch`, rolled in the image, at `distance` (1 = the
+/// picture's own scale), shifted by `shift` pixels.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PlanarPose {
+    /// Turn about the vertical axis, radians.
+    pub yaw: f64,
+    /// Turn about the horizontal axis, radians.
+    pub pitch: f64,
+    /// Rotation in the image plane, radians.
+    pub roll: f64,
+    /// Distance relative to the picture's own scale (0.8 = closer, larger).
+    pub distance: f64,
+    /// Shift in pixels (x, y).
+    pub shift: (f64, f64),
+}
+
+/// What a pinhole camera (focal length 1.2 x the width) sees of `picture` laid on a plane
+/// at `pose`: every output pixel's ray is intersected with the plane and sampled
+/// bilinearly; what falls outside the picture is black. The images of one plane from any
+/// two poses are exactly related by a homography, so this simulates a print or a card moved
+/// and tilted in front of a camera faithfully (short of lighting and paper texture).
+pub fn planar_view(picture: &crate::Image, pose: PlanarPose) -> crate::Result<crate::Image> {
+    let (w, h) = (picture.width() as usize, picture.height() as usize);
+    let rgb = picture.rgb();
+    let f = 1.2 * w as f64;
+    let (cx, cy) = (w as f64 / 2.0, h as f64 / 2.0);
+    let (cyw, syw) = (pose.yaw.cos(), pose.yaw.sin());
+    let (cp, sp) = (pose.pitch.cos(), pose.pitch.sin());
+    let (cr, sr) = (pose.roll.cos(), pose.roll.sin());
+    let ry = [[cyw, 0.0, syw], [0.0, 1.0, 0.0], [-syw, 0.0, cyw]];
+    let rx = [[1.0, 0.0, 0.0], [0.0, cp, -sp], [0.0, sp, cp]];
+    let rz = [[cr, -sr, 0.0], [sr, cr, 0.0], [0.0, 0.0, 1.0]];
+    let mul = |a: [[f64; 3]; 3], b: [[f64; 3]; 3]| {
+        let mut o = [[0.0; 3]; 3];
+        for (i, row) in o.iter_mut().enumerate() {
+            for (j, cell) in row.iter_mut().enumerate() {
+                *cell = (0..3).map(|k| a[i][k] * b[k][j]).sum();
+            }
+        }
+        o
+    };
+    let r = mul(rz, mul(rx, ry));
+    let t = [pose.shift.0, pose.shift.1, f * pose.distance];
+    let n = [r[0][2], r[1][2], r[2][2]];
+    let nt = n[0] * t[0] + n[1] * t[1] + n[2] * t[2];
+    let mut out = vec![0u8; w * h * 3];
+    for y in 0..h {
+        for x in 0..w {
+            let d = [(x as f64 - cx) / f, (y as f64 - cy) / f, 1.0];
+            let nd = n[0] * d[0] + n[1] * d[1] + n[2] * d[2];
+            if nd.abs() < 1e-9 {
+                continue;
+            }
+            let along = nt / nd;
+            let p = [
+                along * d[0] - t[0],
+                along * d[1] - t[1],
+                along * d[2] - t[2],
+            ];
+            let u = r[0][0] * p[0] + r[1][0] * p[1] + r[2][0] * p[2] + cx;
+            let v = r[0][1] * p[0] + r[1][1] * p[1] + r[2][1] * p[2] + cy;
+            if u < 0.0 || v < 0.0 || u >= (w - 1) as f64 || v >= (h - 1) as f64 {
+                continue;
+            }
+            let (u0, v0) = (u as usize, v as usize);
+            let (fu, fv) = (u - u0 as f64, v - v0 as f64);
+            for c in 0..3 {
+                let at = |xx: usize, yy: usize| f64::from(rgb[(yy * w + xx) * 3 + c]);
+                let value = at(u0, v0) * (1.0 - fu) * (1.0 - fv)
+                    + at(u0 + 1, v0) * fu * (1.0 - fv)
+                    + at(u0, v0 + 1) * (1.0 - fu) * fv
+                    + at(u0 + 1, v0 + 1) * fu * fv;
+                out[(y * w + x) * 3 + c] = value.round().clamp(0.0, 255.0) as u8;
+            }
+        }
+    }
+    crate::Image::from_rgb(w as u32, h as u32, out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

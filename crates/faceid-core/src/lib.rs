@@ -26,6 +26,7 @@ pub mod align;
 pub mod attributes;
 pub mod calibration;
 pub mod card;
+pub mod challenge;
 pub mod config;
 pub mod decision;
 pub mod detect;
@@ -38,6 +39,7 @@ pub mod image;
 pub mod landmarks;
 pub mod liveness;
 pub mod models;
+pub mod planarity;
 pub mod quality;
 pub mod sampling;
 pub mod sequence;
@@ -48,6 +50,10 @@ pub use crate::align::AlignedFace;
 pub use crate::attributes::Attributes;
 pub use crate::calibration::Calibration;
 pub use crate::card::CardPortrait;
+pub use crate::challenge::{
+    Challenge, ChallengeConfig, ChallengeFailure, ChallengeOutcome, ChallengeTracker, Observation,
+    Step,
+};
 pub use crate::config::{EngineConfig, QualityLimits};
 pub use crate::decision::{Comparison, Decision, Identification};
 pub use crate::detect::Detection;
@@ -55,7 +61,10 @@ pub use crate::engine::{Analysis, Engine};
 pub use crate::error::{Error, ErrorClass, ErrorCode, Result};
 pub use crate::image::{DecodeLimits, Image, Rotation};
 pub use crate::landmarks::{Face, Landmarks};
-pub use crate::liveness::{Liveness, LivenessAccumulator, LivenessPreset};
+pub use crate::liveness::{
+    Liveness, LivenessAccumulator, LivenessFailure, LivenessJudgement, LivenessPreset,
+};
+pub use crate::planarity::Planarity;
 pub use crate::quality::{Measure, Quality};
 pub use crate::sequence::{FrameAccumulator, FrameSeen, FrameStep, SequenceAnalysis};
 pub use crate::template::Template;

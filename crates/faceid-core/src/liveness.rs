@@ -5,6 +5,9 @@
 //! [`LivenessAccumulator`] with a documented rule: **the mean of the per-frame log-odds**
 //! (each clipped to +-8), turned back into a probability. Averaging log-odds treats frames
 //! as independent pieces of evidence, and the clip keeps one wild frame from deciding alone.
+//!
+//! The network is one cue. Over a sequence the planarity cue ([`crate::planarity`]) is
+//! measured too, and [`Liveness::judge`] fuses both with a documented rule.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,6 +15,7 @@ use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::landmarks::Face;
 use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
+use crate::planarity::Planarity;
 use crate::sampling::Resample;
 
 const SIDE: u32 = 128;
@@ -20,8 +24,9 @@ const CONTEXT_SCALE: f32 = 2.7;
 const MAX_LOG_ODDS: f32 = 8.0;
 
 /// Liveness operating points: how much attack acceptance is traded against rejecting live
-/// people. The thresholds are on the live probability and were chosen on the shared
-/// evaluation set (see BENCHMARKS.md for APCER/BPCER at each).
+/// people. Each preset sets the three thresholds of the fused rule ([`Liveness::judge`]);
+/// they were chosen on sequences of the shared evaluation set (see BENCHMARKS.md for the
+/// APCER/BPCER each gives per source).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LivenessPreset {
@@ -35,12 +40,36 @@ pub enum LivenessPreset {
 }
 
 impl LivenessPreset {
-    /// Minimum live probability to pass.
+    /// Live probability the passive network must reach on one photo, where no geometry
+    /// can be measured (chosen per image on NUAA).
     pub fn threshold(self) -> f32 {
         match self {
             LivenessPreset::Soft => 0.3,
             LivenessPreset::Regular => 0.5,
             LivenessPreset::Hardened => 0.8,
+        }
+    }
+
+    /// On a sequence, below this accumulated live probability the passive network's
+    /// evidence of an attack is strong enough to refuse whatever the geometry says
+    /// (`SPOOF_SUSPECTED`). Chosen on sequences: live webcam clips accumulate 0.06-0.2,
+    /// phone replays and prints below 0.001 (BENCHMARKS.md).
+    pub fn spoof_floor(self) -> f32 {
+        match self {
+            LivenessPreset::Soft => 0.01,
+            LivenessPreset::Regular => 0.03,
+            LivenessPreset::Hardened => 0.1,
+        }
+    }
+
+    /// Least depth (the share of the motion no plane explains, see [`crate::planarity`])
+    /// of a live face that moved; below it the face is flat (`FLAT_FACE`). Live faces
+    /// measure 0.6-1.0, prints 0.15-0.4.
+    pub fn min_depth(self) -> f32 {
+        match self {
+            LivenessPreset::Soft => 0.45,
+            LivenessPreset::Regular => 0.5,
+            LivenessPreset::Hardened => 0.55,
         }
     }
 
@@ -64,25 +93,64 @@ impl LivenessPreset {
     }
 }
 
-/// A liveness estimate.
+/// A liveness estimate: the passive network's accumulated evidence and, over a sequence,
+/// the planarity cue. [`Liveness::judge`] fuses them.
 #[derive(Debug, Clone, Copy, PartialEq, Serialize)]
 pub struct Liveness {
-    /// Probability that the face is live, 0..1.
+    /// Probability that the face is live by the passive network alone, 0..1.
     pub probability: f32,
-    /// Raw unbounded score: the log-odds of `probability` (bigger = more live).
+    /// Raw unbounded passive score: the log-odds of `probability` (bigger = more live).
     pub score: f32,
     /// Number of frames behind the estimate.
     pub frames: usize,
+    /// The planarity cue over the frames (`None` for one frame).
+    pub planarity: Option<Planarity>,
+}
+
+/// Why the fused rule refused a face.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum LivenessFailure {
+    /// The passive network's evidence of an attack is strong, or (without usable
+    /// geometry) not live enough.
+    SpoofSuspected,
+    /// The face moved, and moved like a plane: a print, a card or a screen.
+    FlatFace,
+}
+
+impl LivenessFailure {
+    /// The stable code.
+    pub fn code(self) -> &'static str {
+        match self {
+            LivenessFailure::SpoofSuspected => "SPOOF_SUSPECTED",
+            LivenessFailure::FlatFace => "FLAT_FACE",
+        }
+    }
+}
+
+/// The fused verdict at one preset, with the margin it was decided by.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct LivenessJudgement {
+    /// Whether the face passes.
+    pub live: bool,
+    /// Why not, when it does not.
+    pub failure: Option<LivenessFailure>,
+    /// The decisive margin in log-odds units (>= 0 exactly when live); `probability_at`
+    /// is its logistic.
+    pub margin: f32,
+    /// Whether the geometry took part (the face moved enough to tell).
+    pub geometry: bool,
 }
 
 impl Liveness {
-    /// Builds an estimate from log-odds.
+    /// Builds a passive estimate from log-odds.
     pub fn from_score(score: f32, frames: usize) -> Liveness {
         let score = score.clamp(-MAX_LOG_ODDS, MAX_LOG_ODDS);
         Liveness {
             probability: 1.0 / (1.0 + (-score).exp()),
             score,
             frames,
+            planarity: None,
         }
     }
 
@@ -92,18 +160,73 @@ impl Liveness {
         Liveness::from_score((p / (1.0 - p)).ln(), 1)
     }
 
-    /// The probability re-centred on `preset`'s threshold, so that "live" is always
-    /// `>= 0.5` whatever the preset: `sigmoid(logit(p) - logit(threshold))`.
-    pub fn probability_at(&self, preset: LivenessPreset) -> f32 {
-        let t = preset.threshold().clamp(1e-6, 1.0 - 1e-6);
-        let shift = (t / (1.0 - t)).ln();
-        1.0 / (1.0 + (-(self.score - shift)).exp())
+    /// The fused rule at `preset`, in order:
+    ///
+    /// 1. the passive network: on one photo its probability must reach
+    ///    [`LivenessPreset::threshold`]; on a sequence it must not fall below
+    ///    [`LivenessPreset::spoof_floor`]; else `SPOOF_SUSPECTED`;
+    /// 2. when the face moved enough for the planarity cue to decide, its depth must reach
+    ///    [`LivenessPreset::min_depth`], else `FLAT_FACE`;
+    /// 3. otherwise the face passes.
+    ///
+    /// On a sequence the passive network is one cue: it refuses on strong evidence of an
+    /// attack and otherwise leaves the decision to the geometry (and, at the kiosk, to the
+    /// challenge).
+    pub fn judge(&self, preset: LivenessPreset) -> LivenessJudgement {
+        self.judge_cues(preset, true)
     }
 
-    /// Whether the estimate passes `preset`.
-    pub fn is_live(&self, preset: LivenessPreset) -> bool {
-        self.probability >= preset.threshold()
+    /// [`Liveness::judge`] with the passive cue switched off (`passive = false`): the
+    /// geometry alone, where a face that never moved enough passes nothing. For measuring
+    /// what each cue contributes.
+    pub fn judge_cues(&self, preset: LivenessPreset, passive: bool) -> LivenessJudgement {
+        let depth = self.planarity.and_then(|p| p.depth);
+        let passive_margin = if self.frames <= 1 {
+            self.score - logit(preset.threshold())
+        } else {
+            self.score - logit(preset.spoof_floor())
+        };
+        let geometric = depth.map(|d| {
+            let min = preset.min_depth();
+            (MAX_LOG_ODDS * (d - min) / min).clamp(-MAX_LOG_ODDS, MAX_LOG_ODDS)
+        });
+        let (margin, failure) = match (passive, geometric) {
+            (true, _) if passive_margin < 0.0 => (passive_margin, LivenessFailure::SpoofSuspected),
+            (true, Some(g)) => (g.min(passive_margin), LivenessFailure::FlatFace),
+            (true, None) => (passive_margin, LivenessFailure::SpoofSuspected),
+            (false, Some(g)) => (g, LivenessFailure::FlatFace),
+            (false, None) => (-MAX_LOG_ODDS, LivenessFailure::FlatFace),
+        };
+        let live = margin >= 0.0;
+        LivenessJudgement {
+            live,
+            failure: (!live).then_some(failure),
+            margin,
+            geometry: depth.is_some(),
+        }
     }
+
+    /// The fused verdict as a probability re-centred on `preset`: `>= 0.5` exactly when the
+    /// face passes, whatever the preset (the logistic of [`LivenessJudgement::margin`]).
+    pub fn probability_at(&self, preset: LivenessPreset) -> f32 {
+        1.0 / (1.0 + (-self.judge(preset).margin).exp())
+    }
+
+    /// Whether the face passes the fused rule at `preset`.
+    pub fn is_live(&self, preset: LivenessPreset) -> bool {
+        self.judge(preset).live
+    }
+
+    /// The same estimate with the planarity cue measured over its frames.
+    pub fn with_planarity(mut self, planarity: Planarity) -> Liveness {
+        self.planarity = Some(planarity);
+        self
+    }
+}
+
+fn logit(p: f32) -> f32 {
+    let p = p.clamp(1e-6, 1.0 - 1e-6);
+    (p / (1.0 - p)).ln()
 }
 
 /// Accumulates per-frame [`Liveness`] into one estimate (mean of clipped log-odds).
@@ -194,6 +317,55 @@ impl LivenessModel {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A sequence of `frames` frames with passive probability `p` and planarity `depth`.
+    fn sequence(p: f32, depth: Option<f32>) -> Liveness {
+        let mut l = Liveness::from_probability(p);
+        l.frames = 8;
+        l.with_planarity(Planarity {
+            depth,
+            max_motion: 0.1,
+            pairs: 28,
+        })
+    }
+
+    #[test]
+    fn the_fused_rule_in_order() {
+        let regular = LivenessPreset::Regular;
+        // A still live face at a webcam: the passive network is unsure, the geometry
+        // cannot tell, no strong attack evidence: live.
+        assert!(sequence(0.2, None).is_live(regular));
+        // A replay: strong passive evidence refuses, whatever the geometry.
+        let replay = sequence(0.0005, Some(0.7)).judge(regular);
+        assert_eq!(replay.failure, Some(LivenessFailure::SpoofSuspected));
+        // A print that moved: flat, even with a confident passive network.
+        let print = sequence(0.99, Some(0.2)).judge(regular);
+        assert_eq!(print.failure, Some(LivenessFailure::FlatFace));
+        assert!(print.geometry);
+        // A head that turned: live.
+        assert!(sequence(0.1, Some(0.8)).is_live(regular));
+        // One photo keeps the per-image rule: 0.2 is not live at REGULAR.
+        let photo = Liveness::from_probability(0.2).judge(regular);
+        assert_eq!(photo.failure, Some(LivenessFailure::SpoofSuspected));
+        // The probability follows the verdict at every preset.
+        for preset in [LivenessPreset::Soft, regular, LivenessPreset::Hardened] {
+            for l in [
+                sequence(0.2, None),
+                sequence(0.99, Some(0.2)),
+                sequence(0.1, Some(0.8)),
+            ] {
+                assert_eq!(l.probability_at(preset) >= 0.5, l.is_live(preset));
+            }
+        }
+    }
+
+    #[test]
+    fn planarity_alone_passes_only_a_face_that_moved_in_depth() {
+        let regular = LivenessPreset::Regular;
+        assert!(sequence(0.0001, Some(0.8)).judge_cues(regular, false).live);
+        assert!(!sequence(0.99, Some(0.2)).judge_cues(regular, false).live);
+        assert!(!sequence(0.99, None).judge_cues(regular, false).live);
+    }
 
     #[test]
     fn accumulation_is_the_mean_of_log_odds() {

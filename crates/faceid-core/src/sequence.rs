@@ -9,16 +9,18 @@
 //!   bystander or a photo held beside the subject never passes, even briefly;
 //! - a frame refused for a capture reason (no face, too small, ...) is skipped and counted;
 //!   any other error ends the sequence with that error;
-//! - liveness is accumulated over every frame with one face (mean log-odds);
+//! - liveness is accumulated over every frame with one face (mean log-odds) and the
+//!   planarity cue is measured over their landmarks; `Liveness::judge` fuses the two;
 //! - the frame matched is the best by overall quality, preferring frames that pass the
 //!   quality gate;
 //! - a sequence with no usable frame is refused with the most frequent per-frame reason.
 
 use crate::engine::{Analysis, Engine};
 use crate::error::{Error, ErrorCode, Result};
-use crate::geometry::BoundingBox;
+use crate::geometry::{BoundingBox, Point};
 use crate::image::Image;
 use crate::liveness::{Liveness, LivenessAccumulator};
+use crate::planarity;
 
 /// What a sequence of frames showed.
 #[derive(Debug, Clone)]
@@ -27,7 +29,8 @@ pub struct SequenceAnalysis {
     pub best: Analysis,
     /// Index of that frame in the input.
     pub best_frame: usize,
-    /// Liveness accumulated over every frame with one face.
+    /// Liveness over every frame with one face: the passive network accumulated, and the
+    /// planarity cue when there were two frames or more.
     pub liveness: Liveness,
     /// Frames given.
     pub frames: usize,
@@ -68,6 +71,8 @@ pub struct FrameAccumulator {
     refusals: Vec<Error>,
     frames: usize,
     passing: usize,
+    /// Landmarks of every analysed face, in order, for the planarity cue.
+    landmarks: Vec<Vec<Point>>,
 }
 
 impl FrameAccumulator {
@@ -93,6 +98,8 @@ impl FrameAccumulator {
             Err(e) => return Err(e),
         };
         self.liveness.add(analysis.liveness);
+        self.landmarks
+            .push(analysis.face.landmarks.points().to_vec());
         if analysis.quality.passed() {
             self.passing += 1;
         }
@@ -150,10 +157,15 @@ impl FrameAccumulator {
         let Some((best_frame, best)) = self.best else {
             return Err(most_frequent(self.refusals));
         };
+        let mut liveness = self.liveness.result()?;
+        if self.landmarks.len() > 1 {
+            let frames: Vec<&[Point]> = self.landmarks.iter().map(Vec::as_slice).collect();
+            liveness = liveness.with_planarity(planarity::measure(&frames));
+        }
         Ok(SequenceAnalysis {
             best,
             best_frame,
-            liveness: self.liveness.result()?,
+            liveness,
             frames: self.frames,
             frames_with_face: self.liveness.frames(),
         })

@@ -644,15 +644,16 @@ impl Kiosk {
             }
             FlowKind::Verify => {
                 let id = attempt.claim.unwrap_or_default();
-                let verdict = match self
-                    .service
-                    .verify(&id, Selfie::Analysed(probe), gate, &ctx)
-                {
-                    Ok((verdict, _)) => verdict.reason,
-                    // The kiosk does not tell an unknown id from another person.
-                    Err(Failure::UnknownSubject(_)) => Reason::NoMatch,
-                    Err(failure) => return self.fail(failure, now),
-                };
+                let verdict =
+                    match self
+                        .service
+                        .verify(&id, Selfie::Analysed(Box::new(probe)), gate, &ctx)
+                    {
+                        Ok((verdict, _)) => verdict.reason,
+                        // The kiosk does not tell an unknown id from another person.
+                        Err(Failure::UnknownSubject(_)) => Reason::NoMatch,
+                        Err(failure) => return self.fail(failure, now),
+                    };
                 match verdict {
                     Reason::Match => {
                         self.lockout.clear(&scope);
@@ -675,10 +676,14 @@ impl Kiosk {
                 }
             }
             FlowKind::Identify => {
-                let verdict = match self.service.identify(Selfie::Analysed(probe), gate, &ctx) {
-                    Ok((verdict, _)) => verdict,
-                    Err(failure) => return self.fail(failure, now),
-                };
+                let verdict =
+                    match self
+                        .service
+                        .identify(Selfie::Analysed(Box::new(probe)), gate, &ctx)
+                    {
+                        Ok((verdict, _)) => verdict,
+                        Err(failure) => return self.fail(failure, now),
+                    };
                 match (verdict.reason, verdict.subject()) {
                     (Reason::Match, Some(subject)) => {
                         let name = self.display_name(subject);
@@ -747,7 +752,7 @@ impl Kiosk {
         let shown = new.display_name.clone().unwrap_or(id);
         let request = Enrollment {
             subject: new,
-            selfie: Selfie::Analysed(probe.clone()),
+            selfie: Selfie::Analysed(Box::new(probe.clone())),
             gate: self.gate(),
             card,
             retained_image: retained,

@@ -23,7 +23,7 @@ pub enum Selfie {
         duration_secs: Option<f64>,
     },
     /// A sequence already analysed frame by frame.
-    Analysed(SequenceAnalysis),
+    Analysed(Box<SequenceAnalysis>),
 }
 
 impl Selfie {
@@ -65,7 +65,7 @@ impl Judge {
                 images,
                 duration_secs,
             } => Ok(self.engine.analyze_sequence(&images, duration_secs)?),
-            Selfie::Analysed(sequence) => Ok(sequence),
+            Selfie::Analysed(sequence) => Ok(*sequence),
         }
     }
 
