@@ -367,3 +367,28 @@ pub fn still_video(image: &Path, seconds: f32) -> PathBuf {
     }
     out
 }
+
+/// A clip of a person turning, made from real photos: `frames` image files shown in order,
+/// four per second, each scaled up `scale` times (H.264 in MP4 with the `ffmpeg` command, in
+/// a temporary folder that lives as long as the returned handle).
+pub fn photo_clip(frames: &[PathBuf], scale: u32) -> (tempfile::TempDir, PathBuf) {
+    let dir = tempfile::tempdir().expect("temporary folder");
+    for (i, file) in frames.iter().enumerate() {
+        let rgb = image::open(file).expect("a photo").to_rgb8();
+        let (w, h) = ((rgb.width() * scale) & !1, (rgb.height() * scale) & !1);
+        image::imageops::resize(&rgb, w, h, image::imageops::FilterType::CatmullRom)
+            .save(dir.path().join(format!("f{i:03}.png")))
+            .expect("a frame");
+    }
+    let out = dir.path().join("clip.mp4");
+    let status = std::process::Command::new("ffmpeg")
+        .args(["-v", "error", "-y", "-framerate", "4", "-i"])
+        .arg(dir.path().join("f%03d.png"))
+        .args(["-c:v", "libx264", "-preset", "ultrafast", "-crf", "18"])
+        .args(["-pix_fmt", "yuv420p"])
+        .arg(&out)
+        .status()
+        .expect("the ffmpeg command (make setup installs it)");
+    assert!(status.success(), "ffmpeg made no clip");
+    (dir, out)
+}

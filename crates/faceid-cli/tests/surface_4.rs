@@ -162,6 +162,39 @@ async fn surface_4_photo_vs_video_verification_with_sealed_fields() {
         "{body}"
     );
 
+    // A real person at a webcam: the live lestari15 clip against a photo of its subject (a
+    // frame of their other recording) passes (the passive network alone refused it:
+    // liveness is the fused rule now); the phone replay against the same photo is a hack.
+    let mut photo = Vec::new();
+    faceid_e2e::ffmpeg_first_frame(&eval.join("video/spoof/lestari15_fake.mp4"))
+        .write_to(&mut std::io::Cursor::new(&mut photo), image::ImageFormat::Png)
+        .unwrap();
+    let live = std::fs::read(eval.join("video/live/lestari15_real.mp4")).unwrap();
+    let sealed_photo = server.seal("encrypted_image", &photo);
+    let (status, body) = send(fields(
+        server.seal("encrypted_video", &live),
+        sealed_photo.clone(),
+        &[("auto_rotate", "true")],
+    ))
+    .await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(
+        (body["passed"].clone(), body["liveness_status"].clone()),
+        (json!(true), json!("ok")),
+        "{body}"
+    );
+    let (_, body) = send(fields(
+        server.seal("encrypted_video", &replay),
+        sealed_photo,
+        &[("auto_rotate", "true")],
+    ))
+    .await;
+    assert_eq!(
+        (body["passed"].clone(), body["liveness_status"].clone()),
+        (json!(false), json!("hack")),
+        "{body}"
+    );
+
     // Abnormal answers.
     let abnormal = |status: u16, code: u16, message: &str| (status, code, message.to_string());
     let got = |(status, body): (u16, Value)| {

@@ -7,8 +7,8 @@
 //!
 //! - exactly one face (`MULTIPLE_FACES`), never absent for longer than
 //!   [`ChallengeConfig::face_lost_ms`] (`FACE_LOST`);
-//! - the same person throughout: each frame's template against the first one, at the
-//!   engine's 1:1 threshold (`FACE_CHANGED`);
+//! - the same person throughout: each frame's template against the first one, at
+//!   [`CONTINUITY_SCORE`] (`FACE_CHANGED`);
 //! - the steps in the drawn order: a turn or a look-up other than the one asked for fails
 //!   (`WRONG_ORDER`; blinks and small approaches happen unasked and are ignored);
 //! - the deadline and each step's time limit (`TIMEOUT`).
@@ -29,7 +29,9 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::Analysis;
 use crate::geometry::Point;
-use crate::liveness::{Liveness, LivenessAccumulator, LivenessFailure, LivenessPreset};
+use crate::liveness::{
+    ChallengeVerdict, Liveness, LivenessAccumulator, LivenessFailure, LivenessPreset,
+};
 use crate::planarity;
 use crate::template::Template;
 
@@ -223,7 +225,7 @@ impl Observation {
 }
 
 /// Why a challenge failed.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum ChallengeFailure {
     /// The deadline or a step's time limit passed, or the frames ended first.
@@ -331,8 +333,8 @@ const BLINK_MS: (u64, u64) = (80, 400);
 
 impl ChallengeTracker {
     /// Tracks `challenge`; `same_person_cosine` is the template cosine under which a later
-    /// face is another person (the engine's 1:1 threshold,
-    /// [`crate::Engine::challenge_tracker`]).
+    /// face is another person ([`crate::Engine::challenge_tracker`] sets it from
+    /// [`CONTINUITY_SCORE`]).
     pub fn new(
         challenge: Challenge,
         config: ChallengeConfig,
@@ -527,6 +529,7 @@ impl ChallengeTracker {
             l.judge(preset).failure.map(|f| match f {
                 LivenessFailure::FlatFace => ChallengeFailure::FlatFace,
                 LivenessFailure::SpoofSuspected => ChallengeFailure::SpoofSuspected,
+                LivenessFailure::Challenge(reason) => reason,
             })
         });
         // A flat face is the most telling reason: a print turned for the camera rarely
@@ -545,6 +548,13 @@ impl ChallengeTracker {
         } else {
             reason
         };
+        let liveness = liveness.map(|l| Liveness {
+            challenge: Some(ChallengeVerdict {
+                passed: reason.is_none(),
+                reason,
+            }),
+            ..l
+        });
         ChallengeOutcome {
             passed: reason.is_none(),
             reason,
@@ -560,16 +570,20 @@ impl ChallengeTracker {
     }
 }
 
+/// Calibrated score under which a later frame's face is another person (false accepts
+/// 1 in 100): looser than the 1:1 threshold because the head turns between the frames
+/// compared, which lowers the score of the same person (a 23-degree turn of an ORL
+/// subject scores 0.58). The decision that follows still matches at its own threshold.
+pub const CONTINUITY_SCORE: f32 = 0.5;
+
 impl crate::Engine {
-    /// A tracker for `challenge` that tells another person by the engine's 1:1 threshold.
+    /// A tracker for `challenge` that tells another person at [`CONTINUITY_SCORE`].
     pub fn challenge_tracker(
         &self,
         challenge: Challenge,
         config: ChallengeConfig,
     ) -> ChallengeTracker {
-        let cosine = self
-            .calibration()
-            .cosine_for_score(self.config().verify_threshold);
+        let cosine = self.calibration().cosine_for_score(CONTINUITY_SCORE);
         ChallengeTracker::new(challenge, config, cosine)
     }
 }

@@ -62,7 +62,8 @@ pub use crate::error::{Error, ErrorClass, ErrorCode, Result};
 pub use crate::image::{DecodeLimits, Image, Rotation};
 pub use crate::landmarks::{Face, Landmarks};
 pub use crate::liveness::{
-    Liveness, LivenessAccumulator, LivenessFailure, LivenessJudgement, LivenessPreset,
+    ChallengeVerdict, Liveness, LivenessAccumulator, LivenessFailure, LivenessJudgement,
+    LivenessPreset,
 };
 pub use crate::planarity::Planarity;
 pub use crate::quality::{Measure, Quality};

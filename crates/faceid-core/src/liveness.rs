@@ -11,6 +11,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::challenge::ChallengeFailure;
 use crate::error::{Error, Result};
 use crate::image::Image;
 use crate::landmarks::Face;
@@ -105,17 +106,29 @@ pub struct Liveness {
     pub frames: usize,
     /// The planarity cue over the frames (`None` for one frame).
     pub planarity: Option<Planarity>,
+    /// The active challenge's verdict, when the frames answered one: its failure refuses.
+    pub challenge: Option<ChallengeVerdict>,
+}
+
+/// What an active challenge concluded ([`crate::challenge::ChallengeTracker::finish`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct ChallengeVerdict {
+    /// Whether every step was performed in order, in time, by one person.
+    pub passed: bool,
+    /// Why not.
+    pub reason: Option<ChallengeFailure>,
 }
 
 /// Why the fused rule refused a face.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
 pub enum LivenessFailure {
     /// The passive network's evidence of an attack is strong, or (without usable
     /// geometry) not live enough.
     SpoofSuspected,
     /// The face moved, and moved like a plane: a print, a card or a screen.
     FlatFace,
+    /// The active challenge failed, for this reason.
+    Challenge(ChallengeFailure),
 }
 
 impl LivenessFailure {
@@ -124,6 +137,7 @@ impl LivenessFailure {
         match self {
             LivenessFailure::SpoofSuspected => "SPOOF_SUSPECTED",
             LivenessFailure::FlatFace => "FLAT_FACE",
+            LivenessFailure::Challenge(reason) => reason.code(),
         }
     }
 }
@@ -151,6 +165,7 @@ impl Liveness {
             score,
             frames,
             planarity: None,
+            challenge: None,
         }
     }
 
@@ -169,6 +184,9 @@ impl Liveness {
     ///    [`LivenessPreset::min_depth`], else `FLAT_FACE`;
     /// 3. otherwise the face passes.
     ///
+    /// When the frames answered an active challenge, a failed challenge refuses first, with
+    /// its reason (its own verdict already applied steps 1 and 2 to the same frames).
+    ///
     /// On a sequence the passive network is one cue: it refuses on strong evidence of an
     /// attack and otherwise leaves the decision to the geometry (and, at the kiosk, to the
     /// challenge).
@@ -181,6 +199,20 @@ impl Liveness {
     /// what each cue contributes.
     pub fn judge_cues(&self, preset: LivenessPreset, passive: bool) -> LivenessJudgement {
         let depth = self.planarity.and_then(|p| p.depth);
+        if let Some(ChallengeVerdict {
+            passed: false,
+            reason,
+        }) = self.challenge
+        {
+            return LivenessJudgement {
+                live: false,
+                failure: Some(LivenessFailure::Challenge(
+                    reason.unwrap_or(ChallengeFailure::Timeout),
+                )),
+                margin: -MAX_LOG_ODDS,
+                geometry: depth.is_some(),
+            };
+        }
         let passive_margin = if self.frames <= 1 {
             self.score - logit(preset.threshold())
         } else {

@@ -13,6 +13,7 @@
 
 pub mod access;
 pub mod card_auth;
+pub mod challenge;
 pub mod collection;
 pub mod keys;
 pub mod liveness_server;
@@ -118,6 +119,8 @@ pub struct AppState {
     /// The kiosk's camera when this server is a kiosk's local API, served at
     /// `/v1/admin/camera` for the operator console's live view.
     pub camera: Option<Arc<dyn CameraView>>,
+    /// Active liveness challenges issued by this process.
+    pub challenges: Arc<challenge::ChallengeBook>,
 }
 
 /// A kiosk's camera as its local API shows it to the operator console.
@@ -150,6 +153,9 @@ impl AppState {
             devices: Arc::new(sync::DeviceActivity::default()),
             local_sync: None,
             camera: None,
+            challenges: Arc::new(challenge::ChallengeBook::new(
+                faceid_core::ChallengeConfig::default(),
+            )),
         }
     }
 
@@ -240,6 +246,11 @@ fn native(limits: &ServerLimits) -> Router<AppState> {
         .route("/verify", post(v1::verify).layer(selfie_limit))
         .route("/identify", post(v1::identify).layer(selfie_limit))
         .route("/liveness", post(v1::liveness).layer(selfie_limit))
+        .route("/liveness/challenge", post(challenge::issue))
+        .route(
+            "/liveness/check",
+            post(challenge::check).layer(selfie_limit),
+        )
         .route("/quality", post(v1::quality))
         .route("/frame", post(v1::frame))
         .route("/card", post(v1::card))

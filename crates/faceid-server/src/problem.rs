@@ -67,6 +67,15 @@ impl Problem {
         )
     }
 
+    /// 410 with the given codes (an expired challenge).
+    pub fn gone(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
+        Problem::new(
+            StatusCode::GONE,
+            "The resource has expired.",
+            Some(errors.into_iter().map(Into::into).collect()),
+        )
+    }
+
     /// 422 with the engine's codes: the input was read but cannot be used (no face,
     /// several faces, quality gate).
     pub fn unprocessable(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {

@@ -33,12 +33,14 @@ use crate::{AppState, RequestId};
     ),
     paths(
         list_subjects, get_subject, enroll, delete_subject, subject_image, verify, identify,
-        liveness, quality, frame, card, audit, camera, create_key, list_keys, revoke_key, reset, status,
+        liveness, crate::challenge::issue, crate::challenge::check, quality, frame, card, audit, camera, create_key, list_keys, revoke_key, reset, status,
         crate::sync::push, crate::sync::pull, crate::sync::list_devices,
         crate::sync::issue_device, crate::sync::revoke_device, crate::sync::local_status
     ),
     components(schemas(
-        SubjectView, EnrollRequest, MediaRequest, VerifyRequest, VerifyResponse, LivenessView,
+        SubjectView, EnrollRequest, MediaRequest, IdentifyRequest, VerifyRequest, VerifyResponse, LivenessView,
+        crate::challenge::ChallengeView, crate::challenge::CheckRequest, crate::challenge::CheckResponse,
+        crate::challenge::StepView, crate::challenge::CuesView,
         IdentifyResponse, QualityResponse, FrameResponse, FrameMain, FrameIdentity, CardResponse, AuditResponse, KeyRequest, KeyView,
         StatusResponse, Problem, crate::keys::NewKey, crate::sync::PushRequest,
         crate::sync::PushResponse, crate::sync::PushResult, crate::sync::DevicesResponse,
@@ -111,6 +113,9 @@ pub struct EnrollRequest {
     retain_image: bool,
     /// Enrolling kiosk or system, recorded with the subject.
     source: Option<String>,
+    /// With a `challenge_id` from `POST /v1/liveness/challenge`, `image` is the video
+    /// recorded for it: the challenge and liveness must pass before the quality gate.
+    challenge_id: Option<String>,
 }
 
 /// A photo, or for verify/identify/liveness also a selfie video (MP4/MOV/WebM), base64.
@@ -127,17 +132,33 @@ pub struct VerifyRequest {
     subject_id: String,
     /// Base64 selfie photo or video.
     media: String,
+    /// A challenge the video answers (`POST /v1/liveness/challenge`): required to pass.
+    challenge_id: Option<String>,
 }
 
-/// Accumulated passive liveness.
+/// 1:N: who is this?
+#[derive(Debug, Deserialize, ToSchema)]
+pub struct IdentifyRequest {
+    /// Base64 selfie photo or video.
+    media: String,
+    /// A challenge the video answers (`POST /v1/liveness/challenge`): required to pass.
+    challenge_id: Option<String>,
+}
+
+/// Liveness by the fused rule.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct LivenessView {
     /// Probability of a live face re-centred on the preset: live when >= 0.5.
     probability: f32,
     /// Raw log-odds (bigger = more live).
     score: f32,
-    /// Whether it passes the configured preset.
+    /// Whether it passes the configured preset (the fused rule: passive network, planarity
+    /// over the frames, and the challenge when one was answered).
     live: bool,
+    /// Why not: `SPOOF_SUSPECTED`, `FLAT_FACE`, or a challenge's reason.
+    reason: Option<String>,
+    /// Planarity depth over the frames (`null`: one frame, or the face did not move enough).
+    depth: Option<f32>,
     /// Frames accumulated.
     frames: usize,
     /// Preset applied (SOFT, REGULAR, HARDENED).
@@ -315,7 +336,7 @@ pub struct StatusResponse {
 
 // ---- helpers ----
 
-fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
+pub(crate) fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
     body.map(|Json(b)| b).map_err(|e| {
         if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
             Problem::too_large()
@@ -326,7 +347,7 @@ fn body<T>(body: Result<Json<T>, JsonRejection>) -> Result<T, Problem> {
 }
 
 /// The native answer for an upload that gave no frames.
-fn selfie_refusal(error: crate::selfie::SelfieError) -> Problem {
+pub(crate) fn selfie_refusal(error: crate::selfie::SelfieError) -> Problem {
     use faceid_video::VideoError;
     match error {
         crate::selfie::SelfieError::Engine(e) => Problem::from(Failure::Engine(e)),
@@ -345,10 +366,13 @@ fn liveness_view(
     liveness: &faceid_core::Liveness,
     preset: faceid_core::LivenessPreset,
 ) -> LivenessView {
+    let judged = liveness.judge(preset);
     LivenessView {
         probability: liveness.probability_at(preset),
         score: liveness.score,
-        live: liveness.is_live(preset),
+        live: judged.live,
+        reason: judged.failure.map(|f| f.code().to_string()),
+        depth: liveness.planarity.and_then(|p| p.depth),
         frames: liveness.frames,
         preset: preset.name().to_string(),
     }
@@ -366,19 +390,18 @@ fn ctx(actor: String, request_id: &RequestId) -> AuditContext {
 async fn on_selfie<T: Send + 'static>(
     state: &AppState,
     media: &str,
+    challenge_id: Option<&str>,
     job: impl FnOnce(&Service, Selfie) -> Result<T, Failure> + Send + 'static,
 ) -> Result<T, Problem> {
+    let challenge = crate::challenge::redeem(state, challenge_id)?;
     let bytes = base64_media(media, state.video_plan_bytes)?;
     let plan = state.video_plan;
     state
         .run(move |service| -> Result<T, Problem> {
-            let selfie = frames(service.engine(), &bytes, &plan).map_err(selfie_refusal)?;
+            let recording = frames(service.engine(), &bytes, &plan).map_err(selfie_refusal)?;
             Ok(job(
                 service,
-                Selfie::Frames {
-                    images: selfie.images,
-                    duration_secs: selfie.duration_secs,
-                },
+                crate::challenge::selfie(challenge, recording),
             )?)
         })
         .await?
@@ -448,30 +471,43 @@ pub async fn enroll(
 ) -> Result<Response, Problem> {
     let request = body(request)?;
     let actor = keyed(&state, &headers, Role::Client)?;
-    let bytes = base64_media(&request.image, state.engine.config().max_image_bytes)?;
+    let challenge = crate::challenge::redeem(&state, request.challenge_id.as_deref())?;
+    let limit = if challenge.is_some() {
+        state.video_plan_bytes
+    } else {
+        state.engine.config().max_image_bytes
+    };
+    let bytes = base64_media(&request.image, limit)?;
     let audit = ctx(actor, &request_id);
+    let plan = state.video_plan;
     let enrolled = state
-        .run(move |service| {
-            let image = service.engine().decode(&bytes).map_err(Failure::from)?;
-            // An uploaded photo is not a live capture: the gate is quality only.
+        .run(move |service| -> Result<_, Problem> {
+            // An uploaded photo is not a live capture: the gate is quality only. A
+            // recording answering a challenge is, and must pass liveness too.
             let gate = Gate {
-                liveness: false,
+                liveness: challenge.is_some(),
                 ..service.gate()
             };
-            service.enroll(
+            let selfie = if challenge.is_some() {
+                let recording = frames(service.engine(), &bytes, &plan).map_err(selfie_refusal)?;
+                crate::challenge::selfie(challenge, recording)
+            } else {
+                Selfie::photo(service.engine().decode(&bytes).map_err(Failure::from)?)
+            };
+            Ok(service.enroll(
                 Enrollment {
                     subject: NewSubject {
                         id: request.id,
                         display_name: request.display_name,
                         source: request.source.or(Some("server".into())),
                     },
-                    selfie: Selfie::photo(image),
+                    selfie,
                     gate,
                     card: None,
                     retained_image: request.retain_image.then_some(bytes),
                 },
                 &audit,
-            )
+            )?)
         })
         .await??;
     let Some(subject) = enrolled.subject else {
@@ -539,9 +575,13 @@ pub async fn verify(
     let actor = keyed(&state, &headers, Role::Client)?;
     let audit = ctx(actor, &request_id);
     let subject = request.subject_id;
-    let (verdict, _) = on_selfie(&state, &request.media, move |service, selfie| {
-        service.verify(&subject, selfie, service.gate(), &audit)
-    })
+    let challenge_id = request.challenge_id.as_deref();
+    let (verdict, _) = on_selfie(
+        &state,
+        &request.media,
+        challenge_id,
+        move |service, selfie| service.verify(&subject, selfie, service.gate(), &audit),
+    )
     .await?;
     let accepted = verdict.accepted();
     state
@@ -558,21 +598,27 @@ pub async fn verify(
 }
 
 /// 1:N identification of a selfie photo or video (client).
-#[utoipa::path(post, path = "/v1/identify", request_body = MediaRequest, tag = "decisions",
+#[utoipa::path(post, path = "/v1/identify", request_body = IdentifyRequest, tag = "decisions",
     responses((status = 200, body = IdentifyResponse), (status = 422, body = Problem)))]
 pub async fn identify(
     State(state): State<AppState>,
     Extension(request_id): Extension<RequestId>,
     headers: HeaderMap,
-    request: Result<Json<MediaRequest>, JsonRejection>,
+    request: Result<Json<IdentifyRequest>, JsonRejection>,
 ) -> Result<Json<IdentifyResponse>, Problem> {
     let request = body(request)?;
     let actor = keyed(&state, &headers, Role::Client)?;
     let audit = ctx(actor, &request_id);
-    let (verdict, gallery_size) = on_selfie(&state, &request.media, move |service, selfie| {
-        let (verdict, _) = service.identify(selfie, service.gate(), &audit)?;
-        Ok((verdict, service.gallery().len()))
-    })
+    let challenge_id = request.challenge_id.as_deref();
+    let (verdict, gallery_size) = on_selfie(
+        &state,
+        &request.media,
+        challenge_id,
+        move |service, selfie| {
+            let (verdict, _) = service.identify(selfie, service.gate(), &audit)?;
+            Ok((verdict, service.gallery().len()))
+        },
+    )
     .await?;
     let subject_id = verdict.subject().cloned();
     state.metrics.decision(
@@ -605,7 +651,7 @@ pub async fn liveness(
 ) -> Result<Json<LivenessView>, Problem> {
     let request = body(request)?;
     keyed(&state, &headers, Role::Client)?;
-    let sequence = on_selfie(&state, &request.media, |service, selfie| {
+    let sequence = on_selfie(&state, &request.media, None, |service, selfie| {
         service.analyze(selfie)
     })
     .await?;

@@ -510,3 +510,152 @@ async fn actions_that_cannot_be_audited_fail_and_leave_nothing_behind() {
         "every cause is logged: {logged}"
     );
 }
+
+/// The challenge endpoints: a challenge is issued with 2-3 steps; its id is single use,
+/// expires and cannot be forged; a recording that performs the steps in another order fails
+/// `WRONG_ORDER`, a phone replay fails the challenge it was not recorded for.
+#[tokio::test]
+async fn challenges_are_signed_single_use_expiring_and_tracked() {
+    let mut s = server();
+    let key = s.key.clone();
+    let key = Some(key.as_str());
+    let (status, issued) = s.json("/v1/liveness/challenge", key, json!({})).await;
+    assert_eq!(status, StatusCode::CREATED, "{issued}");
+    assert!(
+        (2..=3).contains(&issued["steps"].as_array().unwrap().len()),
+        "{issued}"
+    );
+    let id = issued["challenge_id"].as_str().unwrap().to_string();
+    let check = |id: &str, media: &[u8]| json!({"challenge_id": id, "media": b64(media)});
+
+    // Wrong and altered ids are refused before anything is decoded.
+    let (status, body) = s
+        .json("/v1/liveness/check", key, check("nonsense", &blank_png()))
+        .await;
+    assert_eq!(
+        (status, body["errors"][0].as_str()),
+        (StatusCode::BAD_REQUEST, Some("INVALID_CHALLENGE"))
+    );
+    let altered = format!("{}0", &id[..id.len() - 1]);
+    let (status, _) = s
+        .json("/v1/liveness/check", key, check(&altered, &blank_png()))
+        .await;
+    assert_eq!(status, StatusCode::BAD_REQUEST);
+    // The id is spent by its first use, whatever the recording.
+    let (status, _) = s
+        .json("/v1/liveness/check", key, check(&id, &blank_png()))
+        .await;
+    assert_ne!(status, StatusCode::CONFLICT);
+    let (status, body) = s
+        .json("/v1/liveness/check", key, check(&id, &blank_png()))
+        .await;
+    assert_eq!(
+        (status, body["errors"][0].as_str()),
+        (StatusCode::CONFLICT, Some("CHALLENGE_USED"))
+    );
+    // A decision with a spent id is refused too.
+    let (status, _) = s
+        .json(
+            "/v1/verify",
+            key,
+            json!({"subject_id": "x", "media": b64(&blank_png()), "challenge_id": id}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::CONFLICT);
+
+    let Some(eval) =
+        faceid_e2e::shared_eval("challenges_are_signed_single_use_expiring_and_tracked")
+    else {
+        return;
+    };
+    // A phone replay answers a challenge it was not recorded for: refused.
+    let replay = std::fs::read(eval.join("video/spoof/lestari15_fake.mp4")).unwrap();
+    let (_, issued) = s.json("/v1/liveness/challenge", key, json!({})).await;
+    let (status, verdict) = s
+        .json(
+            "/v1/liveness/check",
+            key,
+            check(issued["challenge_id"].as_str().unwrap(), &replay),
+        )
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    assert_eq!(verdict["passed"], false, "{verdict}");
+
+    // Turns only, so a clip of orl_s01 turning left then right answers one of the two
+    // orders: the other order fails WRONG_ORDER.
+    let turns = faceid_core::ChallengeConfig {
+        allowed: vec![faceid_core::Step::TurnLeft, faceid_core::Step::TurnRight],
+        ..Default::default()
+    };
+    let mut state = AppState::new(
+        engine(),
+        Arc::new(
+            faceid_gallery::Gallery::open(
+                s._dir.path().join("turns").as_path(),
+                &faceid_gallery::GalleryKey::generate(),
+            )
+            .unwrap(),
+        ),
+        ApiKeys::default(),
+        &ServerLimits::default(),
+    );
+    let client = state.keys.issue(Role::Client).unwrap();
+    state.challenges = Arc::new(faceid_server::challenge::ChallengeBook::new(turns));
+    s.router = app(state, &ServerLimits::default());
+    let key = Some(client.key.as_str());
+    let photo = |i: u32| eval.join(format!("faces/orl_s01/{i}.png"));
+    let order = [1, 1, 1, 1, 4, 4, 4, 1, 1, 1, 5, 5, 5, 1, 1, 1];
+    let (_clip_dir, clip) = faceid_e2e::photo_clip(&order.map(photo), 4);
+    let clip = std::fs::read(clip).unwrap();
+    let mut wrong = None;
+    for _ in 0..20 {
+        let (_, issued) = s.json("/v1/liveness/challenge", key, json!({})).await;
+        if issued["steps"][0] == "turn_right" {
+            wrong = Some(issued["challenge_id"].as_str().unwrap().to_string());
+            break;
+        }
+    }
+    let wrong = wrong.expect("a right-first challenge in 20 draws");
+    let (status, verdict) = s
+        .json("/v1/liveness/check", key, check(&wrong, &clip))
+        .await;
+    assert_eq!(status, StatusCode::OK, "{verdict}");
+    assert_eq!(verdict["passed"], false, "{verdict}");
+    assert_eq!(verdict["reason"], "WRONG_ORDER", "{verdict}");
+
+    // An expired id.
+    let mut state = AppState::new(
+        engine(),
+        Arc::new(
+            faceid_gallery::Gallery::open(
+                s._dir.path().join("late").as_path(),
+                &faceid_gallery::GalleryKey::generate(),
+            )
+            .unwrap(),
+        ),
+        ApiKeys::default(),
+        &ServerLimits::default(),
+    );
+    let client = state.keys.issue(Role::Client).unwrap();
+    state.challenges = Arc::new(faceid_server::challenge::ChallengeBook::new(
+        faceid_core::ChallengeConfig {
+            total_timeout_ms: 0,
+            ..Default::default()
+        },
+    ));
+    s.router = app(state, &ServerLimits::default());
+    let key = Some(client.key.as_str());
+    let (_, issued) = s.json("/v1/liveness/challenge", key, json!({})).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let (status, body) = s
+        .json(
+            "/v1/liveness/check",
+            key,
+            check(issued["challenge_id"].as_str().unwrap(), &clip),
+        )
+        .await;
+    assert_eq!(
+        (status, body["errors"][0].as_str()),
+        (StatusCode::GONE, Some("CHALLENGE_EXPIRED"))
+    );
+}

@@ -5,7 +5,8 @@
 use std::sync::Arc;
 
 use faceid_core::{
-    Analysis, CardPortrait, Engine, EnrollmentVerdict, Gate, Image, Liveness, SequenceAnalysis,
+    Analysis, CardPortrait, Challenge, ChallengeConfig, ChallengeOutcome, Engine,
+    EnrollmentVerdict, FrameAccumulator, Gate, Image, Liveness, Observation, SequenceAnalysis,
     Template,
 };
 
@@ -24,6 +25,22 @@ pub enum Selfie {
     },
     /// A sequence already analysed frame by frame.
     Analysed(Box<SequenceAnalysis>),
+    /// A recording answering an active challenge: its frames with their times. The
+    /// challenge is tracked over the frames and its verdict joins the liveness cues.
+    Challenged(Box<Challenged>),
+}
+
+/// A recording made for one challenge.
+#[derive(Debug)]
+pub struct Challenged {
+    /// The challenge the person was shown.
+    pub challenge: Challenge,
+    /// How it is tracked (thresholds, time limits).
+    pub config: ChallengeConfig,
+    /// Upright frames, in order.
+    pub images: Vec<Image>,
+    /// Each frame's time from the start of the recording, milliseconds.
+    pub times_ms: Vec<u64>,
 }
 
 impl Selfie {
@@ -66,6 +83,7 @@ impl Judge {
                 duration_secs,
             } => Ok(self.engine.analyze_sequence(&images, duration_secs)?),
             Selfie::Analysed(sequence) => Ok(*sequence),
+            Selfie::Challenged(recording) => Ok(self.challenge(*recording)?.1),
         }
     }
 
@@ -93,6 +111,45 @@ impl Judge {
     pub fn liveness(&self, selfie: Selfie) -> Result<(Liveness, SequenceAnalysis), Failure> {
         let probe = self.analyze(selfie)?;
         Ok((self.engine.liveness_check(&probe)?, probe))
+    }
+
+    /// Tracks a challenge over its recording. Every frame goes to the tracker (no face and
+    /// two faces included) and, when it shows one face, to the sequence rule; the sequence's
+    /// liveness carries the challenge's verdict, so every verdict built on it refuses a
+    /// failed challenge. Frames are timed from the challenge's issue.
+    pub fn challenge(
+        &self,
+        recording: Challenged,
+    ) -> Result<(ChallengeOutcome, SequenceAnalysis), Failure> {
+        let preset = self.gate().preset;
+        let start = recording.challenge.issued_at_ms;
+        let mut tracker = self
+            .engine
+            .challenge_tracker(recording.challenge, recording.config);
+        let mut sequence = FrameAccumulator::new();
+        for (image, at) in recording.images.iter().zip(&recording.times_ms) {
+            let at_ms = start + at;
+            match self.engine.analyze(image) {
+                Ok(analysis) => {
+                    tracker.observe(&Observation::face(at_ms, &analysis));
+                    sequence.add(Ok(analysis))?;
+                }
+                Err(faceid_core::Error::MultipleFaces { .. }) => {
+                    tracker.observe(&Observation::several(at_ms, 2));
+                }
+                Err(e) if e.code().is_capture_problem() => {
+                    tracker.observe(&Observation::no_face(at_ms));
+                    sequence.add(Err(e))?;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
+        let outcome = tracker.finish(preset);
+        let mut probe = sequence.finish()?;
+        if let Some(cues) = outcome.liveness {
+            probe.liveness = cues;
+        }
+        Ok((outcome, probe))
     }
 
     /// The portrait of an identity document and its template (`NO_PORTRAIT` when none).
