@@ -147,66 +147,183 @@ pub fn verify(judge: &Judge, a: &Path, b: &Path) -> Result<VerifyReport> {
     })
 }
 
-/// One image's liveness (or its error).
+/// One file's liveness (or its error): an image alone, or a video as its sequence.
 #[derive(Debug, Serialize)]
 pub struct FrameLiveness {
     /// The file.
     pub file: String,
     /// The estimate, when a face was found.
     pub liveness: Option<Liveness>,
+    /// Whether it passes the configured preset on its own.
+    pub live: Option<bool>,
     /// Error code otherwise.
     pub error: Option<String>,
+}
+
+/// The cues behind a liveness verdict.
+#[derive(Debug, Serialize)]
+pub struct Cues {
+    /// Accumulated passive live probability.
+    pub passive: f32,
+    /// Planarity depth (`null`: one frame, or the face did not move enough).
+    pub depth: Option<f32>,
+    /// Frames with a face.
+    pub frames: usize,
 }
 
 /// `faceid liveness`.
 #[derive(Debug, Serialize)]
 pub struct LivenessReport {
-    /// Each image.
-    pub frames: Vec<FrameLiveness>,
-    /// All frames with a face accumulated (mean of log-odds).
-    pub accumulated: Option<Liveness>,
-    /// Whether the accumulated estimate passes the configured preset.
+    /// Whether every frame of every file, as one sequence, passes the fused rule.
     pub live: Option<bool>,
+    /// Why not: `SPOOF_SUSPECTED`, `FLAT_FACE`, or the capture refusal (`NO_FACE`, ...).
+    pub reason: Option<String>,
+    /// The cues of that sequence.
+    pub cues: Option<Cues>,
     /// The preset applied.
     pub preset: &'static str,
+    /// Each file.
+    pub files: Vec<FrameLiveness>,
 }
 
-/// Liveness of each image, and of all of them as one sequence (the engine's sequence rule:
-/// images refused for a capture reason are skipped, two faces refuse the sequence).
+/// The upright frames of a file: a video's sampled frames with their times (seconds), or
+/// one image at time 0.
+pub fn load_frames(engine: &Engine, path: &Path) -> Result<(Vec<Image>, Vec<f64>)> {
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    if !faceid_video::looks_like_video(&bytes) {
+        let image = engine
+            .decode(&bytes)
+            .with_context(|| format!("decoding {}", path.display()))?;
+        return Ok((vec![image], vec![0.0]));
+    }
+    let plan = faceid_video::SamplingPlan {
+        max_frames: 16,
+        ..Default::default()
+    };
+    let clip = faceid_video::decode(&bytes, &plan)
+        .with_context(|| format!("decoding the video {}", path.display()))?;
+    let times = clip.frames.iter().map(|f| f.at_secs).collect();
+    let images = clip
+        .frames
+        .into_iter()
+        .map(|f| {
+            let (w, h) = f.image.dimensions();
+            Image::from_rgb(w, h, f.image.into_raw())
+        })
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((images, times))
+}
+
+/// Liveness of each file (an image, or a video's frames as one sequence), and of all the
+/// frames as one sequence, by the engine's fused rule (passive network and planarity).
 pub fn liveness(judge: &Judge, paths: &[std::path::PathBuf]) -> Result<LivenessReport> {
-    let mut frames = Vec::new();
-    let mut images = Vec::new();
+    let preset = judge.gate().preset;
+    let mut files = Vec::new();
+    let mut all = Vec::new();
     for path in paths {
-        let result = load_image(judge.engine(), path).and_then(|image| {
-            let (liveness, _) = judge.liveness(Selfie::photo(image.clone()))?;
-            images.push(image);
+        let result = load_frames(judge.engine(), path).and_then(|(images, _)| {
+            all.extend(images.iter().cloned());
+            let (liveness, _) = judge.liveness(Selfie::Frames {
+                images,
+                duration_secs: None,
+            })?;
             Ok(liveness)
         });
         let (liveness, error) = match result {
             Ok(l) => (Some(l), None),
             Err(e) => (None, Some(error_code(&e))),
         };
-        frames.push(FrameLiveness {
+        files.push(FrameLiveness {
             file: path.display().to_string(),
+            live: liveness.map(|l| l.is_live(preset)),
             liveness,
             error,
         });
     }
-    let accumulated = (!images.is_empty())
-        .then(|| {
-            judge.liveness(Selfie::Frames {
-                images,
-                duration_secs: None,
-            })
-        })
-        .and_then(|r| r.ok())
-        .map(|(liveness, _)| liveness);
-    let preset = judge.gate().preset;
+    let sequence = judge.liveness(Selfie::Frames {
+        images: all,
+        duration_secs: None,
+    });
+    let (live, reason, cues) = match sequence {
+        Ok((l, _)) => {
+            let judged = l.judge(preset);
+            let cues = Cues {
+                passive: l.probability,
+                depth: l.planarity.and_then(|p| p.depth),
+                frames: l.frames,
+            };
+            (
+                Some(judged.live),
+                judged.failure.map(|f| f.code().to_string()),
+                Some(cues),
+            )
+        }
+        Err(e) => (None, Some(e.code().to_string()), None),
+    };
     Ok(LivenessReport {
-        frames,
-        live: accumulated.map(|l| l.is_live(preset)),
-        accumulated,
+        live,
+        reason,
+        cues,
         preset: preset.name(),
+        files,
+    })
+}
+
+/// `faceid challenge check`.
+#[derive(Debug, Serialize)]
+pub struct ChallengeReport {
+    /// Whether the recording passed.
+    pub passed: bool,
+    /// Why not.
+    pub reason: Option<String>,
+    /// Each step and when it was done (milliseconds from the challenge's issue).
+    pub steps: Vec<faceid_core::challenge::StepResult>,
+    /// The cues of the recording.
+    pub cues: Option<Cues>,
+}
+
+/// Draws a challenge of `steps` steps.
+pub fn new_challenge(steps: usize) -> faceid_core::Challenge {
+    let mut entropy = [0u8; 32];
+    entropy[..16].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    entropy[16..].copy_from_slice(uuid::Uuid::new_v4().as_bytes());
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0);
+    let config = faceid_core::ChallengeConfig {
+        steps,
+        ..Default::default()
+    };
+    faceid_core::Challenge::draw(&config, entropy, now)
+}
+
+/// Checks a recording against a challenge (a file written by `faceid challenge new`): the
+/// recording's clock starts at the challenge's issue.
+pub fn check_challenge(judge: &Judge, challenge: &Path, video: &Path) -> Result<ChallengeReport> {
+    let text = std::fs::read_to_string(challenge)
+        .with_context(|| format!("reading {}", challenge.display()))?;
+    let challenge: faceid_core::Challenge = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not a challenge", challenge.display()))?;
+    let (images, times) = load_frames(judge.engine(), video)?;
+    let (outcome, _) = judge.challenge(faceid_service::Challenged {
+        challenge,
+        config: faceid_core::ChallengeConfig::default(),
+        times_ms: times
+            .iter()
+            .map(|t| (t * 1000.0).round().max(0.0) as u64)
+            .collect(),
+        images,
+    })?;
+    Ok(ChallengeReport {
+        passed: outcome.passed,
+        reason: outcome.reason.map(|r| r.code().to_string()),
+        steps: outcome.steps,
+        cues: outcome.liveness.map(|l| Cues {
+            passive: l.probability,
+            depth: l.planarity.and_then(|p| p.depth),
+            frames: l.frames,
+        }),
     })
 }
 

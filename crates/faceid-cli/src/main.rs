@@ -34,6 +34,24 @@ struct Cli {
 }
 
 #[derive(Subcommand)]
+enum ChallengeCommand {
+    /// Draw a random challenge and print it (save it to a file for `check`).
+    New {
+        /// Steps (2 or 3).
+        #[arg(long, default_value_t = 2)]
+        steps: usize,
+    },
+    /// Check a recording against a challenge drawn by `new`.
+    Check {
+        /// The challenge file (JSON printed by `faceid challenge new --json`).
+        #[arg(long)]
+        challenge: PathBuf,
+        /// The recording (video).
+        video: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum Command {
     /// List every face: box, confidence, five landmarks.
     Detect { image: PathBuf },
@@ -49,11 +67,15 @@ enum Command {
     },
     /// 1:1 decision between two images or template files.
     Verify { a: PathBuf, b: PathBuf },
-    /// Liveness of each image and of all of them accumulated as one sequence.
+    /// Liveness of each image or video, and of all their frames as one sequence (the fused
+    /// rule: passive network and planarity).
     Liveness {
         #[arg(required = true)]
         images: Vec<PathBuf>,
     },
+    /// Active liveness challenges: draw one, or check a recording against one.
+    #[command(subcommand)]
+    Challenge(ChallengeCommand),
     /// Quality measures and attributes of the one face of an image.
     Quality { image: PathBuf },
     /// Find the portrait on an identity document (any orientation).
@@ -402,6 +424,14 @@ fn run(cli: Cli) -> Result<()> {
         Command::Liveness { images } => print(
             cli.json,
             &commands::liveness(&judge(&cli)?, images)?,
+            pretty,
+        ),
+        Command::Challenge(ChallengeCommand::New { steps }) => {
+            print(cli.json, &commands::new_challenge(*steps), pretty)
+        }
+        Command::Challenge(ChallengeCommand::Check { challenge, video }) => print(
+            cli.json,
+            &commands::check_challenge(&judge(&cli)?, challenge, video)?,
             pretty,
         ),
         Command::Quality { image } => {

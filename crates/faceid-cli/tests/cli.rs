@@ -140,9 +140,58 @@ fn liveness_accumulates_the_frames_given() {
     let out = faceid(&["liveness", &sample(1), &sample(2), "--json"]);
     let report = json(&out);
     // Group photos are refused frame by frame (several people), so nothing accumulates.
-    assert_eq!(report["frames"].as_array().unwrap().len(), 2);
-    assert_eq!(report["frames"][0]["error"], "MULTIPLE_FACES");
-    assert!(report["accumulated"].is_null());
+    assert_eq!(report["files"].as_array().unwrap().len(), 2);
+    assert_eq!(report["files"][0]["error"], "MULTIPLE_FACES");
+    assert!(report["live"].is_null());
+    assert_eq!(report["reason"], "MULTIPLE_FACES");
+}
+
+#[test]
+fn liveness_and_challenges_on_videos() {
+    let Some(eval) = faceid_e2e::shared_eval("liveness_and_challenges_on_videos") else {
+        return;
+    };
+    let clip = |name: &str| eval.join(name).to_str().unwrap().to_string();
+    // The fused rule on a live webcam clip and on a phone replay.
+    let live = json(&faceid(&[
+        "liveness",
+        &clip("video/live/lestari15_real.mp4"),
+        "--json",
+    ]));
+    assert_eq!(live["live"], true, "{live}");
+    assert!(live["cues"]["passive"].as_f64().unwrap() < 0.5, "{live}");
+    let replay = json(&faceid(&[
+        "liveness",
+        &clip("video/spoof/lestari15_fake.mp4"),
+        "--json",
+    ]));
+    assert_eq!(
+        (replay["live"].clone(), replay["reason"].clone()),
+        (serde_json::json!(false), serde_json::json!("SPOOF_SUSPECTED")),
+        "{replay}"
+    );
+    // A challenge drawn, saved, and checked against a recording made for no challenge.
+    let dir = tempfile::tempdir().unwrap();
+    let drawn = faceid(&["challenge", "new", "--steps", "3", "--json"]);
+    let challenge = json(&drawn);
+    assert_eq!(
+        challenge["steps"].as_array().unwrap().len(),
+        3,
+        "{challenge}"
+    );
+    let file = dir.path().join("challenge.json");
+    std::fs::write(&file, &drawn.stdout).unwrap();
+    let checked = json(&faceid(&[
+        "challenge",
+        "check",
+        "--challenge",
+        file.to_str().unwrap(),
+        &clip("video/live/lestari15_real.mp4"),
+        "--json",
+    ]));
+    assert_eq!(checked["passed"], false, "{checked}");
+    assert!(checked["reason"].is_string(), "{checked}");
+    assert_eq!(checked["steps"].as_array().unwrap().len(), 3);
 }
 
 #[test]

@@ -167,7 +167,10 @@ async fn surface_4_photo_vs_video_verification_with_sealed_fields() {
     // liveness is the fused rule now); the phone replay against the same photo is a hack.
     let mut photo = Vec::new();
     faceid_e2e::ffmpeg_first_frame(&eval.join("video/spoof/lestari15_fake.mp4"))
-        .write_to(&mut std::io::Cursor::new(&mut photo), image::ImageFormat::Png)
+        .write_to(
+            &mut std::io::Cursor::new(&mut photo),
+            image::ImageFormat::Png,
+        )
         .unwrap();
     let live = std::fs::read(eval.join("video/live/lestari15_real.mp4")).unwrap();
     let sealed_photo = server.seal("encrypted_image", &photo);
