@@ -162,6 +162,47 @@ pub fn run(
                 Ok(engine.quality(&image, &face, &aligned).map(drop)?)
             })?,
         );
+        // The liveness cues a sequence adds on top of its frames' analyses: the planarity
+        // cue over 12 frames (the most it compares), and the challenge tracker per frame.
+        let analysis = engine.analyze(&image)?;
+        let frames: Vec<Vec<faceid_core::geometry::Point>> = (0..12)
+            .map(|i| {
+                let shift = i as f32 * 1.5;
+                analysis
+                    .face
+                    .landmarks
+                    .points()
+                    .iter()
+                    .map(|p| faceid_core::geometry::Point::new(p.x + shift, p.y - shift * 0.5))
+                    .collect()
+            })
+            .collect();
+        let refs: Vec<&[faceid_core::geometry::Point]> = frames.iter().map(Vec::as_slice).collect();
+        stages.insert(
+            "planarity (12 frames)",
+            time(runs, || {
+                std::hint::black_box(faceid_core::planarity::measure(&refs));
+                Ok(())
+            })?,
+        );
+        let challenge = faceid_core::Challenge {
+            id: "bench".into(),
+            steps: vec![faceid_core::Step::TurnLeft, faceid_core::Step::Blink],
+            issued_at_ms: 0,
+            expires_at_ms: u64::MAX,
+        };
+        let mut tracker =
+            engine.challenge_tracker(challenge, faceid_core::ChallengeConfig::default());
+        let mut at = 0;
+        stages.insert(
+            "challenge tracker (1 frame)",
+            time(runs, || {
+                at += 1;
+                let observation = faceid_core::Observation::face(at, &analysis);
+                std::hint::black_box(tracker.observe(&observation));
+                Ok(())
+            })?,
+        );
         let pipeline = time(runs, || Ok(engine.analyze(&image).map(drop)?))?;
         threads.insert(n.to_string(), ThreadResult { stages, pipeline });
     }
@@ -187,7 +228,7 @@ pub fn render(report: &BenchReport) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<10} {:>8} {:>12} {:>12} {:>12}",
+        "{:<10} {:>28} {:>12} {:>12} {:>12}",
         "threads", "stage", "min ms", "median ms", "p95 ms"
     );
     for (n, result) in &report.threads {
@@ -199,7 +240,7 @@ pub fn render(report: &BenchReport) -> String {
         {
             let _ = writeln!(
                 out,
-                "{:<10} {:>8} {:>12.2} {:>12.2} {:>12.2}",
+                "{:<10} {:>28} {:>12.2} {:>12.2} {:>12.2}",
                 n, stage, l.min_ms, l.median_ms, l.p95_ms
             );
         }

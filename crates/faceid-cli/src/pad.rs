@@ -3,6 +3,14 @@
 //! MANIFEST's `subject=`), its selfie videos (`video/live`, `video/spoof`), and planar attacks
 //! the evaluation simulates itself from the print and card images.
 //!
+//! **Your own recordings.** A folder `pad/` beside them (or alone) is read too:
+//! `pad/live/<subject>/<clip>` for bona fide recordings and `pad/attack/<species>/<clip>` for
+//! attacks (species: the folder's name, such as `print`, `replay`, `mask`), each clip a video
+//! or an image. A sidecar `<clip>.json` (what `faceid challenge new --json` prints) holds the
+//! challenge that was shown during the recording; the clip is then tracked against it and
+//! its verdict joins the cues (at the configured preset). So a bank measures BPCER and APCER
+//! on its own kiosks' recordings with `faceid eval DIR`.
+//!
 //! Every sequence is judged by the engine's fused rule (`Liveness::judge`: passive network
 //! accumulated, planarity over the landmarks) at each preset. A sequence in which no frame
 //! shows a face gets no decision: it counts towards APNRR / BPNRR, not APCER / BPCER.
@@ -113,7 +121,10 @@ pub fn run(
     simulated: usize,
     progress: crate::eval::Progress<'_>,
 ) -> anyhow::Result<Option<PadReport>> {
-    if !root.join("spoof").is_dir() && !root.join("video").is_dir() {
+    if !["spoof", "video", "pad"]
+        .iter()
+        .any(|d| root.join(d).is_dir())
+    {
         return Ok(None);
     }
     let labels = crate::eval::manifest_labels(root);
@@ -123,8 +134,10 @@ pub fn run(
     let total = real.len() + simulated;
     for (i, sequence) in real.into_iter().enumerate() {
         progress(i + 1, total, "presentation attacks");
-        let frames = sequence.frames(engine);
-        let judged = judge(engine, &frames);
+        let judged = match &sequence.challenge {
+            Some(file) => judge_challenge(engine, &sequence, file),
+            None => judge(engine, &sequence.frames(engine)),
+        };
         sequences.push(outcome(&sequence, &judged));
         outcomes.push((sequence.source.clone(), sequence.species.clone(), judged));
     }
@@ -204,37 +217,52 @@ struct RealSequence {
     species: String,
     subject: String,
     files: Vec<PathBuf>,
+    /// The challenge shown during the recording (`pad/` clips with a sidecar).
+    challenge: Option<PathBuf>,
 }
 
 impl RealSequence {
     fn frames(&self, engine: &Engine) -> Vec<Image> {
+        self.recording(engine).into_iter().map(|(_, i)| i).collect()
+    }
+
+    /// Every frame of every file with its time in milliseconds (a video's own clock; 0 for
+    /// an image), unreadable files skipped.
+    fn recording(&self, engine: &Engine) -> Vec<(u64, Image)> {
         self.files
             .iter()
             .flat_map(|file| {
-                let Ok(bytes) = std::fs::read(file) else {
-                    return Vec::new();
-                };
-                if faceid_video::looks_like_video(&bytes) {
-                    let plan = faceid_video::SamplingPlan {
-                        max_frames: 16,
-                        ..Default::default()
-                    };
-                    faceid_video::decode(&bytes, &plan)
-                        .map(|clip| {
-                            clip.frames
-                                .into_iter()
-                                .filter_map(|f| {
-                                    let (w, h) = f.image.dimensions();
-                                    Image::from_rgb(w, h, f.image.into_raw()).ok()
-                                })
-                                .collect()
-                        })
-                        .unwrap_or_default()
-                } else {
-                    engine.decode(&bytes).into_iter().collect()
-                }
+                crate::commands::load_frames(engine, file)
+                    .map(|(images, times)| {
+                        times
+                            .into_iter()
+                            .map(|t| (t * 1000.0).round().max(0.0) as u64)
+                            .zip(images)
+                            .collect::<Vec<_>>()
+                    })
+                    .unwrap_or_default()
             })
             .collect()
+    }
+}
+
+/// A `pad/` clip tracked against the challenge in its sidecar; no decision when the
+/// sidecar is unreadable or no frame shows a face.
+fn judge_challenge(engine: &Engine, sequence: &RealSequence, file: &Path) -> Judged {
+    let recording = sequence.recording(engine);
+    let challenge = std::fs::read_to_string(file)
+        .ok()
+        .and_then(|text| serde_json::from_str::<faceid_core::Challenge>(&text).ok());
+    let frames: Vec<(u64, &Image)> = recording.iter().map(|(t, i)| (*t, i)).collect();
+    let tracked = challenge.and_then(|c| {
+        engine
+            .track_challenge(c, faceid_core::ChallengeConfig::default(), &frames)
+            .ok()
+    });
+    Judged {
+        liveness: tracked.as_ref().map(|(_, probe)| probe.liveness),
+        frames: recording.len(),
+        with_face: tracked.map_or(0, |(_, probe)| probe.frames_with_face),
     }
 }
 
@@ -284,15 +312,49 @@ fn real_sequences(
                 .push(clip);
         }
     }
-    groups
+    let mut sequences: Vec<RealSequence> = groups
         .into_iter()
         .map(|((source, species, subject), files)| RealSequence {
             source,
             species,
             subject,
             files,
+            challenge: None,
         })
-        .collect()
+        .collect();
+    // Recordings in the documented `pad/` layout, one sequence per clip.
+    for (class, live) in [("live", true), ("attack", false)] {
+        for folder in crate::eval::subdirectories(&root.join("pad").join(class)) {
+            let name = file_name(&folder);
+            for clip in crate::eval::image_files(&folder) {
+                if clip.extension().is_some_and(|e| e == "json") {
+                    continue;
+                }
+                let sidecar = clip.with_extension(format!(
+                    "{}.json",
+                    clip.extension().map_or("", |e| e.to_str().unwrap_or(""))
+                ));
+                let plain = clip.with_extension("json");
+                let challenge = [sidecar, plain].into_iter().find(|p| p.is_file());
+                sequences.push(RealSequence {
+                    source: if live {
+                        format!("pad:{name}")
+                    } else {
+                        "pad".into()
+                    },
+                    species: if live {
+                        "bona_fide".into()
+                    } else {
+                        name.clone()
+                    },
+                    subject: file_name(&clip),
+                    files: vec![clip],
+                    challenge,
+                });
+            }
+        }
+    }
+    sequences
 }
 
 fn file_name(path: &Path) -> String {

@@ -147,6 +147,71 @@ fn liveness_accumulates_the_frames_given() {
 }
 
 #[test]
+fn eval_reads_labelled_challenge_recordings() {
+    let Some(eval) = faceid_e2e::shared_eval("eval_reads_labelled_challenge_recordings") else {
+        return;
+    };
+    // The documented layout: pad/live/<subject>/<clip>, pad/attack/<species>/<clip>, a
+    // sidecar <clip>.json with the challenge that was shown.
+    let dir = tempfile::tempdir().unwrap();
+    let live = dir.path().join("pad/live/lestari15");
+    let attack = dir.path().join("pad/attack/replay");
+    std::fs::create_dir_all(&live).unwrap();
+    std::fs::create_dir_all(&attack).unwrap();
+    std::fs::copy(
+        eval.join("video/live/lestari15_real.mp4"),
+        live.join("plain.mp4"),
+    )
+    .unwrap();
+    std::fs::copy(
+        eval.join("video/live/lestari15_real.mp4"),
+        live.join("asked.mp4"),
+    )
+    .unwrap();
+    std::fs::copy(
+        eval.join("video/spoof/lestari15_fake.mp4"),
+        attack.join("replay.mp4"),
+    )
+    .unwrap();
+    let challenge = faceid(&["challenge", "new", "--json"]).stdout;
+    std::fs::write(live.join("asked.mp4.json"), &challenge).unwrap();
+    std::fs::write(attack.join("replay.mp4.json"), &challenge).unwrap();
+    let out = faceid(&[
+        "eval",
+        dir.path().to_str().unwrap(),
+        "--pad-sims",
+        "0",
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let pad = json(&out)["pad"].clone();
+    let verdict = |subject: &str| {
+        pad["sequences"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["subject"] == subject)
+            .map(|s| s["verdicts"]["REGULAR"].as_str().unwrap().to_string())
+            .unwrap_or_else(|| panic!("no {subject} in {pad}"))
+    };
+    // Without a challenge the fused passive + planarity rule; a clip that did not perform
+    // the challenge shown times out; the replay is refused.
+    assert_eq!(verdict("plain.mp4"), "LIVE");
+    assert_eq!(verdict("asked.mp4"), "TIMEOUT");
+    assert_ne!(verdict("replay.mp4"), "LIVE");
+    let replay = &pad["species"]["replay"]["REGULAR"];
+    assert_eq!(
+        (replay["attacks"].as_u64(), replay["apcer"].as_f64()),
+        (Some(1), Some(0.0))
+    );
+    assert_eq!(pad["bona_fide"]["pad:lestari15"]["REGULAR"]["bona_fide"], 2);
+}
+
+#[test]
 fn liveness_and_challenges_on_videos() {
     let Some(eval) = faceid_e2e::shared_eval("liveness_and_challenges_on_videos") else {
         return;
@@ -167,7 +232,10 @@ fn liveness_and_challenges_on_videos() {
     ]));
     assert_eq!(
         (replay["live"].clone(), replay["reason"].clone()),
-        (serde_json::json!(false), serde_json::json!("SPOOF_SUSPECTED")),
+        (
+            serde_json::json!(false),
+            serde_json::json!("SPOOF_SUSPECTED")
+        ),
         "{replay}"
     );
     // A challenge drawn, saved, and checked against a recording made for no challenge.

@@ -586,6 +586,46 @@ impl crate::Engine {
         let cosine = self.calibration().cosine_for_score(CONTINUITY_SCORE);
         ChallengeTracker::new(challenge, config, cosine)
     }
+
+    /// Tracks `challenge` over a recording: `frames` with their times from the challenge's
+    /// issue, in milliseconds. Every frame goes to the tracker (no face and two faces
+    /// included) and, when it shows one face, to the sequence rule; the sequence's liveness
+    /// carries the challenge's verdict, so every verdict built on it refuses a failed
+    /// challenge. `Err` when no frame had a usable face, or on a fault.
+    pub fn track_challenge(
+        &self,
+        challenge: Challenge,
+        config: ChallengeConfig,
+        frames: &[(u64, &crate::Image)],
+    ) -> crate::Result<(ChallengeOutcome, crate::SequenceAnalysis)> {
+        let preset = self.config().liveness_preset;
+        let start = challenge.issued_at_ms;
+        let mut tracker = self.challenge_tracker(challenge, config);
+        let mut sequence = crate::FrameAccumulator::new();
+        for &(at, image) in frames {
+            let at_ms = start + at;
+            match self.analyze(image) {
+                Ok(analysis) => {
+                    tracker.observe(&Observation::face(at_ms, &analysis));
+                    sequence.add(Ok(analysis))?;
+                }
+                Err(crate::Error::MultipleFaces { .. }) => {
+                    tracker.observe(&Observation::several(at_ms, 2));
+                }
+                Err(e) if e.code().is_capture_problem() => {
+                    tracker.observe(&Observation::no_face(at_ms));
+                    sequence.add(Err(e))?;
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        let outcome = tracker.finish(preset);
+        let mut probe = sequence.finish()?;
+        if let Some(cues) = outcome.liveness {
+            probe.liveness = cues;
+        }
+        Ok((outcome, probe))
+    }
 }
 
 #[cfg(test)]

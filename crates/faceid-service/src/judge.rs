@@ -6,8 +6,7 @@ use std::sync::Arc;
 
 use faceid_core::{
     Analysis, CardPortrait, Challenge, ChallengeConfig, ChallengeOutcome, Engine,
-    EnrollmentVerdict, FrameAccumulator, Gate, Image, Liveness, Observation, SequenceAnalysis,
-    Template,
+    EnrollmentVerdict, Gate, Image, Liveness, SequenceAnalysis, Template,
 };
 
 use crate::failure::Failure;
@@ -113,43 +112,21 @@ impl Judge {
         Ok((self.engine.liveness_check(&probe)?, probe))
     }
 
-    /// Tracks a challenge over its recording. Every frame goes to the tracker (no face and
-    /// two faces included) and, when it shows one face, to the sequence rule; the sequence's
-    /// liveness carries the challenge's verdict, so every verdict built on it refuses a
-    /// failed challenge. Frames are timed from the challenge's issue.
+    /// Tracks a challenge over its recording ([`Engine::track_challenge`]); the returned
+    /// sequence's liveness carries the challenge's verdict.
     pub fn challenge(
         &self,
         recording: Challenged,
     ) -> Result<(ChallengeOutcome, SequenceAnalysis), Failure> {
-        let preset = self.gate().preset;
-        let start = recording.challenge.issued_at_ms;
-        let mut tracker = self
+        let frames: Vec<(u64, &Image)> = recording
+            .times_ms
+            .iter()
+            .copied()
+            .zip(recording.images.iter())
+            .collect();
+        Ok(self
             .engine
-            .challenge_tracker(recording.challenge, recording.config);
-        let mut sequence = FrameAccumulator::new();
-        for (image, at) in recording.images.iter().zip(&recording.times_ms) {
-            let at_ms = start + at;
-            match self.engine.analyze(image) {
-                Ok(analysis) => {
-                    tracker.observe(&Observation::face(at_ms, &analysis));
-                    sequence.add(Ok(analysis))?;
-                }
-                Err(faceid_core::Error::MultipleFaces { .. }) => {
-                    tracker.observe(&Observation::several(at_ms, 2));
-                }
-                Err(e) if e.code().is_capture_problem() => {
-                    tracker.observe(&Observation::no_face(at_ms));
-                    sequence.add(Err(e))?;
-                }
-                Err(e) => return Err(e.into()),
-            }
-        }
-        let outcome = tracker.finish(preset);
-        let mut probe = sequence.finish()?;
-        if let Some(cues) = outcome.liveness {
-            probe.liveness = cues;
-        }
-        Ok((outcome, probe))
+            .track_challenge(recording.challenge, recording.config, &frames)?)
     }
 
     /// The portrait of an identity document and its template (`NO_PORTRAIT` when none).
