@@ -659,3 +659,158 @@ async fn challenges_are_signed_single_use_expiring_and_tracked() {
         (StatusCode::GONE, Some("CHALLENGE_EXPIRED"))
     );
 }
+
+/// The sled gallery with slow reads: listing subjects takes a second, as a busy disk or a
+/// distant PostgreSQL would.
+#[derive(Debug)]
+struct SlowReads(faceid_gallery::Gallery);
+
+mod slow_reads {
+    //! Every role passes through; `subjects()` blocks its thread for a second first.
+    use faceid_core::Template;
+    use faceid_gallery::prelude::*;
+    use faceid_gallery::sync::{ChangePage, PushOutcome, RemoteSubject, SyncEvent};
+    use faceid_gallery::{
+        AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, NewSubject, Result,
+        Subject,
+    };
+
+    impl Subjects for super::SlowReads {
+        fn enroll(
+            &self,
+            new: &NewSubject,
+            templates: &[Template],
+            image: Option<&[u8]>,
+            ctx: &AuditContext,
+        ) -> Result<Subject> {
+            self.0.enroll(new, templates, image, ctx)
+        }
+        fn subject(&self, id: &str) -> Result<Option<Subject>> {
+            self.0.subject(id)
+        }
+        fn subjects(&self) -> Result<Vec<Subject>> {
+            std::thread::sleep(std::time::Duration::from_secs(1));
+            self.0.subjects()
+        }
+        fn len(&self) -> usize {
+            self.0.len()
+        }
+        fn templates(&self, id: &str) -> Result<Vec<Template>> {
+            self.0.templates(id)
+        }
+        fn image(&self, id: &str) -> Result<Option<Vec<u8>>> {
+            self.0.image(id)
+        }
+        fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
+            self.0.delete(id, ctx)
+        }
+        fn reset(&self, ctx: &AuditContext) -> Result<()> {
+            self.0.reset(ctx)
+        }
+    }
+
+    impl AuditLog for super::SlowReads {
+        fn record(
+            &self,
+            action: &str,
+            subject: Option<&str>,
+            outcome: &str,
+            ctx: &AuditContext,
+        ) -> Result<AuditEvent> {
+            self.0.record(action, subject, outcome, ctx)
+        }
+        fn audit(&self) -> Result<Vec<AuditEvent>> {
+            self.0.audit()
+        }
+        fn verify_audit(&self) -> Result<AuditVerification> {
+            self.0.verify_audit()
+        }
+    }
+
+    impl Search for super::SlowReads {
+        fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
+            self.0.search(probe, max_subjects)
+        }
+        fn index_memory_bytes(&self) -> usize {
+            self.0.index_memory_bytes()
+        }
+    }
+
+    impl BiStore for super::SlowReads {
+        fn record_bi(&self, record: BiRecord) -> Result<BiRecord> {
+            self.0.record_bi(record)
+        }
+        fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
+            self.0.bi_records(from, to)
+        }
+    }
+
+    impl SyncServer for super::SlowReads {
+        fn apply_pushed(
+            &self,
+            device: &str,
+            event: &SyncEvent,
+            same_person: &(dyn Fn(&[Template], &[Template]) -> bool + Sync),
+        ) -> Result<PushOutcome> {
+            self.0.apply_pushed(device, event, same_person)
+        }
+        fn remote_subject(&self, id: &str) -> Result<Option<RemoteSubject>> {
+            self.0.remote_subject(id)
+        }
+        fn changes_since(&self, cursor: u64, limit: usize) -> Result<ChangePage> {
+            self.0.changes_since(cursor, limit)
+        }
+        fn change_head(&self) -> Result<u64> {
+            self.0.change_head()
+        }
+    }
+}
+
+/// Gallery calls run off the async executor: on a one-thread runtime, while a slow gallery
+/// read holds its request for a second, another request is still answered at once (a
+/// handler that called the gallery on the executor would hold the only thread).
+#[tokio::test(flavor = "current_thread")]
+async fn a_slow_gallery_never_holds_the_executor() {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = Arc::new(SlowReads(
+        faceid_gallery::Gallery::open(dir.path(), &faceid_gallery::GalleryKey::generate()).unwrap(),
+    ));
+    let keys = ApiKeys::default();
+    let operator = keys.issue(Role::Operator).unwrap();
+    let limits = ServerLimits::default();
+    let router = app(AppState::new(engine(), gallery, keys, &limits), &limits);
+    let request = |path: &str, key: Option<&str>| {
+        let mut request = Request::get(path);
+        if let Some(key) = key {
+            request = request.header("x-api-key", key);
+        }
+        let mut request = request.body(Body::empty()).unwrap();
+        request
+            .extensions_mut()
+            .insert(ConnectInfo(SocketAddr::from(([127, 0, 0, 1], 9))));
+        request
+    };
+    let started = std::time::Instant::now();
+    let slow = tokio::spawn(
+        router
+            .clone()
+            .oneshot(request("/v1/subjects", Some(&operator.key))),
+    );
+    // Let the slow request start and reach the gallery.
+    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    let quick = tokio::time::timeout(
+        std::time::Duration::from_millis(600),
+        router.clone().oneshot(request("/v1/openapi.json", None)),
+    )
+    .await
+    .expect("answered while the slow read runs")
+    .unwrap();
+    assert_eq!(quick.status(), StatusCode::OK);
+    assert!(
+        started.elapsed() < std::time::Duration::from_millis(700),
+        "answered after {:?}: the slow read held the executor",
+        started.elapsed()
+    );
+    let listed = slow.await.unwrap().unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+}
