@@ -49,40 +49,45 @@ impl Problem {
         }
     }
 
-    /// 400 with the given messages.
-    pub fn bad_request(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
+    /// A problem listing `errors` (codes or messages).
+    fn listing(
+        status: StatusCode,
+        detail: &'static str,
+        errors: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Problem {
         Problem::new(
-            StatusCode::BAD_REQUEST,
-            "Invalid request.",
+            status,
+            detail,
             Some(errors.into_iter().map(Into::into).collect()),
         )
     }
 
-    /// 409 with the given codes (native API: duplicate id).
+    /// 400 with the given messages.
+    pub fn bad_request(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
+        Problem::listing(StatusCode::BAD_REQUEST, "Invalid request.", errors)
+    }
+
+    /// 409 with the given codes (native API: duplicate id, a used challenge).
     pub fn conflict(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
-        Problem::new(
+        Problem::listing(
             StatusCode::CONFLICT,
             "The request conflicts with stored data.",
-            Some(errors.into_iter().map(Into::into).collect()),
+            errors,
         )
     }
 
     /// 410 with the given codes (an expired challenge).
     pub fn gone(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
-        Problem::new(
-            StatusCode::GONE,
-            "The resource has expired.",
-            Some(errors.into_iter().map(Into::into).collect()),
-        )
+        Problem::listing(StatusCode::GONE, "The resource has expired.", errors)
     }
 
     /// 422 with the engine's codes: the input was read but cannot be used (no face,
     /// several faces, quality gate).
     pub fn unprocessable(errors: impl IntoIterator<Item = impl Into<String>>) -> Problem {
-        Problem::new(
+        Problem::listing(
             StatusCode::UNPROCESSABLE_ENTITY,
             "The image was read but cannot be used.",
-            Some(errors.into_iter().map(Into::into).collect()),
+            errors,
         )
     }
 
