@@ -444,3 +444,56 @@ fn newest_card(path: &std::path::Path) -> Option<image::RgbImage> {
     };
     image::open(file).ok().map(|i| i.to_rgb8())
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+    use faceid_kiosk_core::flow::FlowKind;
+
+    /// While the analysis worker runs a frame's inference (over 100 ms a frame), the kiosk
+    /// stays free: a UI command locking it waits microseconds, not behind the inference.
+    #[test]
+    fn commands_never_wait_behind_a_frames_inference() {
+        let dir = tempfile::tempdir().unwrap();
+        let args = [
+            "--data".to_string(),
+            dir.path().join("data").display().to_string(),
+            "--key-file".to_string(),
+            dir.path().join("gallery.key").display().to_string(),
+            "--camera".to_string(),
+            format!("video:{}", demo_video().display()),
+        ];
+        let options = Options::from_args(args.into_iter()).unwrap();
+        let shared = Arc::new(open(&options).unwrap());
+        {
+            let mut kiosk = shared.kiosk.lock().unwrap();
+            kiosk.start(FlowKind::Identify, Instant::now());
+            assert!(kiosk.wants_frames(), "{:?}", kiosk.screen());
+        }
+        start(shared.clone(), Box::new(|_| {}));
+        let mut waits = Vec::new();
+        let until = Instant::now() + Duration::from_millis(2500);
+        while Instant::now() < until {
+            let asked = Instant::now();
+            let kiosk = shared.kiosk.lock().unwrap();
+            waits.push(asked.elapsed());
+            let capturing = kiosk.wants_frames();
+            drop(kiosk);
+            if !capturing && waits.len() > 20 {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // The worker analysed frames meanwhile: the flow left its capture screen, or it
+        // was still capturing when time ran out (both took inference).
+        assert!(waits.len() > 20, "{} lock requests", waits.len());
+        waits.sort();
+        let p90 = waits[waits.len() * 9 / 10];
+        assert!(
+            p90 < Duration::from_millis(40),
+            "a tenth of {} lock requests waited {p90:?} or more: the kiosk is held during inference",
+            waits.len()
+        );
+    }
+}
