@@ -190,28 +190,18 @@ pub struct LivenessReport {
 /// one image at time 0.
 pub fn load_frames(engine: &Engine, path: &Path) -> Result<(Vec<Image>, Vec<f64>)> {
     let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    if !faceid_video::looks_like_video(&bytes) {
-        let image = engine
-            .decode(&bytes)
-            .with_context(|| format!("decoding {}", path.display()))?;
-        return Ok((vec![image], vec![0.0]));
-    }
     let plan = faceid_video::SamplingPlan {
         max_frames: 16,
         ..Default::default()
     };
-    let clip = faceid_video::decode(&bytes, &plan)
-        .with_context(|| format!("decoding the video {}", path.display()))?;
-    let times = clip.frames.iter().map(|f| f.at_secs).collect();
-    let images = clip
-        .frames
-        .into_iter()
-        .map(|f| {
-            let (w, h) = f.image.dimensions();
-            Image::from_rgb(w, h, f.image.into_raw())
+    // The engine's own error stays in the chain, so its code is printed.
+    let recording = faceid_server::selfie::frames(engine, &bytes, &plan)
+        .map_err(|e| match e {
+            faceid_server::selfie::SelfieError::Engine(e) => anyhow::Error::new(e),
+            faceid_server::selfie::SelfieError::Video(e) => anyhow::Error::new(e),
         })
-        .collect::<std::result::Result<Vec<_>, _>>()?;
-    Ok((images, times))
+        .with_context(|| format!("decoding {}", path.display()))?;
+    Ok((recording.images, recording.times_secs))
 }
 
 /// Liveness of each file (an image, or a video's frames as one sequence), and of all the
