@@ -317,11 +317,19 @@ async fn compatible_surfaces_answer_in_their_own_words() {
     );
 }
 
-/// A sled gallery whose audit log stops accepting events and whose reset fails: the storage
-/// faults an admin action or a decision must not survive unaudited, and whose cause the
-/// server logs but never returns. Everything else is the real gallery.
+/// A real sled gallery with one storage fault; every other call passes through.
 #[derive(Debug)]
-struct AuditFails(faceid_gallery::Gallery);
+struct Faulty(faceid_gallery::Gallery, Fault);
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Fault {
+    /// The audit log stops accepting events and reset fails: the faults an admin action or
+    /// a decision must not survive unaudited, and whose cause the server logs but never
+    /// returns.
+    AuditFails,
+    /// Listing subjects takes a second, as a busy disk or a distant PostgreSQL would.
+    SlowReads,
+}
 
 const FAULT: &str = "the audit log is full";
 
@@ -353,8 +361,8 @@ impl std::io::Write for LogWriter {
     }
 }
 
-mod audit_fails {
-    //! The sled gallery with its audit log and reset failing; the other roles pass through.
+mod faulty {
+    //! The roles of [`super::Faulty`]: each passes through but for its fault.
     use faceid_core::Template;
     use faceid_gallery::prelude::*;
     use faceid_gallery::sync::{ChangePage, PushOutcome, RemoteSubject, SyncEvent};
@@ -363,7 +371,9 @@ mod audit_fails {
         Result, Subject,
     };
 
-    impl Subjects for super::AuditFails {
+    use super::Fault;
+
+    impl Subjects for super::Faulty {
         fn enroll(
             &self,
             new: &NewSubject,
@@ -377,6 +387,9 @@ mod audit_fails {
             self.0.subject(id)
         }
         fn subjects(&self) -> Result<Vec<Subject>> {
+            if self.1 == Fault::SlowReads {
+                std::thread::sleep(std::time::Duration::from_secs(1));
+            }
             self.0.subjects()
         }
         fn len(&self) -> usize {
@@ -391,20 +404,26 @@ mod audit_fails {
         fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
             self.0.delete(id, ctx)
         }
-        fn reset(&self, _: &AuditContext) -> Result<()> {
-            Err(Error::Database(super::FAULT.into()))
+        fn reset(&self, ctx: &AuditContext) -> Result<()> {
+            match self.1 {
+                Fault::AuditFails => Err(Error::Database(super::FAULT.into())),
+                Fault::SlowReads => self.0.reset(ctx),
+            }
         }
     }
 
-    impl AuditLog for super::AuditFails {
+    impl AuditLog for super::Faulty {
         fn record(
             &self,
-            _: &str,
-            _: Option<&str>,
-            _: &str,
-            _: &AuditContext,
+            action: &str,
+            subject: Option<&str>,
+            outcome: &str,
+            ctx: &AuditContext,
         ) -> Result<AuditEvent> {
-            Err(Error::Database(super::FAULT.into()))
+            match self.1 {
+                Fault::AuditFails => Err(Error::Database(super::FAULT.into())),
+                Fault::SlowReads => self.0.record(action, subject, outcome, ctx),
+            }
         }
         fn audit(&self) -> Result<Vec<AuditEvent>> {
             self.0.audit()
@@ -414,7 +433,7 @@ mod audit_fails {
         }
     }
 
-    impl Search for super::AuditFails {
+    impl Search for super::Faulty {
         fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
             self.0.search(probe, max_subjects)
         }
@@ -423,7 +442,7 @@ mod audit_fails {
         }
     }
 
-    impl BiStore for super::AuditFails {
+    impl BiStore for super::Faulty {
         fn record_bi(&self, record: BiRecord) -> Result<BiRecord> {
             self.0.record_bi(record)
         }
@@ -432,7 +451,7 @@ mod audit_fails {
         }
     }
 
-    impl SyncServer for super::AuditFails {
+    impl SyncServer for super::Faulty {
         fn apply_pushed(
             &self,
             device: &str,
@@ -462,7 +481,12 @@ async fn actions_that_cannot_be_audited_fail_and_leave_nothing_behind() {
     let keys = ApiKeys::default();
     let admin = keys.issue(Role::Admin).unwrap();
     let limits = ServerLimits::default();
-    let state = AppState::new(engine(), Arc::new(AuditFails(gallery)), keys, &limits);
+    let state = AppState::new(
+        engine(),
+        Arc::new(Faulty(gallery, Fault::AuditFails)),
+        keys,
+        &limits,
+    );
     let keys = state.keys.clone();
     let s = Server {
         router: app(state, &limits),
@@ -660,120 +684,15 @@ async fn challenges_are_signed_single_use_expiring_and_tracked() {
     );
 }
 
-/// The sled gallery with slow reads: listing subjects takes a second, as a busy disk or a
-/// distant PostgreSQL would.
-#[derive(Debug)]
-struct SlowReads(faceid_gallery::Gallery);
-
-mod slow_reads {
-    //! Every role passes through; `subjects()` blocks its thread for a second first.
-    use faceid_core::Template;
-    use faceid_gallery::prelude::*;
-    use faceid_gallery::sync::{ChangePage, PushOutcome, RemoteSubject, SyncEvent};
-    use faceid_gallery::{
-        AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, NewSubject, Result,
-        Subject,
-    };
-
-    impl Subjects for super::SlowReads {
-        fn enroll(
-            &self,
-            new: &NewSubject,
-            templates: &[Template],
-            image: Option<&[u8]>,
-            ctx: &AuditContext,
-        ) -> Result<Subject> {
-            self.0.enroll(new, templates, image, ctx)
-        }
-        fn subject(&self, id: &str) -> Result<Option<Subject>> {
-            self.0.subject(id)
-        }
-        fn subjects(&self) -> Result<Vec<Subject>> {
-            std::thread::sleep(std::time::Duration::from_secs(1));
-            self.0.subjects()
-        }
-        fn len(&self) -> usize {
-            self.0.len()
-        }
-        fn templates(&self, id: &str) -> Result<Vec<Template>> {
-            self.0.templates(id)
-        }
-        fn image(&self, id: &str) -> Result<Option<Vec<u8>>> {
-            self.0.image(id)
-        }
-        fn delete(&self, id: &str, ctx: &AuditContext) -> Result<bool> {
-            self.0.delete(id, ctx)
-        }
-        fn reset(&self, ctx: &AuditContext) -> Result<()> {
-            self.0.reset(ctx)
-        }
-    }
-
-    impl AuditLog for super::SlowReads {
-        fn record(
-            &self,
-            action: &str,
-            subject: Option<&str>,
-            outcome: &str,
-            ctx: &AuditContext,
-        ) -> Result<AuditEvent> {
-            self.0.record(action, subject, outcome, ctx)
-        }
-        fn audit(&self) -> Result<Vec<AuditEvent>> {
-            self.0.audit()
-        }
-        fn verify_audit(&self) -> Result<AuditVerification> {
-            self.0.verify_audit()
-        }
-    }
-
-    impl Search for super::SlowReads {
-        fn search(&self, probe: &Template, max_subjects: usize) -> Result<Vec<Candidate>> {
-            self.0.search(probe, max_subjects)
-        }
-        fn index_memory_bytes(&self) -> usize {
-            self.0.index_memory_bytes()
-        }
-    }
-
-    impl BiStore for super::SlowReads {
-        fn record_bi(&self, record: BiRecord) -> Result<BiRecord> {
-            self.0.record_bi(record)
-        }
-        fn bi_records(&self, from: Option<&str>, to: Option<&str>) -> Result<Vec<BiRecord>> {
-            self.0.bi_records(from, to)
-        }
-    }
-
-    impl SyncServer for super::SlowReads {
-        fn apply_pushed(
-            &self,
-            device: &str,
-            event: &SyncEvent,
-            same_person: &(dyn Fn(&[Template], &[Template]) -> bool + Sync),
-        ) -> Result<PushOutcome> {
-            self.0.apply_pushed(device, event, same_person)
-        }
-        fn remote_subject(&self, id: &str) -> Result<Option<RemoteSubject>> {
-            self.0.remote_subject(id)
-        }
-        fn changes_since(&self, cursor: u64, limit: usize) -> Result<ChangePage> {
-            self.0.changes_since(cursor, limit)
-        }
-        fn change_head(&self) -> Result<u64> {
-            self.0.change_head()
-        }
-    }
-}
-
 /// Gallery calls run off the async executor: on a one-thread runtime, while a slow gallery
 /// read holds its request for a second, another request is still answered at once (a
 /// handler that called the gallery on the executor would hold the only thread).
 #[tokio::test(flavor = "current_thread")]
 async fn a_slow_gallery_never_holds_the_executor() {
     let dir = tempfile::tempdir().unwrap();
-    let gallery = Arc::new(SlowReads(
+    let gallery = Arc::new(Faulty(
         faceid_gallery::Gallery::open(dir.path(), &faceid_gallery::GalleryKey::generate()).unwrap(),
+        Fault::SlowReads,
     ));
     let keys = ApiKeys::default();
     let operator = keys.issue(Role::Operator).unwrap();
