@@ -102,17 +102,18 @@ impl ChallengeBook {
         &self.config
     }
 
-    /// Draws a challenge; returns it with its signed id.
-    pub fn issue(&self, now_ms: u64) -> (Challenge, String) {
+    /// Draws a challenge; returns it with its signed id (an error, never an id over an
+    /// empty payload, if it cannot be encoded).
+    pub fn issue(&self, now_ms: u64) -> Result<(Challenge, String), serde_json::Error> {
         let challenge = Challenge::draw(&self.config, random_bytes(), now_ms);
-        let payload = serde_json::to_vec(&challenge).unwrap_or_default();
+        let payload = serde_json::to_vec(&challenge)?;
         let mac = hmac(&self.key, &payload);
         let id = format!(
             "{}.{}",
             base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&payload),
             mac.iter().map(|b| format!("{b:02x}")).collect::<String>()
         );
-        (challenge, id)
+        Ok((challenge, id))
     }
 
     /// Checks a signed id and marks it used.
@@ -222,7 +223,10 @@ pub async fn issue(
     headers: HeaderMap,
 ) -> Result<(StatusCode, Json<ChallengeView>), Problem> {
     crate::access::keyed(&state, &headers, Role::Client)?;
-    let (challenge, id) = state.challenges.issue(now_ms());
+    let (challenge, id) = state
+        .challenges
+        .issue(now_ms())
+        .map_err(Problem::internal)?;
     Ok((
         StatusCode::CREATED,
         Json(ChallengeView {
@@ -355,17 +359,19 @@ mod tests {
     #[test]
     fn ids_are_signed_single_use_and_expire() {
         let book = ChallengeBook::new(ChallengeConfig::default());
-        let (challenge, id) = book.issue(1_000);
+        let (challenge, id) = book.issue(1_000).unwrap();
         assert_eq!(book.redeem(&id, 2_000).unwrap(), challenge);
         assert_eq!(book.redeem(&id, 2_000), Err(Refusal::Used));
-        let (_, late) = book.issue(1_000);
+        let (_, late) = book.issue(1_000).unwrap();
         assert_eq!(book.redeem(&late, 1_000 + 60_000), Err(Refusal::Expired));
-        let (_, other) = book.issue(1_000);
+        let (_, other) = book.issue(1_000).unwrap();
         let forged = format!("{}x", &other[..other.len() - 1]);
         assert_eq!(book.redeem(&forged, 2_000), Err(Refusal::Invalid));
         assert_eq!(book.redeem("nonsense", 2_000), Err(Refusal::Invalid));
         // Another process's key does not verify.
-        let (_, foreign) = ChallengeBook::new(ChallengeConfig::default()).issue(1_000);
+        let (_, foreign) = ChallengeBook::new(ChallengeConfig::default())
+            .issue(1_000)
+            .unwrap();
         assert_eq!(book.redeem(&foreign, 2_000), Err(Refusal::Invalid));
     }
 }
