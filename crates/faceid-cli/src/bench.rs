@@ -177,9 +177,15 @@ pub fn run(
                     .collect()
             })
             .collect();
-        let refs: Vec<&[faceid_core::geometry::Point]> = frames.iter().map(Vec::as_slice).collect();
+        let refs: Vec<faceid_core::planarity::FaceView<'_>> = frames
+            .iter()
+            .map(|landmarks| faceid_core::planarity::FaceView {
+                landmarks,
+                texture: analysis.texture.as_ref(),
+            })
+            .collect();
         stages.insert(
-            "planarity (12 frames)",
+            "planarity (12 frames, texture followed)",
             time(runs, || {
                 std::hint::black_box(faceid_core::planarity::measure(&refs));
                 Ok(())

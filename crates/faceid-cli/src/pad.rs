@@ -12,7 +12,7 @@
 //! on its own kiosks' recordings with `faceid eval DIR`.
 //!
 //! Every sequence is judged by the engine's fused rule (`Liveness::judge`: passive network
-//! accumulated, planarity over the landmarks) at each preset. A sequence in which no frame
+//! accumulated, planarity over the landmarks and their texture) at each preset. A sequence in which no frame
 //! shows a face gets no decision: it counts towards APNRR / BPNRR, not APCER / BPCER.
 //!
 //! **Simulated planar attacks.** A print or a card is a plane, and the images of a plane
@@ -27,9 +27,10 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use faceid_core::evaluation::{PlanarPose, planar_view};
+use faceid_core::evaluation::{PadRates, PlanarPose, planar_view};
 use faceid_core::geometry::Point;
-use faceid_core::{Engine, Image, Liveness, LivenessAccumulator, LivenessPreset, planarity};
+use faceid_core::planarity::{self, FaceView, Texture};
+use faceid_core::{Engine, Image, Liveness, LivenessAccumulator, LivenessPreset};
 use serde::Serialize;
 
 /// The presets every figure is given at.
@@ -61,31 +62,6 @@ pub struct PadReport {
     pub simulation: &'static str,
 }
 
-/// Counts and rates of one group at one preset.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct PadRates {
-    /// Attack sequences.
-    pub attacks: usize,
-    /// Attack sequences accepted as live.
-    pub attacks_accepted: usize,
-    /// Attack sequences with no decision (no face).
-    pub attacks_no_response: usize,
-    /// Bona fide sequences.
-    pub bona_fide: usize,
-    /// Bona fide sequences refused.
-    pub bona_fide_rejected: usize,
-    /// Bona fide sequences with no decision.
-    pub bona_fide_no_response: usize,
-    /// Attacks accepted / attacks decided.
-    pub apcer: Option<f64>,
-    /// Bona fide refused / bona fide decided.
-    pub bpcer: Option<f64>,
-    /// Attacks without a decision / attacks.
-    pub apnrr: Option<f64>,
-    /// Bona fide without a decision / bona fide.
-    pub bpnrr: Option<f64>,
-}
-
 /// One real sequence and what the rule made of it.
 #[derive(Debug, Clone, Serialize)]
 pub struct SequenceOutcome {
@@ -101,8 +77,11 @@ pub struct SequenceOutcome {
     pub frames_with_face: usize,
     /// Accumulated passive live probability.
     pub passive: Option<f32>,
-    /// Planarity depth (`None`: the face did not move enough).
+    /// Planarity depth: the nose tip's parallax, in IODs (`None`: fewer than three frames
+    /// with a face).
     pub depth: Option<f32>,
+    /// How much the face turned against the camera (planarity deformation).
+    pub deformation: Option<f32>,
     /// Verdict per preset: `LIVE`, `SPOOF_SUSPECTED`, `FLAT_FACE` or `NO_FACE`.
     pub verdicts: BTreeMap<String, String>,
 }
@@ -457,19 +436,26 @@ fn kiosk_canvas(
 /// the same, at a fraction of the cost, which matters for a thousand simulated sequences.
 fn judge(engine: &Engine, frames: &[Image]) -> Judged {
     let mut passive = LivenessAccumulator::new();
-    let mut landmarks: Vec<Vec<Point>> = Vec::new();
+    let mut landmarks: Vec<(Vec<Point>, Option<Texture>)> = Vec::new();
     for frame in frames {
         let Some(face) = engine.faces(frame).ok().and_then(|f| f.into_iter().next()) else {
             continue;
         };
         if let Ok(l) = engine.liveness(frame, &face) {
             passive.add(l);
-            landmarks.push(face.landmarks.points().to_vec());
+            let points = face.landmarks.points();
+            landmarks.push((points.to_vec(), Texture::around(frame, points)));
         }
     }
     let liveness = passive.result().ok().map(|l| {
         if landmarks.len() > 1 {
-            let refs: Vec<&[Point]> = landmarks.iter().map(Vec::as_slice).collect();
+            let refs: Vec<FaceView<'_>> = landmarks
+                .iter()
+                .map(|(landmarks, texture)| FaceView {
+                    landmarks,
+                    texture: texture.as_ref(),
+                })
+                .collect();
             l.with_planarity(planarity::measure(&refs))
         } else {
             l
@@ -494,6 +480,10 @@ fn outcome(sequence: &RealSequence, judged: &Judged) -> SequenceOutcome {
             .liveness
             .and_then(|l| l.planarity)
             .and_then(|p| p.depth),
+        deformation: judged
+            .liveness
+            .and_then(|l| l.planarity)
+            .map(|p| p.deformation),
         verdicts: PRESETS
             .iter()
             .map(|&p| {
@@ -570,12 +560,13 @@ pub fn render(report: &PadReport, out: &mut String) {
     for s in &report.sequences {
         let _ = writeln!(
             out,
-            "    {:<10} {:<10} {:<26} passive {:>6} depth {:>6}  {}",
+            "    {:<10} {:<10} {:<26} passive {:>6} depth {:>6} turn {:>6}  {}",
             s.source,
             s.species,
             s.subject,
             s.passive.map_or("-".into(), |p| format!("{p:.3}")),
-            s.depth.map_or("-".into(), |d| format!("{d:.2}")),
+            s.depth.map_or("-".into(), |d| format!("{d:.3}")),
+            s.deformation.map_or("-".into(), |d| format!("{d:.3}")),
             s.verdicts.get("REGULAR").map_or("-", String::as_str)
         );
     }

@@ -7,7 +7,7 @@ use std::path::Path;
 use serde::Deserialize;
 
 /// The engine's own figure types, read back from the report.
-pub use faceid_core::evaluation::{DetPoint, PadFigures};
+pub use faceid_core::evaluation::{DetPoint, PadFigures, PadRates};
 
 /// The parts of an evaluation report the console plots.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
@@ -16,6 +16,20 @@ pub struct EvalReport {
     pub verification: Option<Verification>,
     /// Liveness, when the set has live and spoof images.
     pub liveness: Option<LivenessFigures>,
+    /// Presentation attacks over sequences, when the set has `spoof/`, `video/` or `pad/`.
+    #[serde(default)]
+    pub pad: Option<PadSequences>,
+}
+
+/// The presentation-attack section of the report: per attack species, per preset.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct PadSequences {
+    /// The fused rule (passive network and planarity), by species then preset.
+    pub species: BTreeMap<String, BTreeMap<String, PadRates>>,
+    /// The simulated species with the passive network off (planarity alone).
+    pub geometry_only: BTreeMap<String, BTreeMap<String, PadRates>>,
+    /// Simulated attacks generated.
+    pub simulated: usize,
 }
 
 /// Verification figures and the scores behind them.

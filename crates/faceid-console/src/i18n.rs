@@ -392,6 +392,23 @@ const WORDS: &[[&str; 3]] = &[
     ],
     ["threshold", "seuil", "العتبة"],
     [
+        "Presentation attacks (sequences)",
+        "Attaques par présentation (séquences)",
+        "هجمات العرض (تسلسلات)",
+    ],
+    [
+        "APCER per attack species; {n} simulated planar attacks",
+        "APCER par type d'attaque ; {n} attaques planes simulées",
+        "APCER لكل نوع هجوم؛ {n} هجمات مستوية محاكاة",
+    ],
+    ["attack", "attaque", "الهجوم"],
+    ["planarity alone", "planéité seule", "الاستواء وحده"],
+    [
+        "BPCER (bona fide)",
+        "BPCER (authentiques)",
+        "BPCER (الحقيقيون)",
+    ],
+    [
         "This report has no live/spoof images.",
         "Ce rapport n'a pas d'images vivantes ou usurpées.",
         "لا يحتوي هذا التقرير على صور حية أو مزيفة.",

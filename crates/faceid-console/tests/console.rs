@@ -564,6 +564,23 @@ fn calibration_plots_a_real_evaluation_run() {
                     .is_some_and(|r| r.liveness.is_some())
             });
             assert!(shows(&harness, "HARDENED"));
+            // The presentation-attack figures over sequences, per species.
+            let pad = harness
+                .state()
+                .state
+                .calibration
+                .report
+                .as_ref()
+                .unwrap()
+                .pad
+                .clone();
+            let pad = pad.expect("the shared set has spoof sequences");
+            assert!(
+                pad.species.contains_key("replay") && pad.simulated == 20,
+                "{pad:?}"
+            );
+            assert!(shows(&harness, "Presentation attacks (sequences)"));
+            assert!(shows(&harness, "BPCER (bona fide)"));
             screenshot(&mut harness, "console-calibration");
             harness.state_mut().state.theme = Theme::Light;
             harness.run_steps(3);

@@ -32,7 +32,7 @@ use crate::geometry::Point;
 use crate::liveness::{
     ChallengeVerdict, Liveness, LivenessAccumulator, LivenessFailure, LivenessPreset,
 };
-use crate::planarity;
+use crate::planarity::{self, FaceView, Texture};
 use crate::template::Template;
 
 /// One thing the person is asked to do.
@@ -184,6 +184,8 @@ pub struct FaceObservation {
     pub passive: Liveness,
     /// The face's template (identity throughout).
     pub template: Option<Template>,
+    /// The grey image around the face, for the planarity cue.
+    pub texture: Option<Texture>,
 }
 
 impl Observation {
@@ -201,6 +203,7 @@ impl Observation {
                 inter_eye_px: q.inter_eye_px.value,
                 passive: analysis.liveness,
                 template: Some(analysis.template.clone()),
+                texture: analysis.texture.clone(),
             }),
         }
     }
@@ -318,7 +321,7 @@ pub struct ChallengeTracker {
     last_face_ms: Option<u64>,
     first_template: Option<Template>,
     passive: LivenessAccumulator,
-    landmarks: Vec<Vec<Point>>,
+    landmarks: Vec<(Vec<Point>, Option<Texture>)>,
     failed: Option<ChallengeFailure>,
     fraction: f32,
 }
@@ -424,7 +427,8 @@ impl ChallengeTracker {
             }
         }
         self.passive.add(face.passive);
-        self.landmarks.push(face.landmarks.clone());
+        self.landmarks
+            .push((face.landmarks.clone(), face.texture.clone()));
         if self.neutral.len() < NEUTRAL_FRAMES {
             self.neutral
                 .push((face.yaw_deg, face.pitch_deg, face.inter_eye_px.max(1.0)));
@@ -519,7 +523,14 @@ impl ChallengeTracker {
     pub fn finish(self, preset: LivenessPreset) -> ChallengeOutcome {
         let liveness = self.passive.result().ok().map(|l| {
             if self.landmarks.len() > 1 {
-                let frames: Vec<&[Point]> = self.landmarks.iter().map(Vec::as_slice).collect();
+                let frames: Vec<FaceView<'_>> = self
+                    .landmarks
+                    .iter()
+                    .map(|(landmarks, texture)| FaceView {
+                        landmarks,
+                        texture: texture.as_ref(),
+                    })
+                    .collect();
                 l.with_planarity(planarity::measure(&frames))
             } else {
                 l
@@ -687,6 +698,7 @@ mod tests {
                 inter_eye_px: 60.0 * scale,
                 passive: Liveness::from_probability(0.3),
                 template: Some(template(person)),
+                texture: None,
             }),
         }
     }

@@ -16,6 +16,7 @@ use crate::image::{self, DecodeLimits, Image};
 use crate::landmarks::{Face, LandmarkModel};
 use crate::liveness::{Liveness, LivenessModel};
 use crate::models::ModelSource;
+use crate::planarity::Texture;
 use crate::quality::{self, EyeModel, PoseModel, Quality};
 use crate::template::Template;
 
@@ -30,6 +31,9 @@ pub struct Analysis {
     pub liveness: Liveness,
     /// Its quality.
     pub quality: Quality,
+    /// The grey image around it, for the planarity cue over a sequence (`None` when the
+    /// face's box is degenerate).
+    pub texture: Option<crate::planarity::Texture>,
 }
 
 /// The face engine. Construct once with [`Engine::load`]; every method is `&self`.
@@ -187,6 +191,7 @@ impl Engine {
                 template: self.embed(&aligned)?,
                 liveness: self.liveness(image, &face)?,
                 quality: self.quality(image, &face, &aligned)?,
+                texture: Texture::around(image, face.landmarks.points()),
                 face,
             });
         }
@@ -208,6 +213,7 @@ impl Engine {
             template: template?,
             liveness,
             quality,
+            texture: Texture::around(image, face.landmarks.points()),
             face,
         })
     }

@@ -194,6 +194,33 @@ pub struct PadFigures {
     pub bpcer: Option<f64>,
 }
 
+/// Presentation-attack counts and rates of one group of sequences at one liveness preset
+/// (ISO/IEC 30107-3), as `faceid eval` reports them per attack species and per bona fide
+/// source.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct PadRates {
+    /// Attack sequences.
+    pub attacks: usize,
+    /// Attack sequences accepted as live.
+    pub attacks_accepted: usize,
+    /// Attack sequences with no decision (no face).
+    pub attacks_no_response: usize,
+    /// Bona fide sequences.
+    pub bona_fide: usize,
+    /// Bona fide sequences refused.
+    pub bona_fide_rejected: usize,
+    /// Bona fide sequences with no decision.
+    pub bona_fide_no_response: usize,
+    /// Attacks accepted / attacks decided.
+    pub apcer: Option<f64>,
+    /// Bona fide refused / bona fide decided.
+    pub bpcer: Option<f64>,
+    /// Attacks without a decision / attacks.
+    pub apnrr: Option<f64>,
+    /// Bona fide without a decision / bona fide.
+    pub bpnrr: Option<f64>,
+}
+
 /// APCER and BPCER of live probabilities at `threshold`. A `None` probability (no face)
 /// counts as rejected: an error for a live person, a success against an attack.
 pub fn pad_figures(

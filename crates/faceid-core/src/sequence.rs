@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::geometry::{BoundingBox, Point};
 use crate::image::Image;
 use crate::liveness::{Liveness, LivenessAccumulator};
-use crate::planarity;
+use crate::planarity::{self, FaceView, Texture};
 
 /// What a sequence of frames showed.
 #[derive(Debug, Clone)]
@@ -71,8 +71,8 @@ pub struct FrameAccumulator {
     refusals: Vec<Error>,
     frames: usize,
     passing: usize,
-    /// Landmarks of every analysed face, in order, for the planarity cue.
-    landmarks: Vec<Vec<Point>>,
+    /// Landmarks and texture of every analysed face, in order, for the planarity cue.
+    landmarks: Vec<(Vec<Point>, Option<Texture>)>,
 }
 
 impl FrameAccumulator {
@@ -98,8 +98,10 @@ impl FrameAccumulator {
             Err(e) => return Err(e),
         };
         self.liveness.add(analysis.liveness);
-        self.landmarks
-            .push(analysis.face.landmarks.points().to_vec());
+        self.landmarks.push((
+            analysis.face.landmarks.points().to_vec(),
+            analysis.texture.clone(),
+        ));
         if analysis.quality.passed() {
             self.passing += 1;
         }
@@ -159,7 +161,14 @@ impl FrameAccumulator {
         };
         let mut liveness = self.liveness.result()?;
         if self.landmarks.len() > 1 {
-            let frames: Vec<&[Point]> = self.landmarks.iter().map(Vec::as_slice).collect();
+            let frames: Vec<FaceView<'_>> = self
+                .landmarks
+                .iter()
+                .map(|(landmarks, texture)| FaceView {
+                    landmarks,
+                    texture: texture.as_ref(),
+                })
+                .collect();
             liveness = liveness.with_planarity(planarity::measure(&frames));
         }
         Ok(SequenceAnalysis {

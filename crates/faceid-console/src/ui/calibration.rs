@@ -212,6 +212,80 @@ fn liveness_ui(ui: &mut egui::Ui, report: &EvalReport, lang: Language) {
                 }
             }
         });
+    if let Some(pad) = &report.pad {
+        pad_ui(ui, pad, lang);
+    }
+}
+
+/// APCER per attack species and preset over sequences (the fused rule, then planarity
+/// alone on the simulated species), and the bona fide BPCER.
+fn pad_ui(ui: &mut egui::Ui, pad: &crate::calibration::PadSequences, lang: Language) {
+    const PRESETS: [&str; 3] = ["SOFT", "REGULAR", "HARDENED"];
+    ui.add_space(8.0);
+    ui.label(RichText::new(t(lang, "Presentation attacks (sequences)")).strong());
+    ui.label(fill(
+        t(
+            lang,
+            "APCER per attack species; {n} simulated planar attacks",
+        ),
+        &[("n", &pad.simulated.to_string())],
+    ));
+    let cell = |rate: Option<f64>, errors: usize, decided: usize| match rate {
+        Some(r) => format!("{:.1} % ({errors}/{decided})", r * 100.0),
+        None => "—".into(),
+    };
+    egui::Grid::new("pad-sequences")
+        .num_columns(4)
+        .striped(true)
+        .show(ui, |ui| {
+            ui.label(RichText::new(t(lang, "attack")).strong());
+            for preset in PRESETS {
+                ui.label(RichText::new(preset).strong());
+            }
+            ui.end_row();
+            let alone = t(lang, "planarity alone");
+            let rows = pad
+                .species
+                .iter()
+                .map(|(name, presets)| (name.clone(), presets))
+                .chain(
+                    pad.geometry_only
+                        .iter()
+                        .map(|(name, presets)| (format!("{name} ({alone})"), presets)),
+                );
+            for (name, presets) in rows {
+                ui.label(name);
+                for preset in PRESETS {
+                    ui.label(presets.get(preset).map_or_else(
+                        || "—".into(),
+                        |r| {
+                            cell(
+                                r.apcer,
+                                r.attacks_accepted,
+                                r.attacks - r.attacks_no_response,
+                            )
+                        },
+                    ));
+                }
+                ui.end_row();
+            }
+            if let Some(presets) = pad.species.values().next() {
+                ui.label(RichText::new(t(lang, "BPCER (bona fide)")).strong());
+                for preset in PRESETS {
+                    ui.label(presets.get(preset).map_or_else(
+                        || "—".into(),
+                        |r| {
+                            cell(
+                                r.bpcer,
+                                r.bona_fide_rejected,
+                                r.bona_fide - r.bona_fide_no_response,
+                            )
+                        },
+                    ));
+                }
+                ui.end_row();
+            }
+        });
 }
 
 /// `1e-3`-style labels for log10 axis marks.
