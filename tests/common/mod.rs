@@ -306,9 +306,12 @@ pub fn derived_video(kind: DerivedVideo) -> Option<PathBuf> {
     Some(path)
 }
 
-/// What FFmpeg's own player shows as the first frame of `path` (autorotation applied).
+/// What FFmpeg's own player shows as the first frame of `path` (autorotation applied). The
+/// frame is written to a temporary folder: `path` may be in the read-only shared set, which
+/// must never gain files (the evaluation would count them).
 pub fn ffmpeg_first_frame(path: &Path) -> image::RgbImage {
-    let png = path.with_extension("first.png");
+    let dir = tempfile::tempdir().expect("temporary folder");
+    let png = dir.path().join("first.png");
     let status = std::process::Command::new("ffmpeg")
         .args(["-v", "error", "-y", "-i"])
         .arg(path)

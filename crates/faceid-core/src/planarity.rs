@@ -51,8 +51,9 @@ use crate::geometry::Point;
 
 /// Least number of frames (with one left out, two remain).
 pub const MIN_FRAMES: usize = 3;
-/// Frames compared at most (evenly spaced), so the cost stays bounded on long clips.
-pub const MAX_FRAMES: usize = 12;
+/// Frames compared at most (evenly spaced), so the cost stays bounded on long clips (28
+/// pairs).
+pub const MAX_FRAMES: usize = 8;
 
 /// The points that lie close to one plane on a face: brows (17-26), eyes (36-47), mouth
 /// (48-67).
@@ -300,8 +301,12 @@ const MIN_PLANE_POINTS: usize = 16;
 const MIN_NOSE_POINTS: usize = 3;
 /// Half-width of the patch followed, in IODs.
 const PATCH: f32 = 0.15;
-/// Patch samples each side of the centre (11 x 11 samples).
+/// Patch samples each side of the centre.
 const PATCH_STEPS: i32 = 5;
+/// Patch samples per side (11).
+const PATCH_SIDE: i32 = 2 * PATCH_STEPS + 1;
+/// Patch samples (11 x 11).
+const SAMPLES: usize = (PATCH_SIDE * PATCH_SIDE) as usize;
 /// How far from the landmark network's position the match is searched, in IODs.
 const SEARCH: f32 = 0.1;
 /// Least normalised cross-correlation of a match.
@@ -321,27 +326,27 @@ fn follow(
     iod: f32,
 ) -> Option<Point> {
     let step = PATCH * iod / PATCH_STEPS as f32;
-    let offsets: Vec<(f32, f32)> = (-PATCH_STEPS..=PATCH_STEPS)
-        .flat_map(|v| (-PATCH_STEPS..=PATCH_STEPS).map(move |u| (u as f32 * step, v as f32 * step)))
-        .collect();
-    let template = normalised(
-        offsets
-            .iter()
-            .map(|&(u, v)| a.sample(from.x + u, from.y + v))
-            .collect::<Option<Vec<f32>>>()?,
-    )?;
+    let mut offsets = [(0.0f32, 0.0f32); SAMPLES];
+    for (k, offset) in offsets.iter_mut().enumerate() {
+        let (u, v) = (k as i32 % PATCH_SIDE, k as i32 / PATCH_SIDE);
+        *offset = (
+            (u - PATCH_STEPS) as f32 * step,
+            (v - PATCH_STEPS) as f32 * step,
+        );
+    }
+    let mut template = [0.0f32; SAMPLES];
+    for (value, &(u, v)) in template.iter_mut().zip(&offsets) {
+        *value = a.sample(from.x + u, from.y + v)?;
+    }
+    standardise(&mut template)?;
     let j = jacobian(guide, from)?;
-    let warped: Vec<(f32, f32)> = offsets
-        .iter()
-        .map(|&(u, v)| (j[0] * u + j[1] * v, j[2] * u + j[3] * v))
-        .collect();
+    let warped = offsets.map(|(u, v)| (j[0] * u + j[1] * v, j[2] * u + j[3] * v));
     let score = |x: f32, y: f32| -> Option<f32> {
-        let patch = normalised(
-            warped
-                .iter()
-                .map(|&(u, v)| b.sample(x + u, y + v))
-                .collect::<Option<Vec<f32>>>()?,
-        )?;
+        let mut patch = [0.0f32; SAMPLES];
+        for (value, &(u, v)) in patch.iter_mut().zip(&warped) {
+            *value = b.sample(x + u, y + v)?;
+        }
+        standardise(&mut patch)?;
         Some(template.iter().zip(&patch).map(|(p, q)| p * q).sum())
     };
     let scale = (j[0] * j[3] - j[1] * j[2]).abs().sqrt();
@@ -389,13 +394,13 @@ fn follow(
     ))
 }
 
-/// Zero mean, unit length (so the dot product of two is their normalised
+/// Makes `values` zero-mean and unit-length (so the dot product of two is their normalised
 /// cross-correlation); `None` for a flat patch.
-fn normalised(mut values: Vec<f32>) -> Option<Vec<f32>> {
-    let n = values.len() as f32;
+fn standardise(values: &mut [f32; SAMPLES]) -> Option<()> {
+    let n = SAMPLES as f32;
     let mean = values.iter().sum::<f32>() / n;
     let mut norm = 0.0f32;
-    for v in &mut values {
+    for v in values.iter_mut() {
         *v -= mean;
         norm += *v * *v;
     }
@@ -405,7 +410,7 @@ fn normalised(mut values: Vec<f32>) -> Option<Vec<f32>> {
     }
     let k = norm.sqrt().recip();
     values.iter_mut().for_each(|v| *v *= k);
-    Some(values)
+    Some(())
 }
 
 /// The local linear part of homography `h` at `p`: `[dX/dx, dX/dy, dY/dx, dY/dy]`.

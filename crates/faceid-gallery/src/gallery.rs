@@ -497,6 +497,25 @@ impl Tx<'_> {
     }
 }
 
+/// Opens the sled database in `dir`. sled releases its lock file only when its flusher
+/// thread has seen the last handle go, a moment after the drop: a gallery reopened at once
+/// (a worker restarted, a command run right after another) waits for it, up to three
+/// seconds, instead of failing. A gallery held open elsewhere still fails after that.
+fn open_db(dir: &std::path::Path) -> Result<sled::Db> {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(3);
+    loop {
+        match sled::Config::new().path(dir).open() {
+            Err(sled::Error::Io(e))
+                if e.kind() == std::io::ErrorKind::WouldBlock
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return Ok(opened?),
+        }
+    }
+}
+
 impl Gallery {
     /// Opens (or creates) the gallery in `dir` with `key`, without an outbox. A key that did
     /// not create the gallery is `WrongKey` here, not garbage later.
@@ -510,7 +529,7 @@ impl Gallery {
         key: &GalleryKey,
         options: GalleryOptions,
     ) -> Result<Gallery> {
-        let db = sled::Config::new().path(dir).open()?;
+        let db = open_db(dir)?;
         let gallery = Gallery {
             subjects: db.open_tree("subjects")?,
             templates: db.open_tree("templates")?,

@@ -90,7 +90,9 @@ fn report_ui(ui: &mut egui::Ui, report: &EvalReport, lang: Language) {
             ("eer", &eer),
         ],
     ));
-    let plot_height = (ui.available_height() - 150.0).clamp(160.0, 420.0);
+    // Room under the plots for the preset tables (and the attack table when present).
+    let tables = if report.pad.is_some() { 420.0 } else { 150.0 };
+    let plot_height = (ui.available_height() - tables).clamp(160.0, 420.0);
     ui.columns(2, |columns| {
         columns[0].label(RichText::new(t(lang, "Score distributions (calibrated score)")).strong());
         let bar = |bins: Vec<crate::calibration::Bin>| -> Vec<Bar> {
