@@ -163,9 +163,9 @@ pub fn run(
             })?,
         );
         // The liveness cues a sequence adds on top of its frames' analyses: the planarity
-        // cue over 8 frames (the most it compares), and the challenge tracker per frame.
+        // cue over 12 frames (the most it compares), and the challenge tracker per frame.
         let analysis = engine.analyze(&image)?;
-        let frames: Vec<Vec<faceid_core::geometry::Point>> = (0..8)
+        let frames: Vec<Vec<faceid_core::geometry::Point>> = (0..12)
             .map(|i| {
                 let shift = i as f32 * 1.5;
                 analysis
@@ -185,7 +185,7 @@ pub fn run(
             })
             .collect();
         stages.insert(
-            "planarity (8 frames, texture followed)",
+            "planarity (12 frames, texture followed)",
             time(runs, || {
                 std::hint::black_box(faceid_core::planarity::measure(&refs));
                 Ok(())
