@@ -32,7 +32,7 @@ use crate::geometry::Point;
 use crate::liveness::{
     ChallengeVerdict, Liveness, LivenessAccumulator, LivenessFailure, LivenessPreset,
 };
-use crate::planarity::{self, FaceView, Texture};
+use crate::planarity::{self, Texture};
 use crate::template::Template;
 
 /// One thing the person is asked to do.
@@ -523,15 +523,7 @@ impl ChallengeTracker {
     pub fn finish(self, preset: LivenessPreset) -> ChallengeOutcome {
         let liveness = self.passive.result().ok().map(|l| {
             if self.landmarks.len() > 1 {
-                let frames: Vec<FaceView<'_>> = self
-                    .landmarks
-                    .iter()
-                    .map(|(landmarks, texture)| FaceView {
-                        landmarks,
-                        texture: texture.as_ref(),
-                    })
-                    .collect();
-                l.with_planarity(planarity::measure(&frames))
+                l.with_planarity(planarity::measure_kept(&self.landmarks))
             } else {
                 l
             }

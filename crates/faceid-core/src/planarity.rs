@@ -244,6 +244,19 @@ pub fn measure(frames: &[FaceView<'_>]) -> Planarity {
     }
 }
 
+/// [`measure`] over frames kept as owned landmarks and texture (what the sequence
+/// accumulator and the challenge tracker hold).
+pub fn measure_kept(frames: &[(Vec<Point>, Option<Texture>)]) -> Planarity {
+    let views: Vec<FaceView<'_>> = frames
+        .iter()
+        .map(|(landmarks, texture)| FaceView {
+            landmarks,
+            texture: texture.as_ref(),
+        })
+        .collect();
+    measure(&views)
+}
+
 /// The cue's measures from frame `a` to frame `b` (68 landmarks each, in `a`'s IODs);
 /// `None` for another layout or degenerate points.
 pub fn pair_cue(a: FaceView<'_>, b: FaceView<'_>) -> Option<PairCue> {

@@ -20,7 +20,7 @@ use crate::error::{Error, ErrorCode, Result};
 use crate::geometry::{BoundingBox, Point};
 use crate::image::Image;
 use crate::liveness::{Liveness, LivenessAccumulator};
-use crate::planarity::{self, FaceView, Texture};
+use crate::planarity::{self, Texture};
 
 /// What a sequence of frames showed.
 #[derive(Debug, Clone)]
@@ -161,15 +161,7 @@ impl FrameAccumulator {
         };
         let mut liveness = self.liveness.result()?;
         if self.landmarks.len() > 1 {
-            let frames: Vec<FaceView<'_>> = self
-                .landmarks
-                .iter()
-                .map(|(landmarks, texture)| FaceView {
-                    landmarks,
-                    texture: texture.as_ref(),
-                })
-                .collect();
-            liveness = liveness.with_planarity(planarity::measure(&frames));
+            liveness = liveness.with_planarity(planarity::measure_kept(&self.landmarks));
         }
         Ok(SequenceAnalysis {
             best,
