@@ -18,6 +18,8 @@ fn main() {
         "delete_subject",
         "sync_status",
         "resolve_conflict",
+        "set_speech",
+        "speak",
     ]);
     let attributes = tauri_build::Attributes::new()
         .config_path("../tauri.conf.json")

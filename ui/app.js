@@ -37,7 +37,11 @@ function render() {
   note.textContent = view.note ? t(view.note) : "";
   const cam = view.camera;
   $("camera-state").textContent =
-    cam.state === "no_camera" ? t("no_camera") : cam.state === "busy" ? t("camera_busy") : cam.state === "starting" ? t("starting") : "";
+    cam.state === "no_camera" ? t("no_camera") : cam.state === "busy" ? t("camera_busy") : cam.state === "starting" ? t("starting")
+      : cam.state === "refused" ? `${t("camera_refused")}: ${cam.detail}` : "";
+  $("camera-state").dataset.state = cam.state;
+  $("demo-start").hidden = view.note !== "demo";
+  $("speech").setAttribute("aria-pressed", String(!!view.speech));
   if (operatorOpen) return show("screen-operator");
   const s = view.screen;
   document.body.dataset.flow = s.flow || "";
@@ -46,17 +50,15 @@ function render() {
     case "claim": return show("screen-claim");
     case "card_scan":
       $("camera-title").textContent = t("card_title");
-      $("instruction").textContent = t(s.hint);
-      $("instruction").dataset.key = s.hint;
+      setInstruction(s.hint);
       $("guide").className = "guide-card";
+      $("guide").removeAttribute("style");
       $("progress-bar").style.width = "0%";
+      $("step").hidden = true;
+      $("retry").hidden = true;
       return show("screen-camera");
     case "selfie":
-      $("camera-title").textContent = t("selfie_title");
-      $("instruction").textContent = t(s.guidance);
-      $("instruction").dataset.key = s.guidance;
-      $("guide").className = "guide-face " + (s.guidance === "good" ? "ok" : "");
-      $("progress-bar").style.width = s.progress + "%";
+      renderSelfie(s);
       return show("screen-camera");
     case "details": {
       const err = $("details-error");
@@ -68,7 +70,73 @@ function render() {
   }
 }
 
+// The instruction under the camera: a correction, the oval's request, or the all-clear.
+// Spoken when it changes (a step's sentence is spoken instead while a step runs).
+function setInstruction(key) {
+  const el = $("instruction");
+  const text = t(key);
+  if (el.dataset.key !== key || el.textContent !== text) {
+    el.textContent = text;
+    el.dataset.key = key;
+  }
+}
+
+let spoken = "";
+function say(text) {
+  if (!view || !view.speech || !text || text === spoken) return;
+  spoken = text;
+  invoke("speak", { text, language: view.language }).catch(() => {});
+}
+
+// The selfie stage: the oval where the face must go (placed and sized by the flow, in
+// thousandths of the camera frame, mirrored like the preview), then each challenge step as a
+// pictogram, a sentence and its own progress, with corrections underneath.
+function renderSelfie(s) {
+  $("camera-title").textContent = t("selfie_title");
+  placeOval(s.oval);
+  const filled = s.step || s.progress > 0 || s.guidance === "good";
+  $("guide").className = "guide-face " + (filled ? "ok" : "");
+  $("retry").hidden = !s.retry || !!s.step;
+  $("progress-bar").style.width = s.progress + "%";
+  const step = $("step");
+  if (s.step) {
+    step.hidden = false;
+    step.dataset.step = s.step.step;
+    $("picto").setAttribute("class", "picto " + s.step.step);
+    $("step-count").textContent = t("step_of").replace("{n}", s.step.number).replace("{of}", s.step.of);
+    const text = t("step_" + s.step.step);
+    $("step-text").textContent = text;
+    $("step-bar").style.width = s.step.percent + "%";
+    setInstruction(s.guidance === "good" ? "keep_going" : s.guidance);
+    say(s.guidance === "good" || s.guidance === "face_the_camera" ? text : t(s.guidance));
+  } else {
+    step.hidden = true;
+    step.dataset.step = "";
+    const key = s.progress >= 100 ? (s.guidance === "good" ? "checking" : s.guidance)
+      : s.retry && s.guidance === "look_at_camera" ? "new_challenge" : s.guidance === "good" ? "hold_oval" : s.guidance === "look_at_camera" ? "fill_oval" : s.guidance;
+    setInstruction(key);
+    say(t(key));
+  }
+}
+
+function placeOval(oval) {
+  const guide = $("guide");
+  const img = $("preview");
+  const stage = guide.parentElement;
+  const W = stage.clientWidth, H = stage.clientHeight;
+  const w = img.naturalWidth || 640, h = img.naturalHeight || 480;
+  // The preview covers the stage (object-fit: cover), mirrored.
+  const scale = Math.max(W / w, H / h);
+  const ox = (W - w * scale) / 2, oy = (H - h * scale) / 2;
+  guide.style.left = `${ox + (1 - oval.cx / 1000) * w * scale}px`;
+  guide.style.top = `${oy + (oval.cy / 1000) * h * scale}px`;
+  guide.style.width = `${(oval.width / 1000) * w * scale}px`;
+  guide.style.height = `${(oval.height / 1000) * h * scale}px`;
+  guide.dataset.oval = `${oval.cx},${oval.cy},${oval.width},${oval.height}`;
+}
+
 function renderResult(o) {
+  say(t(o.outcome));
   const good = ["enrolled", "verified", "identified"].includes(o.outcome);
   $("result-icon").className = good ? "ok" : "ko";
   $("result-icon").textContent = good ? "✓" : "!";
@@ -84,7 +152,11 @@ async function refreshOperator() {
   try {
     const form = await invoke("settings");
     const f = $("settings-form");
+    for (const k of ["turn_left", "turn_right", "look_up", "blink", "come_closer"]) {
+      f.elements["step_" + k].checked = form.challenge_steps.includes(k);
+    }
     for (const [k, v] of Object.entries(form)) {
+      if (k === "challenge_steps") continue;
       const input = f.elements[k];
       if (!input) continue;
       if (input.type === "checkbox") input.checked = v; else input.value = v;
@@ -161,6 +233,7 @@ function wire() {
   $("go-identify").onclick = () => invoke("start_flow", { flow: "identify" });
   document.querySelectorAll(".lang").forEach((b) => { b.onclick = () => invoke("set_language", { language: b.dataset.lang }); });
   document.querySelectorAll(".cancel").forEach((b) => { b.onclick = () => invoke("cancel"); });
+  $("speech").onclick = () => { spoken = ""; invoke("set_speech", { on: !(view && view.speech) }); };
   $("claim-go").onclick = () => invoke("claim", { id: $("claim-id").value });
   $("details-go").onclick = () => invoke("confirm_details", { id: $("details-id").value, name: $("details-name").value });
   $("go-operator").onclick = () => { operatorOpen = true; $("pin").value = ""; refreshOperator(); render(); };
@@ -174,10 +247,12 @@ function wire() {
   $("settings-form").onsubmit = async (ev) => {
     ev.preventDefault();
     const f = ev.target.elements;
+    const steps = ["turn_left", "turn_right", "look_up", "blink", "come_closer"].filter((k) => f["step_" + k].checked);
     const form = {
       camera: f.camera.value, card_source: f.card_source.value, liveness_preset: f.liveness_preset.value,
       language: f.language.value, server_url: f.server_url.value, retain_images: f.retain_images.checked,
-      new_pin: f.new_pin.value,
+      challenge_steps: steps, challenge_length: Number(f.challenge_length.value), spoken_prompts: f.spoken_prompts.checked,
+      camera_id: f.camera_id.value, new_pin: f.new_pin.value,
     };
     try { await invoke("save_settings", { form }); $("settings-status").textContent = t("saved"); }
     catch (e) { $("settings-status").textContent = e.message || e.error || String(e); }

@@ -136,6 +136,24 @@ pub fn set_language(shared: Shell<'_>, language: String) -> Result<(), CommandEr
     Ok(())
 }
 
+/// Turns the spoken prompts on or off (the speaker button on the capture screens).
+#[tauri::command]
+pub fn set_speech(shared: Shell<'_>, on: bool) {
+    if let Ok(mut speech) = shared.speech.lock() {
+        speech.set_enabled(on);
+    }
+    shared.changed();
+}
+
+/// Speaks `text` (the UI's own translation of the prompt on screen) in `language`, when
+/// spoken prompts are on; a new prompt cuts the one being spoken.
+#[tauri::command]
+pub fn speak(shared: Shell<'_>, text: String, language: String) {
+    if let Ok(mut speech) = shared.speech.lock() {
+        speech.say(&text, &language);
+    }
+}
+
 /// Signs the operator in with the PIN.
 #[tauri::command]
 pub fn operator_unlock(shared: Shell<'_>, pin: String) -> bool {
@@ -189,6 +207,14 @@ pub struct SettingsForm {
     pub server_url: String,
     /// Keep enrollment selfies.
     pub retain_images: bool,
+    /// Challenge steps allowed (wire names).
+    pub challenge_steps: Vec<String>,
+    /// Steps per challenge.
+    pub challenge_length: usize,
+    /// Spoken prompts on by default.
+    pub spoken_prompts: bool,
+    /// The pinned webcam's stable id, empty for none.
+    pub camera_id: String,
     /// New PIN, empty to keep.
     pub new_pin: String,
 }
@@ -205,6 +231,10 @@ pub fn settings(shared: Shell<'_>) -> Result<SettingsForm, CommandError> {
         language: s.language.clone(),
         server_url: s.server_url.clone().unwrap_or_default(),
         retain_images: s.retain_images,
+        challenge_steps: s.challenge_steps.clone(),
+        challenge_length: s.challenge_length,
+        spoken_prompts: s.spoken_prompts,
+        camera_id: s.camera_id.clone(),
         new_pin: String::new(),
     })
 }
@@ -224,13 +254,20 @@ pub fn save_settings(shared: Shell<'_>, form: SettingsForm) -> Result<(), Comman
     next.language = form.language;
     next.server_url = Some(form.server_url).filter(|u| !u.trim().is_empty());
     next.retain_images = form.retain_images;
+    next.challenge_steps = form.challenge_steps;
+    next.challenge_length = form.challenge_length;
+    next.spoken_prompts = form.spoken_prompts;
+    next.camera_id = form.camera_id.trim().to_string();
     if !form.new_pin.is_empty() {
         next.set_pin(&form.new_pin).map_err(invalid)?;
     }
     next.save(&shared.data_dir).map_err(invalid)?;
-    let camera_changed = next.camera != settings.camera;
+    let camera_changed = next.camera != settings.camera || next.camera_id != settings.camera_id;
     if let Ok(mut kiosk) = shared.kiosk.lock() {
-        kiosk.set_options(kiosk_options(&next));
+        kiosk.set_options(kiosk_options(&next, shared.demo()));
+    }
+    if let Ok(mut speech) = shared.speech.lock() {
+        speech.set_enabled(next.spoken_prompts);
     }
     *settings = next;
     drop(settings);

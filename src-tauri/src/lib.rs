@@ -16,6 +16,7 @@
 
 pub mod cmd;
 pub mod options;
+pub mod speech;
 pub mod webcam;
 pub mod worker;
 
@@ -69,6 +70,8 @@ pub fn run() -> ExitCode {
             cmd::sync_status,
             cmd::resolve_conflict,
             cmd::delete_subject,
+            cmd::set_speech,
+            cmd::speak,
         ])
         .setup(move |app| {
             tauri::WebviewWindowBuilder::new(

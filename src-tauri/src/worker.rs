@@ -38,6 +38,8 @@ pub struct View {
     pub note: Option<String>,
     /// Whether the operator is signed in.
     pub operator: bool,
+    /// Whether prompts are spoken.
+    pub speech: bool,
 }
 
 /// One preview frame.
@@ -69,6 +71,10 @@ pub struct Shared {
     pub dirty: std::sync::atomic::AtomicBool,
     /// The server this kiosk syncs with, when sync runs.
     pub sync_server: Option<String>,
+    /// Spoken prompts.
+    pub speech: Mutex<crate::speech::Speech>,
+    /// Demo mode: no camera, the demo clip plays, nothing is enrolled.
+    pub demo: std::sync::atomic::AtomicBool,
 }
 
 impl Shared {
@@ -96,7 +102,13 @@ impl Shared {
             language,
             note: self.note.lock().ok().and_then(|n| n.clone()),
             operator: crate::cmd::operator_active(self),
+            speech: self.speech.lock().map(|s| s.enabled()).unwrap_or(false),
         }
+    }
+
+    /// Whether the kiosk runs on the demo clip.
+    pub fn demo(&self) -> bool {
+        self.demo.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// The newest camera frame as a JPEG data URL, if newer than frame `after`. The UI asks
@@ -182,7 +194,8 @@ pub fn open(options: &Options) -> Result<Shared, String> {
         });
         local_api(engine.clone(), gallery.clone(), camera, &data_dir, addr)?;
     }
-    let kiosk = Kiosk::new(engine, gallery, kiosk_options(&settings));
+    let kiosk = Kiosk::new(engine, gallery, kiosk_options(&settings, false));
+    let speech = crate::speech::Speech::new(settings.spoken_prompts);
     Ok(Shared {
         kiosk: Mutex::new(kiosk),
         settings: Mutex::new(settings),
@@ -192,6 +205,8 @@ pub fn open(options: &Options) -> Result<Shared, String> {
         operator: OperatorSession::default(),
         dirty: std::sync::atomic::AtomicBool::new(true),
         sync_server,
+        speech: Mutex::new(speech),
+        demo: std::sync::atomic::AtomicBool::new(false),
     })
 }
 
@@ -256,12 +271,14 @@ fn start_sync(
 }
 
 /// The flow options a settings value gives.
-pub fn kiosk_options(settings: &Settings) -> KioskOptions {
+pub fn kiosk_options(settings: &Settings, demo: bool) -> KioskOptions {
     KioskOptions {
         kiosk_id: "kiosk".into(),
         preset: settings.preset(),
         retain_images: settings.retain_images,
         inactivity: Duration::from_secs(settings.inactivity_secs),
+        challenge: settings.challenge(),
+        demo,
     }
 }
 
@@ -334,14 +351,14 @@ fn local_api(
 }
 
 /// (Re)starts the capture loop for the camera in the settings. Without a webcam it falls
-/// back to the demo video, with a note on screen.
+/// back to the demo video, with a note on screen, and the kiosk enrolls nobody.
 pub fn start_capture(shared: &Arc<Shared>) {
-    let camera = shared
+    let (camera, pinned) = shared
         .settings
         .lock()
-        .map(|s| s.camera.clone())
-        .unwrap_or_else(|_| "webcam".into());
-    let mut spec = CameraSpec::parse(&camera).unwrap_or(CameraSpec::Webcam(0));
+        .map(|s| (s.camera.clone(), s.camera_id.clone()))
+        .unwrap_or_else(|_| ("webcam".into(), String::new()));
+    let mut spec = CameraSpec::parse(&camera).unwrap_or(CameraSpec::Webcam(None));
     let mut note = None;
     if matches!(spec, CameraSpec::Webcam(_))
         && crate::webcam::list().is_empty()
@@ -351,12 +368,19 @@ pub fn start_capture(shared: &Arc<Shared>) {
         spec = CameraSpec::Video(demo_video());
         note = Some("demo".to_string());
     }
+    let demo = note.is_some();
+    shared
+        .demo
+        .store(demo, std::sync::atomic::Ordering::Relaxed);
+    if let (Ok(mut kiosk), Ok(settings)) = (shared.kiosk.lock(), shared.settings.lock()) {
+        kiosk.set_options(kiosk_options(&settings, demo));
+    }
     if let Ok(mut slot) = shared.note.lock() {
         *slot = note;
     }
     let capture = Capture::start(
         Box::new(move || match &spec {
-            CameraSpec::Webcam(index) => crate::webcam::open(*index),
+            CameraSpec::Webcam(index) => crate::webcam::open(*index, &pinned),
             other => camera::open(other),
         }),
         // The UI pulls previews (`Shared::preview`): nothing is pushed, nothing queues.

@@ -143,10 +143,27 @@ impl Challenge {
         }
         let count = config.steps.clamp(2, 3).min(pool.len());
         let mut steps = Vec::with_capacity(count);
-        for byte in entropy.iter().take(count) {
+        // One head turn whenever turns are allowed: the nose's parallax across a turn is
+        // the planarity cue's evidence of a head (a look-up shows less, a blink or an
+        // approach none), so a challenge without one leaves the passive network alone.
+        let turns: Vec<Step> = pool
+            .iter()
+            .copied()
+            .filter(|s| matches!(s, Step::TurnLeft | Step::TurnRight))
+            .collect();
+        if !turns.is_empty() {
+            let turn = turns[usize::from(entropy[0]) % turns.len()];
+            pool.retain(|s| *s != turn);
+            steps.push(turn);
+        }
+        for byte in entropy[1..].iter().take(count - steps.len()) {
             let step = pool.remove(usize::from(*byte) % pool.len());
             steps.push(step);
         }
+        // The turn's place in the order is random too.
+        let place = usize::from(entropy[8]) % steps.len();
+        let first = steps.remove(0);
+        steps.insert(place, first);
         Challenge {
             id: entropy[16..].iter().map(|b| format!("{b:02x}")).collect(),
             steps,
@@ -205,6 +222,19 @@ impl Observation {
                 template: Some(analysis.template.clone()),
                 texture: analysis.texture.clone(),
             }),
+        }
+    }
+
+    /// What an analysis result showed: one face, two faces, or no usable face (any capture
+    /// refusal). `None` for a fault that is not about the capture (it ends the attempt).
+    pub fn analysed(at_ms: u64, analysed: &crate::Result<Analysis>) -> Option<Observation> {
+        match analysed {
+            Ok(analysis) => Some(Observation::face(at_ms, analysis)),
+            Err(crate::Error::MultipleFaces { count }) => {
+                Some(Observation::several(at_ms, (*count).max(2)))
+            }
+            Err(e) if e.code().is_capture_problem() => Some(Observation::no_face(at_ms)),
+            Err(_) => None,
         }
     }
 
@@ -374,7 +404,8 @@ impl ChallengeTracker {
             .map(|i| (i, self.challenge.steps[i]))
     }
 
-    fn progress(&self) -> Progress {
+    /// What to tell the person now (the last frame's progress).
+    pub fn progress(&self) -> Progress {
         Progress {
             step: self
                 .failed
@@ -606,27 +637,17 @@ impl crate::Engine {
         let mut tracker = self.challenge_tracker(challenge, config);
         let mut sequence = crate::FrameAccumulator::new();
         for &(at, image) in frames {
-            let at_ms = start + at;
-            match self.analyze(image) {
-                Ok(analysis) => {
-                    tracker.observe(&Observation::face(at_ms, &analysis));
-                    sequence.add(Ok(analysis))?;
-                }
-                Err(crate::Error::MultipleFaces { .. }) => {
-                    tracker.observe(&Observation::several(at_ms, 2));
-                }
-                Err(e) if e.code().is_capture_problem() => {
-                    tracker.observe(&Observation::no_face(at_ms));
-                    sequence.add(Err(e))?;
-                }
-                Err(e) => return Err(e),
+            let analysed = self.analyze(image);
+            if let Some(observation) = Observation::analysed(start + at, &analysed) {
+                tracker.observe(&observation);
+            }
+            // Two faces are the tracker's to refuse; a fault ends the recording here.
+            if !matches!(analysed, Err(crate::Error::MultipleFaces { .. })) {
+                sequence.add(analysed)?;
             }
         }
         let outcome = tracker.finish(preset);
-        let mut probe = sequence.finish()?;
-        if let Some(cues) = outcome.liveness {
-            probe.liveness = cues;
-        }
+        let probe = sequence.finish_judged(outcome.liveness)?;
         Ok((outcome, probe))
     }
 }
@@ -850,17 +871,42 @@ mod tests {
         };
         let mut seen = std::collections::HashSet::new();
         for seed in 0..=255u8 {
-            let c = Challenge::draw(
-                &config,
-                [seed.wrapping_mul(37); 32].map(|b| b ^ seed),
-                1_000,
-            );
+            // Random bytes, as the caller's entropy source gives them.
+            let mut entropy = [0u8; 32];
+            let mut x = u32::from(seed).wrapping_mul(2_654_435_761).wrapping_add(1);
+            for b in &mut entropy {
+                x ^= x << 13;
+                x ^= x >> 17;
+                x ^= x << 5;
+                *b = (x >> 24) as u8;
+            }
+            let c = Challenge::draw(&config, entropy, 1_000);
             assert_eq!(c.steps.len(), 3);
             let unique: std::collections::HashSet<_> = c.steps.iter().collect();
             assert_eq!(unique.len(), 3);
             assert_eq!(c.expires_at_ms, 1_000 + config.total_timeout_ms);
+            assert!(
+                c.steps
+                    .iter()
+                    .any(|s| matches!(s, Step::TurnLeft | Step::TurnRight)),
+                "a head turn in every challenge: {:?}",
+                c.steps
+            );
             seen.insert(c.steps);
         }
         assert!(seen.len() > 10, "orders vary");
+        let firsts: std::collections::HashSet<Step> = seen.iter().map(|s| s[0]).collect();
+        assert!(
+            firsts.len() >= 3,
+            "the turn is not always first: {firsts:?}"
+        );
+        // Without turns allowed, the steps are drawn from what is.
+        let no_turns = ChallengeConfig {
+            allowed: vec![Step::Blink, Step::LookUp, Step::ComeCloser],
+            ..Default::default()
+        };
+        let c = Challenge::draw(&no_turns, [7; 32], 0);
+        assert_eq!(c.steps.len(), 2);
+        assert!(c.steps.iter().all(|s| no_turns.allowed.contains(s)));
     }
 }

@@ -173,6 +173,30 @@ impl FrameAccumulator {
     }
 }
 
+impl FrameAccumulator {
+    /// The sequence with its liveness cues already judged elsewhere (a challenge tracker
+    /// that saw the same frames): the frames' own passive and planarity cues are not
+    /// measured again. Without `cues` (no face reached the tracker), as [`Self::finish`].
+    pub fn finish_judged(self, cues: Option<Liveness>) -> Result<SequenceAnalysis> {
+        let Some(liveness) = cues else {
+            return self.finish();
+        };
+        if self.frames == 0 {
+            return Err(Error::NoFrames);
+        }
+        let Some((best_frame, best)) = self.best else {
+            return Err(most_frequent(self.refusals));
+        };
+        Ok(SequenceAnalysis {
+            best,
+            best_frame,
+            liveness,
+            frames: self.frames,
+            frames_with_face: self.liveness.frames(),
+        })
+    }
+}
+
 impl Engine {
     /// The clip-length rule: a video (`Some(seconds)`) shorter than `min_video_seconds` is
     /// `VIDEO_TOO_SHORT`; stills (`None`) have no length.

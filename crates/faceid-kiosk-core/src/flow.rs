@@ -3,27 +3,28 @@
 //! camera frames ([`Kiosk::on_frame`]) and the clock ([`Kiosk::tick`]); the UI renders
 //! [`Kiosk::screen`], which never carries a score.
 //!
-//! The kiosk decides nothing itself: camera frames go into the engine's sequence rule
-//! (`FrameAccumulator`, the same one that judges an uploaded video) through
-//! `faceid_service::Judge::analyze_frame`, and once [`GOOD_FRAMES`] frames pass the quality
-//! gate (or [`MAX_SELFIE_FRAMES`] frames showed a face) the attempt is judged by the same use
-//! cases as every server surface.
+//! The kiosk decides nothing itself: the selfie stage ([`crate::selfie`]) has the face fill a
+//! random oval and perform the engine's active challenge, camera frames analysed through
+//! `faceid_service::Judge::analyze_frame`; the sequence it ends with carries the challenge's
+//! verdict in its liveness and is judged by the same use cases as every server surface.
 //!
-//! - **Enroll**: card scan -> portrait -> selfie with live guidance -> the enrollment gate
+//! - **Enroll**: card scan -> portrait -> oval + challenge -> the enrollment gate
 //!   (liveness, quality, card-vs-selfie match) -> id and name -> stored -> result.
-//! - **Verify** (1:1): claimed id -> selfie -> the 1:1 verdict -> result.
-//! - **Identify** (1:N): selfie -> the 1:N verdict -> result.
+//! - **Verify** (1:1): claimed id -> oval + challenge -> the 1:1 verdict -> result.
+//! - **Identify** (1:N): oval + challenge -> the 1:N verdict -> result.
 //!
-//! A frame with two sizeable faces refuses the attempt (the sequence rule); a storage fault
-//! is shown as out of service and never counts as a failed attempt; [`crate::lockout`]
-//! counts failures; inactivity returns to the start screen.
+//! A challenge that times out or sees the wrong step counts as a failure and a new oval and
+//! challenge are shown; [`crate::lockout`] counts failures (five in three minutes send the
+//! person to staff). A frame with two sizeable faces refuses the attempt; a storage fault is
+//! shown as out of service and never counts as a failed attempt; inactivity returns to the
+//! start screen. In demo mode (no camera: the demo clip plays) nothing is enrolled.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faceid_core::geometry::BoundingBox;
 use faceid_core::{
-    Analysis, CardPortrait, Engine, FrameAccumulator, FrameStep, Gate, Image, LivenessPreset,
+    Analysis, CardPortrait, ChallengeConfig, ChallengeFailure, Engine, Gate, Image, LivenessPreset,
     Reason, SequenceAnalysis, Template,
 };
 use faceid_gallery::{AuditContext, KioskGallery, NewSubject};
@@ -32,17 +33,10 @@ use serde::Serialize;
 
 use crate::guidance::Guidance;
 use crate::lockout::{Lockout, Scope};
-
-/// Selfie frames passing the quality gate before deciding.
-pub const GOOD_FRAMES: usize = 5;
-/// Selfie frames with a face after which the attempt is judged even if fewer than
-/// [`GOOD_FRAMES`] passed the quality gate: the verdict then judges liveness first, so a
-/// print or a replay is told it was refused rather than guided for ever, and a person the
-/// guidance could not help gets a clear "poor picture" result.
-pub const MAX_SELFIE_FRAMES: usize = 30;
+use crate::selfie::{Oval, SelfieStage, StageEvent, StepPrompt};
 /// Consecutive steady card detections that capture the card.
 pub const STEADY_CARD_FRAMES: usize = 3;
-/// Time allowed for the selfie or card stage.
+/// Time allowed for the card stage, for filling the oval, and for one challenge.
 pub const STAGE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Time a result screen stays before returning to the start.
 pub const RESULT_SECS: Duration = Duration::from_secs(8);
@@ -91,6 +85,8 @@ pub enum Refusal {
     Storage,
     /// The best picture failed the quality gate.
     PoorCapture,
+    /// Demo mode (no camera): nothing is enrolled.
+    DemoMode,
     /// The kiosk cannot decide: its storage or engine failed (logged). Not the person's
     /// failure: it never counts towards a lockout.
     OutOfService,
@@ -141,14 +137,21 @@ pub enum Screen {
     },
     /// Verify: type the claimed identity.
     Claim,
-    /// Selfie with live guidance.
+    /// Selfie: the oval, then the challenge's steps, with live corrections.
     Selfie {
         /// Which flow.
         flow: FlowKind,
-        /// What to do now.
+        /// Where the face must be, in thousandths of the camera frame.
+        oval: Oval,
+        /// The challenge step asked for; `None` while the face is placed in the oval and
+        /// once every step is done.
+        step: Option<StepPrompt>,
+        /// The correction, or [`Guidance::Good`].
         guidance: Guidance,
-        /// Usable frames so far, percent.
+        /// Progress through the challenge, percent.
         progress: u8,
+        /// A new challenge after one that failed.
+        retry: bool,
     },
     /// Enroll: id and name entry.
     Details {
@@ -170,9 +173,9 @@ struct Attempt {
     kind: FlowKind,
     card: Option<Template>,
     claim: Option<String>,
-    /// The selfie frames so far, by the engine's sequence rule.
-    sequence: FrameAccumulator,
-    /// The camera frame the sequence currently matches with (kept for retention).
+    /// The selfie stage, once reached.
+    selfie: Option<SelfieStage>,
+    /// The camera frame facing the camera at the end of the challenge (kept for retention).
     best_frame: Option<Arc<image::RgbImage>>,
     /// Enroll: the judged selfie, waiting for the id and name.
     judged: Option<SequenceAnalysis>,
@@ -187,7 +190,7 @@ impl Attempt {
             kind,
             card: None,
             claim: None,
-            sequence: FrameAccumulator::new(),
+            selfie: None,
             best_frame: None,
             judged: None,
             steady_card: None,
@@ -253,6 +256,10 @@ pub struct KioskOptions {
     pub retain_images: bool,
     /// Idle time before returning to the start screen.
     pub inactivity: Duration,
+    /// The challenges drawn (steps allowed, how many, time limits).
+    pub challenge: ChallengeConfig,
+    /// Demo mode: the camera is the demo clip; nothing is enrolled.
+    pub demo: bool,
 }
 
 /// The kiosk's decisions over one engine and one gallery.
@@ -382,13 +389,22 @@ impl Kiosk {
                 hint: CardHint::PlaceCard,
             },
             FlowKind::Verify => Screen::Claim,
-            FlowKind::Identify => Screen::Selfie {
-                flow: kind,
-                guidance: Guidance::LookAtCamera,
-                progress: 0,
-            },
+            FlowKind::Identify => return self.enter_selfie(now),
         };
         self.show(screen, now);
+    }
+
+    /// On to the selfie stage: a new oval, then a new challenge.
+    fn enter_selfie(&mut self, now: Instant) {
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        let stage = SelfieStage::new(self.options.challenge.clone(), self.options.preset, now);
+        let view = stage.view();
+        attempt.selfie = Some(stage);
+        attempt.stage_started = now;
+        let flow = attempt.kind;
+        self.show(selfie_screen(flow, view), now);
     }
 
     /// Verify: the claimed identity, typed by the person.
@@ -417,15 +433,7 @@ impl Kiosk {
             return self.finish(Outcome::Locked, now);
         }
         attempt.claim = Some(id);
-        attempt.stage_started = now;
-        self.show(
-            Screen::Selfie {
-                flow: FlowKind::Verify,
-                guidance: Guidance::LookAtCamera,
-                progress: 0,
-            },
-            now,
-        );
+        self.enter_selfie(now);
     }
 
     /// Enroll: an ID card image (from the camera or a scanner). Returns whether a portrait
@@ -450,16 +458,8 @@ impl Kiosk {
     fn take_card(&mut self, template: Template, now: Instant) {
         if let Some(attempt) = self.attempt.as_mut() {
             attempt.card = Some(template);
-            attempt.stage_started = now;
         }
-        self.show(
-            Screen::Selfie {
-                flow: FlowKind::Enroll,
-                guidance: Guidance::LookAtCamera,
-                progress: 0,
-            },
-            now,
-        );
+        self.enter_selfie(now);
     }
 
     /// A scanned card that has no portrait ends the attempt (a camera card keeps trying).
@@ -570,53 +570,78 @@ impl Kiosk {
         frame: &Arc<image::RgbImage>,
         now: Instant,
     ) {
+        let engine = self.service.engine().clone();
         let Some(attempt) = self.attempt.as_mut() else {
             return;
         };
-        let seen = match attempt.sequence.observe(analysis).map_err(Failure::from) {
-            Ok(seen) => seen,
-            Err(failure) => {
-                // Two people in frame (or a fault): the attempt ends, audited once.
-                let (kind, claim) = (attempt.kind, attempt.claim.clone());
-                let ctx = self.context();
-                if let Err(e) = self
-                    .service
-                    .refused(action(kind), claim.as_deref(), &failure, &ctx)
-                {
-                    return self.fail(e, now);
-                }
-                return self.fail(failure, now);
+        let Some(stage) = attempt.selfie.as_mut() else {
+            return;
+        };
+        let (kind, claim) = (attempt.kind, attempt.claim.clone());
+        match stage.observe(&engine, analysis, frame.width(), frame.height(), now) {
+            StageEvent::Continue(view) => {
+                // Corrections and progress change the screen, not the inactivity clock.
+                self.screen = selfie_screen(kind, view);
             }
-        };
-        if seen.step == FrameStep::Best {
-            attempt.best_frame = Some(frame.clone());
+            StageEvent::Judge(probe) => {
+                attempt.best_frame = Some(frame.clone());
+                self.decide(*probe, now);
+            }
+            StageEvent::Retry(failure) => {
+                // A failed challenge is a failed attempt: audited, counted, then a new one.
+                let scope = scope(kind, claim.as_deref());
+                self.lockout.fail(scope.clone(), now);
+                let ctx = self.context();
+                let outcome = format!("rejected:{}", failure.code());
+                if let Err(e) =
+                    self.service
+                        .gallery()
+                        .record(action(kind), claim.as_deref(), &outcome, &ctx)
+                {
+                    return self.fail(e.into(), now);
+                }
+                if self.lockout.locked(&scope, now) {
+                    return self.finish(Outcome::Locked, now);
+                }
+                if let Some(stage) = self.attempt.as_mut().and_then(|a| {
+                    a.stage_started = now;
+                    a.selfie.as_mut()
+                }) {
+                    stage.retry();
+                    let view = stage.view();
+                    self.show(selfie_screen(kind, view), now);
+                }
+            }
+            StageEvent::Refuse(failure) => {
+                let ctx = self.context();
+                let outcome = format!("rejected:{}", failure.code());
+                if let Err(e) =
+                    self.service
+                        .gallery()
+                        .record(action(kind), claim.as_deref(), &outcome, &ctx)
+                {
+                    return self.fail(e.into(), now);
+                }
+                let reason = if failure == ChallengeFailure::MultipleFaces {
+                    Refusal::OnePerson
+                } else {
+                    // Another face took over mid-challenge: a presence-check failure.
+                    self.lockout.fail(scope(kind, claim.as_deref()), now);
+                    Refusal::NotLive
+                };
+                self.finish(Outcome::Refused { reason }, now);
+            }
+            StageEvent::Fault(error) => self.fail(error.into(), now),
         }
-        let guidance = Guidance::for_frame(&seen, frame.width(), frame.height());
-        let (kind, good) = (attempt.kind, attempt.sequence.passing_frames());
-        if good >= GOOD_FRAMES || attempt.sequence.frames_with_face() >= MAX_SELFIE_FRAMES {
-            return self.decide(now);
-        }
-        self.screen = Screen::Selfie {
-            flow: kind,
-            guidance,
-            progress: (good * 100 / GOOD_FRAMES) as u8,
-        };
     }
 
     /// Judges the attempt by the use case of its flow.
-    fn decide(&mut self, now: Instant) {
+    fn decide(&mut self, probe: SequenceAnalysis, now: Instant) {
         let Some(mut attempt) = self.attempt.take() else {
             return;
         };
-        let sequence = std::mem::take(&mut attempt.sequence);
-        let probe = match sequence.finish() {
-            Ok(probe) => probe,
-            Err(e) => return self.fail(e.into(), now),
-        };
-        let scope = match (&attempt.kind, &attempt.claim) {
-            (FlowKind::Verify, Some(id)) => Scope::Identity(id.clone()),
-            _ => Scope::Kiosk,
-        };
+        attempt.selfie = None;
+        let scope = scope(attempt.kind, attempt.claim.as_deref());
         let gate = self.gate();
         let ctx = self.context();
         match attempt.kind {
@@ -634,6 +659,15 @@ impl Kiosk {
                     return self.finish(
                         Outcome::Refused {
                             reason: refusal(verdict.reason),
+                        },
+                        now,
+                    );
+                }
+                if self.options.demo {
+                    // The demo clip is nobody: shown to the end, never stored.
+                    return self.finish(
+                        Outcome::Refused {
+                            reason: Refusal::DemoMode,
                         },
                         now,
                     );
@@ -813,6 +847,26 @@ impl Kiosk {
     }
 }
 
+/// The screen of the selfie stage.
+fn selfie_screen(flow: FlowKind, view: crate::selfie::SelfieView) -> Screen {
+    Screen::Selfie {
+        flow,
+        oval: view.oval,
+        step: view.step,
+        guidance: view.guidance,
+        progress: view.progress,
+        retry: view.retry,
+    }
+}
+
+/// Whose failures an attempt counts: the claimed identity (verify) or the kiosk.
+fn scope(kind: FlowKind, claim: Option<&str>) -> Scope {
+    match (kind, claim) {
+        (FlowKind::Verify, Some(id)) => Scope::Identity(id.to_string()),
+        _ => Scope::Kiosk,
+    }
+}
+
 fn action(kind: FlowKind) -> &'static str {
     match kind {
         FlowKind::Enroll => "enroll",
@@ -860,6 +914,8 @@ mod tests {
             preset: LivenessPreset::Regular,
             retain_images: false,
             inactivity: Duration::from_secs(60),
+            challenge: ChallengeConfig::default(),
+            demo: false,
         };
         let mut kiosk = Kiosk::new(engine, gallery, options);
         let now = Instant::now();

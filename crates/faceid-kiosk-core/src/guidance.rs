@@ -14,8 +14,12 @@ pub enum Guidance {
     OnePerson,
     /// Face too small.
     MoveCloser,
-    /// Face near the edge of the frame.
+    /// Face too large for the oval.
+    MoveBack,
+    /// Face near the edge of the frame, or outside the oval.
     CenterFace,
+    /// A turn or look-up is done: face the camera again before the next step.
+    FaceTheCamera,
     /// Head turned or tilted.
     LookStraight,
     /// Eyes closed.

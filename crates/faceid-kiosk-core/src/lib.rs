@@ -13,6 +13,8 @@
 //! - [`capture`]: the capture loop: preview at a steady rate, analysis always on the newest
 //!   frame only (never a growing queue);
 //! - [`guidance`]: what to tell the person in front of the camera, from the engine's verdicts;
+//! - [`selfie`]: the selfie stage: the face fills a random oval, then performs the engine's
+//!   active challenge;
 //! - [`flow`]: the enroll, verify and identify state machines; the UI renders their
 //!   [`flow::Screen`] and never sees a score;
 //! - [`lockout`]: five failures in three minutes lock an identity or the kiosk;
@@ -24,4 +26,5 @@ pub mod capture;
 pub mod flow;
 pub mod guidance;
 pub mod lockout;
+pub mod selfie;
 pub mod settings;

@@ -20,6 +20,16 @@ pub struct Settings {
     pub card_source: String,
     /// Liveness preset: SOFT, REGULAR or HARDENED.
     pub liveness_preset: String,
+    /// Challenge steps that may be drawn: `turn_left`, `turn_right`, `look_up`, `blink`,
+    /// `come_closer` (at least two).
+    pub challenge_steps: Vec<String>,
+    /// Steps per challenge: 2 or 3.
+    pub challenge_length: usize,
+    /// Speak the prompts aloud (espeak-ng, in the screen's language).
+    pub spoken_prompts: bool,
+    /// The webcam this kiosk accepts, by stable id: a `/dev/v4l/by-id/...` path or a USB
+    /// `vendor:product` (hex). Empty: the first camera that is not virtual.
+    pub camera_id: String,
     /// Language of the start screen: fr, ar or en.
     pub language: String,
     /// Central server for sync; `None` keeps every request on this machine.
@@ -42,6 +52,13 @@ impl Default for Settings {
             camera: "webcam".into(),
             card_source: "camera".into(),
             liveness_preset: "REGULAR".into(),
+            challenge_steps: faceid_core::Step::ALL
+                .iter()
+                .map(|s| s.name().to_string())
+                .collect(),
+            challenge_length: 2,
+            spoken_prompts: true,
+            camera_id: String::new(),
             language: "fr".into(),
             server_url: None,
             server_ca_file: None,
@@ -97,6 +114,16 @@ impl Settings {
         let bad = |what: &str| Err(SettingsError::Invalid(what.into()));
         if faceid_core::LivenessPreset::parse(&self.liveness_preset).is_none() {
             return bad("liveness_preset must be SOFT, REGULAR or HARDENED");
+        }
+        let steps = self.steps();
+        if steps.len() != self.challenge_steps.len() {
+            return bad("challenge_steps: turn_left, turn_right, look_up, blink, come_closer");
+        }
+        if steps.len() < 2 {
+            return bad("challenge_steps must allow at least two steps");
+        }
+        if !(2..=3).contains(&self.challenge_length) {
+            return bad("challenge_length must be 2 or 3");
         }
         if !LANGUAGES.contains(&self.language.as_str()) {
             return bad("language must be fr, ar or en");
@@ -154,6 +181,23 @@ impl Settings {
             .is_some_and(|(salt, _)| hash_pin(pin, salt) == self.operator_pin)
     }
 
+    /// The challenge steps allowed, parsed (unknown names left out).
+    pub fn steps(&self) -> Vec<faceid_core::Step> {
+        faceid_core::Step::ALL
+            .into_iter()
+            .filter(|s| self.challenge_steps.iter().any(|n| n == s.name()))
+            .collect()
+    }
+
+    /// The challenges this kiosk draws.
+    pub fn challenge(&self) -> faceid_core::ChallengeConfig {
+        faceid_core::ChallengeConfig {
+            steps: self.challenge_length,
+            allowed: self.steps(),
+            ..faceid_core::ChallengeConfig::default()
+        }
+    }
+
     /// The liveness preset.
     pub fn preset(&self) -> faceid_core::LivenessPreset {
         faceid_core::LivenessPreset::parse(&self.liveness_preset)
@@ -183,6 +227,20 @@ mod tests {
         assert!(!text.contains("482913"), "the PIN is stored hashed");
         s.language = "de".into();
         assert!(s.save(&dir).is_err());
+        s.language = "fr".into();
+        s.challenge_steps = vec!["turn_left".into(), "wink".into()];
+        assert!(s.save(&dir).is_err(), "an unknown step is refused");
+        s.challenge_steps = vec!["blink".into()];
+        assert!(s.save(&dir).is_err(), "one step is not a challenge");
+        s.challenge_steps = vec!["turn_left".into(), "turn_right".into()];
+        s.challenge_length = 3;
+        s.save(&dir).unwrap();
+        let challenge = Settings::load(&dir).unwrap().challenge();
+        assert_eq!(
+            challenge.allowed,
+            [faceid_core::Step::TurnLeft, faceid_core::Step::TurnRight]
+        );
+        assert_eq!(challenge.steps, 3);
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -5,6 +5,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use faceid_core::Step;
+use faceid_e2e::person::{Answer, Follower, Oval, Person, Print};
 use faceid_kiosk_core::camera::{self, CameraSpec};
 use faceid_kiosk_core::flow::{FlowKind, Kiosk, KioskOptions, Outcome, Refusal, Screen};
 use faceid_kiosk_core::guidance::Guidance;
@@ -14,6 +16,14 @@ struct Setup {
     _dir: tempfile::TempDir,
     seq: u64,
     now: Instant,
+}
+
+/// The challenges of these tests: every step (the clip's frames can perform each).
+fn challenge() -> faceid_core::ChallengeConfig {
+    faceid_core::ChallengeConfig {
+        allowed: Step::ALL.to_vec(),
+        ..faceid_core::ChallengeConfig::default()
+    }
 }
 
 fn setup() -> Setup {
@@ -32,6 +42,8 @@ fn setup() -> Setup {
         preset: faceid_core::LivenessPreset::Regular,
         retain_images: true,
         inactivity: Duration::from_secs(60),
+        challenge: challenge(),
+        demo: false,
     };
     Setup {
         kiosk: Kiosk::new(engine, gallery, options),
@@ -40,6 +52,9 @@ fn setup() -> Setup {
         now: Instant::now(),
     }
 }
+
+/// Analysed frames are this far apart (the kiosk analyses 6-7 frames a second).
+const FRAME_MS: u64 = 150;
 
 impl Setup {
     /// Feeds frames of `spec` until the screen is no longer a capture screen (at most 90).
@@ -59,6 +74,39 @@ impl Setup {
         seen
     }
 
+    /// Shows the kiosk what `show` renders for each screen (the person in front of the
+    /// camera reacting to it) until it leaves the capture screens or `frames` were shown.
+    fn run(
+        &mut self,
+        frames: usize,
+        mut show: impl FnMut(&Screen) -> image::RgbImage,
+    ) -> Vec<Screen> {
+        let mut seen = Vec::new();
+        for _ in 0..frames {
+            let frame = Arc::new(show(self.kiosk.screen()));
+            self.seq += 1;
+            self.now += Duration::from_millis(FRAME_MS);
+            self.kiosk.on_frame(self.seq, &frame, self.now);
+            seen.push(self.kiosk.screen().clone());
+            if !self.kiosk.wants_frames() {
+                break;
+            }
+        }
+        seen
+    }
+
+    /// A person who answers the prompts so, until a result (at most 200 frames).
+    fn person(&mut self, person: &Person, answer: Answer) -> Vec<Screen> {
+        let mut follower = Follower::new(answer);
+        self.run(200, |screen| {
+            let (oval, step) = prompt(screen);
+            person.frame(
+                follower.shot(step.as_ref().map(|(s, n)| (s.as_str(), *n))),
+                oval,
+            )
+        })
+    }
+
     fn outcome(&self) -> Outcome {
         match self.kiosk.screen() {
             Screen::Result { outcome } => outcome.clone(),
@@ -67,34 +115,68 @@ impl Setup {
     }
 }
 
-fn video(path: &std::path::Path) -> String {
-    format!("video:{}", faceid_e2e::still_video(path, 3.0).display())
+/// The oval and the step a selfie screen shows.
+fn prompt(screen: &Screen) -> (Oval, Option<(String, u8)>) {
+    match screen {
+        Screen::Selfie { oval, step, .. } => (
+            (oval.cx, oval.cy, oval.width, oval.height),
+            step.map(|p| (p.step.name().to_string(), p.number)),
+        ),
+        _ => ((500, 500, 330, 560), None),
+    }
 }
 
 #[test]
-fn enroll_from_card_then_verify_identify_and_refuse() {
-    let Some(eval) = faceid_e2e::shared_eval("enroll_from_card_then_verify_identify_and_refuse")
-    else {
+fn a_person_following_the_prompts_enrolls_verifies_and_is_identified() {
+    let Some(eval) = faceid_e2e::shared_eval(
+        "a_person_following_the_prompts_enrolls_verifies_and_is_identified",
+    ) else {
         return;
     };
-    let synthetic = eval.join("idcards/synthetic");
-    let card = image::open(synthetic.join("celeba_07207_card.jpg"))
-        .unwrap()
-        .to_rgb8();
-    let holder = video(&synthetic.join("celeba_07207_selfie.jpg"));
-    let other = video(&synthetic.join("celeba_07462_selfie.jpg"));
+    let person = Person::apfol(&eval);
+    let card = Person::card(&eval);
     let mut s = setup();
 
-    // Enroll: card, selfie with guidance, details, stored.
+    // Enroll: card, the oval, the challenge, details, stored.
     s.kiosk.start(FlowKind::Enroll, s.now);
     assert!(matches!(s.kiosk.screen(), Screen::CardScan { .. }));
-    assert!(s.kiosk.offer_card(&card, s.now));
-    let seen = s.run_camera(&holder);
-    assert!(seen.iter().any(|screen| matches!(
-        screen,
-        Screen::Selfie { guidance: Guidance::Good, progress, .. } if *progress > 0
-    )));
-    assert_eq!(s.kiosk.screen(), &Screen::Details { error: None });
+    assert!(
+        s.kiosk.offer_card(&card, s.now),
+        "the card's portrait is found"
+    );
+    let seen = s.person(&person, Answer::Follow);
+    let steps: Vec<(Step, u8)> = seen
+        .iter()
+        .filter_map(|screen| match screen {
+            Screen::Selfie { step: Some(p), .. } => Some((p.step, p.number)),
+            _ => None,
+        })
+        .collect();
+    assert!(
+        seen.iter().any(|screen| matches!(
+            screen,
+            Screen::Selfie {
+                step: None,
+                progress: 0,
+                ..
+            }
+        )),
+        "the oval comes first"
+    );
+    assert!(steps.iter().any(|(_, n)| *n == 1) && steps.iter().any(|(_, n)| *n == 2));
+    assert!(
+        seen.iter().any(|screen| matches!(
+            screen,
+            Screen::Selfie { step: Some(p), .. } if p.percent > 0
+        )),
+        "live progress on a step"
+    );
+    assert_eq!(
+        s.kiosk.screen(),
+        &Screen::Details { error: None },
+        "{:?}",
+        seen.last()
+    );
     s.kiosk.confirm_details("", "x", s.now);
     assert_eq!(
         s.kiosk.screen(),
@@ -102,53 +184,119 @@ fn enroll_from_card_then_verify_identify_and_refuse() {
             error: Some(Refusal::InvalidId)
         }
     );
-    s.kiosk.confirm_details("brahim", "Brahim A.", s.now);
+    s.kiosk.confirm_details("s01", "Person One", s.now);
     assert_eq!(
         s.outcome(),
         Outcome::Enrolled {
-            name: "Brahim A.".into()
+            name: "Person One".into()
         }
     );
-    let subject = s.kiosk.gallery().subject("brahim").unwrap().unwrap();
+    let subject = s.kiosk.gallery().subject("s01").unwrap().unwrap();
     assert_eq!(subject.template_tags.len(), 2, "selfie and card templates");
     assert_eq!(subject.source.as_deref(), Some("kiosk-test"));
     assert!(
-        s.kiosk.gallery().image("brahim").unwrap().is_some(),
+        s.kiosk.gallery().image("s01").unwrap().is_some(),
         "retained, encrypted"
     );
 
-    // Verify the holder; refuse the other person.
+    // Verify and identify, each with a new challenge.
     s.kiosk.start(FlowKind::Verify, s.now);
-    s.kiosk.claim("brahim", s.now);
-    s.run_camera(&holder);
+    s.kiosk.claim("s01", s.now);
+    s.person(&person, Answer::Follow);
     assert_eq!(
         s.outcome(),
         Outcome::Verified {
-            name: "Brahim A.".into()
+            name: "Person One".into()
         }
     );
-    s.kiosk.start(FlowKind::Verify, s.now);
-    s.kiosk.claim("brahim", s.now);
-    s.run_camera(&other);
-    assert_eq!(s.outcome(), Outcome::NotVerified);
-
-    // Identify.
     s.kiosk.start(FlowKind::Identify, s.now);
-    s.run_camera(&holder);
+    s.person(&person, Answer::Follow);
     assert_eq!(
         s.outcome(),
         Outcome::Identified {
-            name: "Brahim A.".into()
+            name: "Person One".into()
         }
     );
-    s.kiosk.start(FlowKind::Identify, s.now);
-    s.run_camera(&other);
-    assert_eq!(s.outcome(), Outcome::NotRecognised);
 
-    // A card selfie by someone else is refused at enrollment.
+    // The wrong steps: refused, and a new oval and challenge are shown.
+    s.kiosk.start(FlowKind::Verify, s.now);
+    s.kiosk.claim("s01", s.now);
+    let mut follower = Follower::new(Answer::Wrong);
+    let seen = s.run(120, |screen| {
+        let (oval, step) = prompt(screen);
+        let done = matches!(screen, Screen::Selfie { retry: true, .. });
+        let step = if done { None } else { step };
+        person.frame(
+            follower.shot(step.as_ref().map(|(s, n)| (s.as_str(), *n))),
+            oval,
+        )
+    });
+    let retried = seen.iter().position(|screen| {
+        matches!(
+            screen,
+            Screen::Selfie {
+                retry: true,
+                step: None,
+                ..
+            }
+        )
+    });
+    assert!(
+        retried.is_some(),
+        "a new challenge after the wrong step: {:?}",
+        seen.last()
+    );
+    // ... and the person, now following, is verified.
+    s.person(&person, Answer::Follow);
+    assert_eq!(
+        s.outcome(),
+        Outcome::Verified {
+            name: "Person One".into()
+        }
+    );
+
+    // Five wrong challenges in three minutes lock the identity: the staff fallback.
+    s.kiosk.start(FlowKind::Verify, s.now);
+    s.kiosk.claim("s01", s.now);
+    s.person(&person, Answer::Wrong);
+    assert_eq!(s.outcome(), Outcome::Locked);
+
+    // Every attempt is in the audit log, chained.
+    let audit = s.kiosk.gallery().audit().unwrap();
+    let outcomes: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "verify")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert!(outcomes.contains(&"accepted"), "{outcomes:?}");
+    assert!(
+        outcomes
+            .iter()
+            .filter(|o| **o == "rejected:WRONG_ORDER")
+            .count()
+            >= 5,
+        "{outcomes:?}"
+    );
+    assert!(s.kiosk.gallery().verify_audit().unwrap().valid);
+}
+
+#[test]
+fn another_person_and_a_turned_print_are_refused() {
+    let Some(eval) = faceid_e2e::shared_eval("another_person_and_a_turned_print_are_refused")
+    else {
+        return;
+    };
+    let synthetic = eval.join("idcards/synthetic");
+    let card = image::open(synthetic.join("celeba_07207_card.jpg"))
+        .unwrap()
+        .to_rgb8();
+    let person = Person::apfol(&eval);
+    let mut s = setup();
+
+    // The card's holder is someone else: the challenge passes, the match does not.
     s.kiosk.start(FlowKind::Enroll, s.now);
     assert!(s.kiosk.offer_card(&card, s.now));
-    s.run_camera(&other);
+    s.person(&person, Answer::Follow);
     assert_eq!(
         s.outcome(),
         Outcome::Refused {
@@ -156,21 +304,45 @@ fn enroll_from_card_then_verify_identify_and_refuse() {
         }
     );
 
-    // Five failed verifications of one identity lock it.
-    for _ in 0..4 {
-        s.kiosk.start(FlowKind::Verify, s.now);
-        s.kiosk.claim("brahim", s.now);
-        s.run_camera(&other);
-        assert_eq!(s.outcome(), Outcome::NotVerified);
-    }
-    s.kiosk.start(FlowKind::Verify, s.now);
-    s.kiosk.claim("brahim", s.now);
-    assert_eq!(s.outcome(), Outcome::Locked);
-
-    // Every decision is in the audit log, chained.
+    // A print moved into the oval and turned for each step: never accepted. A plane must
+    // turn far before the pose network sees a turn, so the step times out (a new challenge),
+    // or the turn is seen and the geometry calls the face flat.
+    let print = Print::nuaa(&eval);
+    s.kiosk.start(FlowKind::Identify, s.now);
+    let mut follower = Follower::new(Answer::Follow);
+    let seen = s.run(160, |screen| {
+        let (oval, step) = prompt(screen);
+        print.frame(
+            follower
+                .shot(step.as_ref().map(|(s, n)| (s.as_str(), *n)))
+                .act,
+            oval,
+        )
+    });
+    let retried = seen
+        .iter()
+        .any(|screen| matches!(screen, Screen::Selfie { retry: true, .. }));
+    let refused = matches!(
+        s.kiosk.screen(),
+        Screen::Result {
+            outcome: Outcome::Refused {
+                reason: Refusal::NotLive
+            }
+        }
+    );
+    println!(
+        "print: retried {retried}, last screen {:?}",
+        s.kiosk.screen()
+    );
+    assert!(retried || refused, "{:?}", s.kiosk.screen());
     let audit = s.kiosk.gallery().audit().unwrap();
-    assert!(audit.iter().filter(|e| e.action == "verify").count() >= 7);
-    assert!(s.kiosk.gallery().verify_audit().unwrap().valid);
+    assert!(
+        audit
+            .iter()
+            .filter(|e| e.action == "identify")
+            .all(|e| e.outcome.starts_with("rejected:")),
+        "{audit:?}"
+    );
 }
 
 #[test]
