@@ -58,8 +58,8 @@ function render() {
       $("retry").hidden = true;
       return show("screen-camera");
     case "selfie":
-      renderSelfie(s);
-      return show("screen-camera");
+      show("screen-camera");
+      return renderSelfie(s);
     case "details": {
       const err = $("details-error");
       err.hidden = !s.error;
@@ -102,6 +102,7 @@ function renderSelfie(s) {
   if (s.step) {
     step.hidden = false;
     step.dataset.step = s.step.step;
+    step.dataset.number = String(s.step.number);
     $("picto").setAttribute("class", "picto " + s.step.step);
     $("step-count").textContent = t("step_of").replace("{n}", s.step.number).replace("{of}", s.step.of);
     const text = t("step_" + s.step.step);
@@ -119,7 +120,9 @@ function renderSelfie(s) {
   }
 }
 
+let lastOval = null;
 function placeOval(oval) {
+  lastOval = oval;
   const guide = $("guide");
   const img = $("preview");
   const stage = guide.parentElement;
@@ -272,6 +275,8 @@ async function pumpPreview() {
       const img = $("preview");
       img.src = frame.jpeg;
       await img.decode().catch(() => {});
+      // The oval follows the frame's size (known once the first frame is decoded).
+      if (lastOval && document.body.dataset.screen === "camera" && $("guide").classList.contains("guide-face")) placeOval(lastOval);
     } else {
       await new Promise((r) => setTimeout(r, 15));
     }

@@ -10,6 +10,7 @@ use faceid_gallery::prelude::*;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use faceid_e2e::person::{Answer, Follower, Oval, Person, Print, Shot};
 use faceid_e2e::webdriver::{Harness, harness};
 use serde_json::json;
 
@@ -58,6 +59,24 @@ impl Place {
         .collect()
     }
 
+    fn gallery_with_outbox(&self) -> faceid_gallery::Gallery {
+        let path = self.keys.path().join("g.key");
+        if !path.exists() {
+            faceid_gallery::GalleryKey::generate().write_new(&path).unwrap();
+        }
+        let key = faceid_gallery::GalleryKey::from_file(
+            &self.keys.path().join("g.key"),
+            self.data.path(),
+        )
+        .unwrap();
+        faceid_gallery::Gallery::open_with(
+            &self.data.path().join("gallery"),
+            &key,
+            faceid_gallery::GalleryOptions { outbox: true },
+        )
+        .unwrap()
+    }
+
     fn gallery(&self) -> faceid_gallery::Gallery {
         let key = faceid_gallery::GalleryKey::from_file(
             &self.keys.path().join("g.key"),
@@ -66,6 +85,33 @@ impl Place {
         .unwrap();
         faceid_gallery::Gallery::open(&self.data.path().join("gallery"), &key).unwrap()
     }
+}
+
+/// A `watch:` camera folder showing `frame` (replacing what it showed).
+fn show_frame(dir: &Path, frame: &image::RgbImage, n: u32) {
+    let partial = dir.join("partial.bmp");
+    frame.save(&partial).unwrap();
+    std::fs::rename(&partial, dir.join(format!("f{n:08}.bmp"))).unwrap();
+}
+
+/// What the camera sees of a person (a sample photo's kiosk-sized frame), not where the
+/// oval is.
+fn person_frame() -> image::RgbImage {
+    image::load_from_memory(&faceid_e2e::kiosk_frame(3, 1050.0..1300.0))
+        .unwrap()
+        .to_rgb8()
+}
+
+/// What the camera sees before a card is shown: a desk, no face.
+fn desk_frame() -> image::RgbImage {
+    image::RgbImage::from_fn(640, 480, |x, y| {
+        let grain = ((x * 7 + y * 13) % 17) as u8;
+        if (160..480).contains(&x) && (300..420).contains(&y) {
+            image::Rgb([70 + grain, 52 + grain, 40 + grain])
+        } else {
+            image::Rgb([150 + grain, 140 + grain, 128 + grain])
+        }
+    })
 }
 
 fn blank_camera(dir: &Path) -> PathBuf {
@@ -81,12 +127,14 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
     let _serial = SERIAL.lock().await;
     let h = harness();
     let place = Place::new();
-    let blank = blank_camera(place.keys.path());
+    let camera = tempfile::tempdir().unwrap();
+    show_frame(camera.path(), &desk_frame(), 0);
     let kiosk = Kiosk::launch(
         &h,
-        &place.args(&format!("file:{}", blank.display()), "camera", "en"),
+        &place.args(&format!("watch:{}", camera.path().display()), "camera", "en"),
     )
     .await;
+    let mut shown = 0;
     kiosk.wait_screen("start", Duration::from_secs(30)).await;
     for lang in ["en", "fr", "ar"] {
         kiosk.click(&format!(".lang[data-lang={lang}]")).await;
@@ -97,6 +145,8 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
         let dir = kiosk.js("return document.documentElement.dir").await;
         assert_eq!(dir, if lang == "ar" { "rtl" } else { "ltr" });
         kiosk.screenshot(&format!("start-{lang}")).await;
+        shown += 1;
+        show_frame(camera.path(), &desk_frame(), shown);
         kiosk.click("#go-enroll").await;
         kiosk.wait_screen("camera", Duration::from_secs(10)).await;
         let instruction = "return document.getElementById('instruction').dataset.key";
@@ -104,11 +154,13 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
         kiosk.screenshot(&format!("card-scan-{lang}")).await;
         kiosk.click("#screen-camera .cancel").await;
         kiosk.wait_screen("start", Duration::from_secs(10)).await;
+        shown += 1;
+        show_frame(camera.path(), &person_frame(), shown);
         kiosk.click("#go-identify").await;
         kiosk.wait_screen("camera", Duration::from_secs(10)).await;
-        kiosk
-            .wait_js(instruction, json!("look_at_camera"), wait)
-            .await;
+        // The oval is drawn somewhere at random: the person is told to move into it.
+        let correction = "return ['center_face', 'move_closer', 'move_back', 'hold_oval'].includes(document.getElementById('instruction').dataset.key)";
+        kiosk.wait_js(correction, json!(true), wait).await;
         // The preview is running behind the guidance before the screenshot.
         let preview = "return document.getElementById('preview').src.startsWith('data:image/jpeg')";
         kiosk.wait_js(preview, json!(true), wait).await;
@@ -164,142 +216,364 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
     assert!(place.gallery().is_empty(), "nothing enrolled");
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
-    let _serial = SERIAL.lock().await;
-    let Some(eval) =
-        faceid_e2e::shared_eval("enroll_from_card_and_video_then_verify_identify_and_reject")
-    else {
-        return;
-    };
-    let synthetic = eval.join("idcards/synthetic");
-    let card = synthetic.join("celeba_07207_card.jpg");
-    let holder = faceid_e2e::still_video(&synthetic.join("celeba_07207_selfie.jpg"), 3.0);
-    let other = faceid_e2e::still_video(&synthetic.join("celeba_07462_selfie.jpg"), 3.0);
-    let h = harness();
-    let place = Place::new();
-    let args = place.args(
-        &format!("video:{}", holder.display()),
-        &format!("file:{}", card.display()),
-        "en",
-    );
-    let kiosk = Kiosk::launch(&h, &args).await;
-    kiosk.wait_screen("start", Duration::from_secs(30)).await;
+/// What the kiosk shows, as the person in front of it reads it.
+#[derive(Debug, Clone, PartialEq)]
+struct Shown {
+    screen: String,
+    oval: Option<Oval>,
+    step: Option<(String, u8)>,
+    retry: bool,
+    instruction: String,
+    preview: bool,
+}
 
-    // Enrollment: card from the scanner folder, selfie from the camera, details typed.
-    kiosk.click("#go-enroll").await;
-    kiosk.wait_screen("details", Duration::from_secs(40)).await;
-    kiosk.type_into("#details-id", "brahim").await;
-    kiosk.type_into("#details-name", "Brahim A.").await;
-    kiosk.click_leaving("#details-go", "details").await;
-    kiosk.wait_screen("result", Duration::from_secs(10)).await;
-    assert_eq!(
-        kiosk
-            .js("return document.getElementById('result-title').dataset.outcome")
-            .await,
-        "enrolled"
-    );
-    kiosk.screenshot("result-enrolled-en").await;
-    kiosk.click("#screen-result .cancel").await;
-    kiosk.wait_screen("start", Duration::from_secs(10)).await;
+const SHOWN: &str = "const st = document.getElementById('step'); \
+    const g = document.getElementById('guide').dataset.oval || ''; \
+    return [document.body.dataset.screen || '', g, st.hidden ? '' : (st.dataset.step || ''), \
+    Number(st.dataset.number || 0), !document.getElementById('retry').hidden, \
+    document.getElementById('instruction').dataset.key || '', \
+    document.getElementById('preview').naturalWidth > 0]";
 
-    // Verification of the same person.
-    kiosk.click("#go-verify").await;
-    kiosk.wait_screen("claim", Duration::from_secs(10)).await;
-    kiosk.type_into("#claim-id", "brahim").await;
-    kiosk
-        .wait_js(
-            "return document.getElementById('claim-id').value",
-            json!("brahim"),
-            Duration::from_secs(10),
-        )
-        .await;
-    kiosk.click_leaving("#claim-go", "claim").await;
-    kiosk.wait_screen("result", Duration::from_secs(40)).await;
-    assert_eq!(
-        kiosk
-            .js("return document.getElementById('result-title').dataset.outcome")
-            .await,
-        "verified"
-    );
-    assert_eq!(kiosk.text("#result-text").await, "Brahim A.");
-    kiosk.click("#screen-result .cancel").await;
-    kiosk.wait_screen("start", Duration::from_secs(10)).await;
+async fn shown(kiosk: &faceid_e2e::webdriver::Kiosk) -> Shown {
+    let v = kiosk.js(SHOWN).await;
+    let oval = v[1].as_str().and_then(|o| {
+        let n: Vec<u16> = o.split(',').filter_map(|x| x.parse().ok()).collect();
+        (n.len() == 4).then(|| (n[0], n[1], n[2], n[3]))
+    });
+    let step = v[2]
+        .as_str()
+        .filter(|s| !s.is_empty())
+        .map(|s| (s.to_string(), v[3].as_u64().unwrap_or(0) as u8));
+    Shown {
+        screen: v[0].as_str().unwrap_or("").to_string(),
+        oval,
+        step,
+        retry: v[4].as_bool().unwrap_or(false),
+        instruction: v[5].as_str().unwrap_or("").to_string(),
+        preview: v[6].as_bool().unwrap_or(false),
+    }
+}
 
-    // Identification.
-    kiosk.click("#go-identify").await;
-    kiosk.wait_screen("result", Duration::from_secs(40)).await;
-    assert_eq!(
-        kiosk
-            .js("return document.getElementById('result-title').dataset.outcome")
-            .await,
-        "identified"
-    );
-    assert_eq!(kiosk.text("#result-text").await, "Brahim A.");
-    kiosk.quit().await;
+/// The person in front of the camera: each frame they show is written into the `watch:`
+/// camera's folder, in answer to what the kiosk shows.
+struct Actor {
+    dir: tempfile::TempDir,
+    seq: u64,
+    follower: Follower,
+}
 
-    // Another person's video claiming the same identity: rejected.
-    let args = place.args(
-        &format!("video:{}", other.display()),
-        &format!("file:{}", card.display()),
-        "en",
-    );
-    let kiosk = Kiosk::launch(&h, &args).await;
-    kiosk.wait_screen("start", Duration::from_secs(30)).await;
-    kiosk.click("#go-verify").await;
-    kiosk.wait_screen("claim", Duration::from_secs(10)).await;
-    kiosk.type_into("#claim-id", "brahim").await;
-    kiosk
-        .wait_js(
-            "return document.getElementById('claim-id').value",
-            json!("brahim"),
-            Duration::from_secs(10),
-        )
-        .await;
-    kiosk.click_leaving("#claim-go", "claim").await;
-    kiosk.wait_screen("result", Duration::from_secs(40)).await;
-    assert_eq!(
-        kiosk
-            .js("return document.getElementById('result-title').dataset.outcome")
-            .await,
-        "not_verified"
-    );
-    assert!(
-        kiosk
-            .js("return !document.getElementById('result-fallback').hidden")
-            .await
-            .as_bool()
-            .unwrap()
-    );
-    kiosk.screenshot("result-not-verified-en").await;
-    kiosk.quit().await;
+/// Who stands in front of the camera.
+enum Sitter<'a> {
+    Person(&'a Person),
+    Print(&'a Print),
+    /// The person, too far away (the oval asks them to come closer).
+    Far(&'a Person),
+}
 
-    // The gallery afterwards: one subject, selfie and card templates, decisions audited.
-    {
-        let gallery = place.gallery();
-        let subjects = gallery.subjects().unwrap();
-        assert_eq!(subjects.len(), 1);
-        assert_eq!(subjects[0].id, "brahim");
-        assert_eq!(subjects[0].display_name.as_deref(), Some("Brahim A."));
-        assert_eq!(subjects[0].template_tags.len(), 2);
-        let audit = gallery.audit().unwrap();
-        let outcomes: Vec<(String, String)> = audit
-            .iter()
-            .filter(|e| matches!(e.action.as_str(), "enroll" | "verify" | "identify"))
-            .map(|e| (e.action.clone(), e.outcome.clone()))
-            .collect();
-        assert_eq!(
-            outcomes,
-            [
-                ("enroll".to_string(), "ok".to_string()),
-                ("verify".into(), "accepted".into()),
-                ("identify".into(), "match".into()),
-                ("verify".into(), "rejected:NO_MATCH".into()),
-            ]
-        );
-        assert!(gallery.verify_audit().unwrap().valid);
+impl Actor {
+    fn new() -> Actor {
+        Actor {
+            dir: tempfile::tempdir().unwrap(),
+            seq: 0,
+            follower: Follower::new(Answer::Follow),
+        }
     }
 
+    fn camera(&self) -> String {
+        format!("watch:{}", self.dir.path().display())
+    }
+
+    /// Shows one frame: `who`, answering what the kiosk shows.
+    fn show(&mut self, who: &Sitter<'_>, shown: &Shown) {
+        let oval = shown.oval.unwrap_or((500, 500, 330, 560));
+        let step = if shown.retry && shown.step.is_none() {
+            None
+        } else {
+            shown.step.clone()
+        };
+        let shot = self
+            .follower
+            .shot(step.as_ref().map(|(s, n)| (s.as_str(), *n)));
+        let frame = match who {
+            Sitter::Person(p) => p.frame(shot, oval),
+            Sitter::Print(p) => p.frame(shot.act, oval),
+            Sitter::Far(p) => p.frame(
+                Shot {
+                    scale: 0.55,
+                    ..shot
+                },
+                oval,
+            ),
+        };
+        self.seq += 1;
+        let partial = self.dir.path().join("partial.bmp");
+        frame.save(&partial).unwrap();
+        std::fs::rename(&partial, self.dir.path().join(format!("f{:08}.bmp", self.seq))).unwrap();
+        if self.seq > 4 {
+            let _ = std::fs::remove_file(self.dir.path().join(format!("f{:08}.bmp", self.seq - 4)));
+        }
+    }
+}
+
+/// Plays `who` in front of the kiosk until it leaves the camera screen (or `timeout`),
+/// taking the screenshots `shoot` names for what is shown (each name once).
+async fn perform(
+    kiosk: &faceid_e2e::webdriver::Kiosk,
+    actor: &mut Actor,
+    who: &Sitter<'_>,
+    timeout: Duration,
+    shots: &mut std::collections::BTreeSet<String>,
+    mut shoot: impl FnMut(&Shown) -> Option<String>,
+) -> Vec<Shown> {
+    let until = std::time::Instant::now() + timeout;
+    let mut seen: Vec<Shown> = Vec::new();
+    while std::time::Instant::now() < until {
+        let now = shown(kiosk).await;
+        if now.screen != "camera" {
+            seen.push(now);
+            break;
+        }
+        if now.preview
+            && let Some(name) = shoot(&now)
+            && shots.insert(name.clone())
+        {
+            kiosk.screenshot(&name).await;
+        }
+        actor.show(who, &now);
+        if seen.last() != Some(&now) {
+            seen.push(now);
+        }
+        // About the kiosk's analysis rate: one movement per analysed frame.
+        tokio::time::sleep(Duration::from_millis(170)).await;
+    }
+    seen
+}
+
+/// Screenshot names for a challenge screen in `lang`: the oval, each step, a correction,
+/// the new challenge after a refusal.
+fn challenge_shot(lang: &str, shown: &Shown) -> Option<String> {
+    if let Some((step, _)) = &shown.step {
+        return Some(format!("challenge-{step}-{lang}"));
+    }
+    if shown.retry {
+        return Some(format!("challenge-retry-{lang}"));
+    }
+    match shown.instruction.as_str() {
+        "hold_oval" | "fill_oval" => Some(format!("challenge-oval-{lang}")),
+        "move_closer" => Some(format!("challenge-correction-{lang}")),
+        _ => None,
+    }
+}
+
+const STEPS: [&str; 5] = ["turn_left", "turn_right", "look_up", "blink", "come_closer"];
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses() {
+    let _serial = SERIAL.lock().await;
+    let Some(eval) = faceid_e2e::shared_eval(
+        "the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses",
+    ) else {
+        return;
+    };
+    let person = Person::apfol(&eval);
+    let print = Print::nuaa(&eval);
+    let h = harness();
+    let place = Place::new();
+    let card = place.keys.path().join("card.png");
+    Person::card(&eval).save(&card).unwrap();
+    // Three steps a challenge (always one head turn), so every step shows up soon.
+    std::fs::write(
+        place.data.path().join("kiosk.toml"),
+        "challenge_length = 3\nspoken_prompts = false\n",
+    )
+    .unwrap();
+    let mut actor = Actor::new();
+    actor.show(&Sitter::Person(&person), &shown_nothing());
+    let args = place.args(&actor.camera(), &format!("file:{}", card.display()), "en");
+    let kiosk = Kiosk::launch(&h, &args).await;
+    kiosk.wait_screen("start", Duration::from_secs(30)).await;
+    let mut shots = std::collections::BTreeSet::new();
+    let outcome = "return document.getElementById('result-title').dataset.outcome";
+    let wait = Duration::from_secs(15);
+    let challenge = Duration::from_secs(60);
+
+    for lang in ["en", "fr", "ar"] {
+        kiosk.click(&format!(".lang[data-lang={lang}]")).await;
+        kiosk
+            .wait_js("return document.documentElement.lang", json!(lang), wait)
+            .await;
+        let shoot = |s: &Shown| challenge_shot(lang, s);
+        if lang == "en" {
+            // Enrollment: the card from the scanner folder, the person too far at first
+            // (the oval asks them closer), then following every prompt.
+            kiosk.click("#go-enroll").await;
+            kiosk.wait_screen("camera", wait).await;
+            actor.follower = Follower::new(Answer::Follow);
+            let far = perform(&kiosk, &mut actor, &Sitter::Far(&person), Duration::from_secs(4), &mut shots, shoot).await;
+            assert!(
+                far.iter().any(|s| s.instruction == "move_closer"),
+                "too far: {:?}",
+                far.last()
+            );
+            let seen = perform(&kiosk, &mut actor, &Sitter::Person(&person), challenge, &mut shots, shoot).await;
+            assert!(seen.iter().any(|s| s.step.is_some()), "the challenge ran");
+            kiosk.wait_screen("details", wait).await;
+            kiosk.type_into("#details-id", "apfol").await;
+            kiosk.type_into("#details-name", "Apfol R.").await;
+            kiosk.click_leaving("#details-go", "details").await;
+            kiosk.wait_screen("result", wait).await;
+            assert_eq!(kiosk.js(outcome).await, "enrolled");
+            kiosk.screenshot("result-enrolled-en").await;
+            kiosk.click("#screen-result .cancel").await;
+            kiosk.wait_screen("start", wait).await;
+        }
+
+        // Verification: the wrong steps first (refused, a new challenge), then the right ones.
+        kiosk.click("#go-verify").await;
+        kiosk.wait_screen("claim", wait).await;
+        kiosk.type_into("#claim-id", "apfol").await;
+        kiosk
+            .wait_js("return document.getElementById('claim-id').value", json!("apfol"), wait)
+            .await;
+        kiosk.click_leaving("#claim-go", "claim").await;
+        actor.follower = Follower::new(Answer::Wrong);
+        let mut wrong = Vec::new();
+        let until = std::time::Instant::now() + challenge;
+        while !wrong.iter().any(|s: &Shown| s.retry) && std::time::Instant::now() < until {
+            let now = shown(&kiosk).await;
+            assert_eq!(now.screen, "camera", "the wrong steps are not a result");
+            if now.retry && now.preview && shots.insert(format!("challenge-retry-{lang}")) {
+                kiosk.screenshot(&format!("challenge-retry-{lang}")).await;
+            }
+            actor.show(&Sitter::Person(&person), &now);
+            wrong.push(now);
+            tokio::time::sleep(Duration::from_millis(170)).await;
+        }
+        assert!(wrong.iter().any(|s| s.retry), "a new challenge after the wrong step");
+        actor.follower = Follower::new(Answer::Follow);
+        perform(&kiosk, &mut actor, &Sitter::Person(&person), challenge, &mut shots, shoot).await;
+        kiosk.wait_screen("result", wait).await;
+        assert_eq!(kiosk.js(outcome).await, "verified");
+        assert_eq!(kiosk.text("#result-text").await, "Apfol R.");
+        kiosk.screenshot(&format!("challenge-success-{lang}")).await;
+        kiosk.click("#screen-result .cancel").await;
+        kiosk.wait_screen("start", wait).await;
+
+        // Identification, again until every step was shown in this language.
+        for _ in 0..4 {
+            kiosk.click("#go-identify").await;
+            kiosk.wait_screen("camera", wait).await;
+            actor.follower = Follower::new(Answer::Follow);
+            perform(&kiosk, &mut actor, &Sitter::Person(&person), challenge, &mut shots, shoot).await;
+            kiosk.wait_screen("result", wait).await;
+            assert_eq!(kiosk.js(outcome).await, "identified");
+            assert_eq!(kiosk.text("#result-text").await, "Apfol R.");
+            kiosk.click("#screen-result .cancel").await;
+            kiosk.wait_screen("start", wait).await;
+            if STEPS
+                .iter()
+                .all(|s| shots.contains(&format!("challenge-{s}-{lang}")))
+            {
+                break;
+            }
+        }
+    }
+
+    // A print moved into the oval and turned for the steps: never accepted.
+    kiosk.click(".lang[data-lang=en]").await;
+    kiosk.click("#go-identify").await;
+    kiosk.wait_screen("camera", wait).await;
+    actor.follower = Follower::new(Answer::Follow);
+    let seen = perform(&kiosk, &mut actor, &Sitter::Print(&print), Duration::from_secs(25), &mut shots, |_| None).await;
+    let refused_live = kiosk.js(outcome).await == "refused";
+    assert!(
+        seen.iter().any(|s| s.retry) || refused_live,
+        "the print is refused: {:?}",
+        seen.last()
+    );
+    assert!(
+        !seen.iter().any(|s| s.screen == "result") || refused_live,
+        "{:?}",
+        seen.last()
+    );
+    kiosk.quit().await;
+
+    for lang in ["en", "fr", "ar"] {
+        for name in ["oval", "retry", "success"] {
+            assert!(shots.contains(&format!("challenge-{name}-{lang}")) || name == "success", "{name}-{lang}: {shots:?}");
+        }
+    }
+    assert!(shots.contains("challenge-correction-en"), "{shots:?}");
+    println!("screenshots: {shots:?}");
+
+    // The gallery afterwards: one subject, selfie and card templates; every attempt audited.
+    let gallery = place.gallery();
+    let subjects = gallery.subjects().unwrap();
+    assert_eq!(subjects.len(), 1);
+    assert_eq!(subjects[0].id, "apfol");
+    assert_eq!(subjects[0].template_tags.len(), 2);
+    let audit = gallery.audit().unwrap();
+    let count = |action: &str, outcome: &str| {
+        audit
+            .iter()
+            .filter(|e| e.action == action && e.outcome == outcome)
+            .count()
+    };
+    assert_eq!(count("enroll", "ok"), 1);
+    assert_eq!(count("verify", "accepted"), 3);
+    assert_eq!(count("verify", "rejected:WRONG_ORDER"), 3);
+    assert!(count("identify", "match") >= 3);
+    assert!(
+        audit
+            .iter()
+            .filter(|e| e.action == "identify")
+            .last()
+            .is_some_and(|e| e.outcome.starts_with("rejected:")),
+        "the print's attempt is refused"
+    );
+    assert!(gallery.verify_audit().unwrap().valid);
+}
+
+fn shown_nothing() -> Shown {
+    Shown {
+        screen: String::new(),
+        oval: None,
+        step: None,
+        retry: false,
+        instruction: String::new(),
+        preview: false,
+    }
+}
+
+/// A face template of a sample photo, as an enrollment would store it.
+fn template_of(n: u32) -> faceid_core::Template {
+    faceid_e2e::engine()
+        .analyze(&faceid_e2e::kiosk_frame_image(n, 1050.0..1300.0))
+        .unwrap()
+        .template
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_operator_lists_erases_and_resolves_a_refused_enrollment() {
+    let _serial = SERIAL.lock().await;
+    let h = harness();
+    let place = Place::new();
+    {
+        let gallery = place.gallery_with_outbox();
+        let ctx = faceid_gallery::AuditContext::default();
+        gallery
+            .enroll(
+                &faceid_gallery::NewSubject {
+                    id: "brahim".into(),
+                    display_name: Some("Brahim A.".into()),
+                    ..Default::default()
+                },
+                &[template_of(3)],
+                None,
+                &ctx,
+            )
+            .unwrap();
+    }
     // The operator: the local API for the console, then the PIN screen, the subject list and
     // an erasure through the kiosk's own UI.
     let operator = faceid_server::keys::ApiKeys::create(
@@ -351,7 +625,8 @@ async fn enroll_from_card_and_video_then_verify_identify_and_reject() {
         gallery.settle(&entry, &refused, None, &ctx).unwrap();
         assert_eq!(gallery.conflicts().unwrap().len(), 1);
     }
-    let mut args = place.args(&format!("video:{}", holder.display()), "camera", "en");
+    let blank = blank_camera(place.keys.path());
+    let mut args = place.args(&format!("file:{}", blank.display()), "camera", "en");
     args.extend(["--local-api".to_string(), format!("127.0.0.1:{port}")]);
     let kiosk = Kiosk::launch(&h, &args).await;
     kiosk.wait_screen("start", Duration::from_secs(30)).await;

@@ -4,6 +4,9 @@
 //! - `file:DIR`: the images in `DIR` in name order, each held for [`FILE_HOLD`], then the
 //!   next, looping: a scanner folder, a demo, a test;
 //! - `video:FILE`: a recorded clip (MP4/MOV/WebM) played at its own pace, looping;
+//! - `watch:DIR`: the newest image another program writes into `DIR` (last by name), shown
+//!   at 25 frames a second until a newer one comes: a frame grabber's output, or a test
+//!   acting as the person in front of the camera;
 //! - `webcam` / `webcam:N`: a real camera, when the shell is built with one (the Tauri shell
 //!   opens it with nokhwa and feeds frames through [`FrameSource`] too).
 
@@ -34,7 +37,7 @@ pub enum CameraError {
     #[error("camera refused: {0}")]
     Refused(String),
     /// The spec is not `file:DIR`, `video:FILE` or `webcam[:N]`.
-    #[error("unknown camera spec {0:?}: use file:DIR, video:FILE or webcam[:N]")]
+    #[error("unknown camera spec {0:?}: use webcam[:N], file:DIR, video:FILE or watch:DIR")]
     BadSpec(String),
 }
 
@@ -45,6 +48,8 @@ pub enum CameraSpec {
     Files(PathBuf),
     /// A video file.
     Video(PathBuf),
+    /// The newest image written into a folder.
+    Watch(PathBuf),
     /// A webcam: by index, or (`None`) the pinned camera or else the first real one.
     Webcam(Option<u32>),
 }
@@ -56,6 +61,7 @@ impl CameraSpec {
         match spec.split_once(':') {
             Some(("file", dir)) if !dir.is_empty() => Ok(CameraSpec::Files(dir.into())),
             Some(("video", file)) if !file.is_empty() => Ok(CameraSpec::Video(file.into())),
+            Some(("watch", dir)) if !dir.is_empty() => Ok(CameraSpec::Watch(dir.into())),
             Some(("webcam", n)) => n
                 .parse()
                 .map(|n| CameraSpec::Webcam(Some(n)))
@@ -247,6 +253,7 @@ pub fn open(spec: &CameraSpec) -> Result<Box<dyn FrameSource>, CameraError> {
     match spec {
         CameraSpec::Files(dir) => Ok(Box::new(FileSource::open(dir)?)),
         CameraSpec::Video(file) => Ok(Box::new(VideoSource::open(file)?)),
+        CameraSpec::Watch(dir) => Ok(Box::new(WatchSource::open(dir)?)),
         CameraSpec::Webcam(_) => Err(CameraError::NoCamera(
             "webcams are opened by the kiosk shell".into(),
         )),
@@ -312,6 +319,72 @@ impl FrameSource for FileSource {
 
     fn describe(&self) -> String {
         format!("file:{} ({} images)", self.dir.display(), self.images.len())
+    }
+}
+
+/// The newest image (last by name) written into a folder, re-read when a newer one comes.
+/// Writers put each frame in place atomically (write, then rename).
+#[derive(Debug)]
+pub struct WatchSource {
+    dir: PathBuf,
+    shown: Option<(PathBuf, RgbImage)>,
+}
+
+impl WatchSource {
+    /// Watches `dir`; [`CameraError::NoCamera`] until it holds a readable image.
+    pub fn open(dir: &Path) -> Result<WatchSource, CameraError> {
+        let mut source = WatchSource {
+            dir: dir.to_path_buf(),
+            shown: None,
+        };
+        source.refresh();
+        if source.shown.is_none() {
+            return Err(CameraError::NoCamera(format!(
+                "no image yet in {}",
+                dir.display()
+            )));
+        }
+        Ok(source)
+    }
+
+    fn refresh(&mut self) {
+        let newest = std::fs::read_dir(&self.dir)
+            .into_iter()
+            .flatten()
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.extension()
+                    .and_then(|e| e.to_str())
+                    .is_some_and(|e| matches!(e, "png" | "jpg" | "jpeg" | "bmp"))
+            })
+            .max();
+        let Some(newest) = newest else {
+            return;
+        };
+        if self.shown.as_ref().is_some_and(|(p, _)| *p == newest) {
+            return;
+        }
+        // A frame removed between the listing and the read is skipped: the next one comes.
+        if let Ok(image) = image::open(&newest) {
+            self.shown = Some((newest, image.to_rgb8()));
+        }
+    }
+}
+
+impl FrameSource for WatchSource {
+    fn next_frame(&mut self) -> Result<CapturedFrame, CameraError> {
+        self.refresh();
+        let (_, image) = self.shown.as_ref().ok_or_else(|| {
+            CameraError::Disconnected(format!("{} emptied", self.dir.display()))
+        })?;
+        Ok(CapturedFrame {
+            image: image.clone(),
+            interval: Duration::from_secs_f64(1.0 / FILE_FPS),
+        })
+    }
+
+    fn describe(&self) -> String {
+        format!("watch:{}", self.dir.display())
     }
 }
 
@@ -411,7 +484,11 @@ mod tests {
             CameraSpec::parse("webcam:2").unwrap(),
             CameraSpec::Webcam(Some(2))
         );
-        for bad in ["", "file:", "usb:1", "webcam:x", "video"] {
+        assert_eq!(
+            CameraSpec::parse("watch:/tmp/frames").unwrap(),
+            CameraSpec::Watch("/tmp/frames".into())
+        );
+        for bad in ["", "file:", "usb:1", "webcam:x", "video", "watch:"] {
             assert!(CameraSpec::parse(bad).is_err(), "{bad}");
         }
     }

@@ -129,7 +129,7 @@ impl Settings {
             return bad("language must be fr, ar or en");
         }
         if crate::camera::CameraSpec::parse(&self.camera).is_err() {
-            return bad("camera must be webcam[:N], file:DIR or video:FILE");
+            return bad("camera must be webcam[:N], file:DIR, video:FILE or watch:DIR");
         }
         if self.card_source != "camera" && !self.card_source.starts_with("file:") {
             return bad("card_source must be camera or file:PATH");
