@@ -7,6 +7,7 @@ use std::sync::OnceLock;
 
 use faceid_core::{Engine, EngineConfig, Image, models};
 
+pub mod actor;
 pub mod person;
 pub mod postgres;
 pub mod server;

@@ -66,6 +66,9 @@ struct Pose {
 pub struct Shot {
     /// The clip frame.
     pub frame: usize,
+    /// Seen in a mirror: the clip's left turn, mirrored, is the right turn (the clip's own
+    /// right turn is too fast to follow: 10-15 degrees between frames, eyes shut).
+    pub mirrored: bool,
     /// Nearness (1 = as the person sat in front of the clip's camera).
     pub scale: f32,
     /// The act this frame is part of.
@@ -88,13 +91,12 @@ pub const FRAME: (u32, u32) = (640, 480);
 const FILL: f32 = 0.76;
 
 /// The clip's frames for each act, in the order the head moves, as the pose network and the
-/// eye model measure them (the clip's neutral pose: yaw -9, pitch -3):
-/// facing the camera 2-10; looking up 12-20 (pitch up to +10, then +11 at 21); turning to
-/// their own right 9, 30, 29, 31, 32, 33 (yaw -18, -30, -32, -38); turning to their own
-/// left 45-55 (yaw -1 to +21); a blink 195 (open), 197-198 (closed), 199 (open).
-const FRONT: [usize; 5] = [2, 4, 6, 8, 10];
-const LOOK_UP: [usize; 6] = [12, 14, 16, 18, 20, 21];
-const TURN_RIGHT: [usize; 5] = [30, 29, 31, 32, 33];
+/// eye model measure them: facing the camera 12-15 (yaw -3, pitch 0: the neutral pose);
+/// looking up 16-22 (pitch +7 to +12.6); turning to their own left 45-55 (yaw -1 to +21, 6
+/// degrees a frame); the right turn is the left turn mirrored (yaw +1 to -21); a blink 195
+/// (open), 197-198 (closed), 199 (open).
+const FRONT: [usize; 4] = [12, 13, 14, 15];
+const LOOK_UP: [usize; 6] = [16, 17, 18, 20, 21, 22];
 const TURN_LEFT: [usize; 6] = [45, 47, 49, 51, 53, 55];
 const BLINK: [usize; 4] = [195, 197, 198, 199];
 /// Facing the camera, eyes open: the card's portrait.
@@ -134,6 +136,7 @@ impl Act {
                 .iter()
                 .map(|&frame| Shot {
                     frame,
+                    mirrored: act == Act::TurnRight,
                     scale: 1.0,
                     act,
                 })
@@ -142,13 +145,14 @@ impl Act {
         match self {
             Act::Front | Act::Away => shots(&FRONT, Act::Front),
             Act::LookUp => shots(&LOOK_UP, self),
-            Act::TurnRight => shots(&TURN_RIGHT, self),
+            Act::TurnRight => shots(&TURN_LEFT, self),
             Act::TurnLeft => shots(&TURN_LEFT, self),
             Act::EyesClosed => shots(&BLINK, self),
             Act::Closer => [1.1f32, 1.2, 1.3, 1.4]
                 .iter()
                 .map(|&scale| Shot {
                     frame: FRONT[2],
+                    mirrored: false,
                     scale,
                     act: self,
                 })
@@ -160,14 +164,8 @@ impl Act {
 impl Person {
     /// The person of the shared set's `apfol_real2` live clip.
     pub fn apfol(eval: &Path) -> Person {
-        let mut wanted: Vec<usize> = [
-            &FRONT[..],
-            &LOOK_UP[..],
-            &TURN_RIGHT[..],
-            &TURN_LEFT[..],
-            &BLINK[..],
-        ]
-        .concat();
+        let mut wanted: Vec<usize> =
+            [&FRONT[..], &LOOK_UP[..], &TURN_LEFT[..], &BLINK[..]].concat();
         wanted.sort_unstable();
         wanted.dedup();
         let poses: std::collections::BTreeMap<usize, Pose> = clip_frames(eval, &wanted)
@@ -209,12 +207,18 @@ impl Person {
             (pose.image.width() as f32 * scale).round().max(1.0) as u32,
             (pose.image.height() as f32 * scale).round().max(1.0) as u32,
         );
-        let scaled =
+        let mut scaled =
             image::imageops::resize(&pose.image, w, h, image::imageops::FilterType::Triangle);
+        if shot.mirrored {
+            image::imageops::flip_horizontal_in_place(&mut scaled);
+        }
         // The head and neck only (the shirt's print looks like a face to the detector),
         // around where the front pose's face is; that face lands on the oval's centre.
         let face = front.face;
-        let centre = face.center();
+        let mut centre = face.center();
+        if shot.mirrored {
+            centre.x = pose.image.width() as f32 - centre.x;
+        }
         // (The bottles on the shelf beside the head look like a face too: the person sits
         // in front of a plain wall.)
         let (cw, ch) = (face.width() * 0.9 * scale, face.height() * 0.95 * scale);

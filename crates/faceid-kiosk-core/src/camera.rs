@@ -5,8 +5,8 @@
 //!   next, looping: a scanner folder, a demo, a test;
 //! - `video:FILE`: a recorded clip (MP4/MOV/WebM) played at its own pace, looping;
 //! - `watch:DIR`: the newest image another program writes into `DIR` (last by name), shown
-//!   at 25 frames a second until a newer one comes: a frame grabber's output, or a test
-//!   acting as the person in front of the camera;
+//!   at 30 frames a second (a webcam's rate) until a newer one comes: a frame grabber's
+//!   output, or a test acting as the person in front of the camera;
 //! - `webcam` / `webcam:N`: a real camera, when the shell is built with one (the Tauri shell
 //!   opens it with nokhwa and feeds frames through [`FrameSource`] too).
 
@@ -19,6 +19,8 @@ use image::RgbImage;
 pub const FILE_HOLD: Duration = Duration::from_secs(2);
 /// Preview rate of a `file:` source.
 const FILE_FPS: f64 = 25.0;
+/// Frame rate of a `watch:` source: a webcam's.
+const WATCH_FPS: f64 = 30.0;
 
 /// Why a source gives no frames.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -374,12 +376,13 @@ impl WatchSource {
 impl FrameSource for WatchSource {
     fn next_frame(&mut self) -> Result<CapturedFrame, CameraError> {
         self.refresh();
-        let (_, image) = self.shown.as_ref().ok_or_else(|| {
-            CameraError::Disconnected(format!("{} emptied", self.dir.display()))
-        })?;
+        let (_, image) = self
+            .shown
+            .as_ref()
+            .ok_or_else(|| CameraError::Disconnected(format!("{} emptied", self.dir.display())))?;
         Ok(CapturedFrame {
             image: image.clone(),
-            interval: Duration::from_secs_f64(1.0 / FILE_FPS),
+            interval: Duration::from_secs_f64(1.0 / WATCH_FPS),
         })
     }
 
