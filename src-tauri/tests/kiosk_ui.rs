@@ -719,6 +719,15 @@ async fn without_a_webcam_the_demo_clip_plays_with_a_visible_note() {
             "in the kiosk's language"
         );
         assert!(preview, "the demo clip is previewed");
+        assert!(
+            kiosk
+                .js("return !document.getElementById('demo-start').hidden")
+                .await
+                .as_bool()
+                .unwrap(),
+            "the start screen says it is a demo and a real camera is needed to enroll"
+        );
+        assert!(kiosk.text("#demo-start").await.contains("vraie caméra"));
     } else {
         println!("webcams present ({webcams:?}): the demo note must stay hidden");
         assert!(!note_shown);

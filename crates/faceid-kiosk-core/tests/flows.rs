@@ -429,3 +429,37 @@ fn a_missing_camera_is_reported_and_retried() {
     ));
     assert!(capture.newest().is_none());
 }
+
+#[test]
+fn demo_mode_runs_the_challenge_and_enrolls_nobody() {
+    let Some(eval) = faceid_e2e::shared_eval("demo_mode_runs_the_challenge_and_enrolls_nobody")
+    else {
+        return;
+    };
+    let person = Person::apfol(&eval);
+    let mut s = setup();
+    let demo = KioskOptions {
+        kiosk_id: "kiosk-demo".into(),
+        preset: faceid_core::LivenessPreset::Regular,
+        retain_images: false,
+        inactivity: Duration::from_secs(60),
+        challenge: challenge(),
+        demo: true,
+    };
+    s.kiosk.set_options(demo);
+    s.kiosk.start(FlowKind::Enroll, s.now);
+    assert!(s.kiosk.offer_card(&Person::card(&eval), s.now));
+    let seen = s.person(&person, Answer::Follow);
+    assert!(
+        seen.iter()
+            .any(|screen| matches!(screen, Screen::Selfie { step: Some(_), .. })),
+        "the demo shows the challenge's prompts"
+    );
+    assert_eq!(
+        s.outcome(),
+        Outcome::Refused {
+            reason: Refusal::DemoMode
+        }
+    );
+    assert!(s.kiosk.gallery().is_empty(), "nothing stored in demo mode");
+}
