@@ -154,6 +154,12 @@ pub async fn perform(
             kiosk.screenshot(&name).await;
         }
         actor.show(who, &now);
+        if seen.last().map(|s| (&s.step, s.retry)) != Some((&now.step, now.retry)) {
+            println!(
+                "kiosk shows: step {:?}, retry {}, {}",
+                now.step, now.retry, now.instruction
+            );
+        }
         if seen.last() != Some(&now) {
             seen.push(now);
         }

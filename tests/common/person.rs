@@ -352,6 +352,18 @@ impl Follower {
         if let Some(shot) = self.plan.pop_front() {
             return shot;
         }
+        // A blink the kiosk missed (the eyes shut too briefly or too long between its
+        // frames): blink again after a moment, as a person would.
+        if let Some((name, _)) = &self.last
+            && self.answer == Answer::Follow
+            && name == "blink"
+        {
+            for _ in 0..3 {
+                let f = self.front();
+                self.plan.push_back(f);
+            }
+            self.plan.extend(Act::EyesClosed.path());
+        }
         match self.hold {
             Some(shot) => shot,
             None => self.front(),

@@ -361,8 +361,10 @@ const NEUTRAL_FRAMES: usize = 3;
 /// Eye-open probability under which the eyes count as closed, and over which as open.
 const EYES_CLOSED: f32 = 0.3;
 const EYES_OPEN: f32 = 0.6;
-/// A blink's closed phase, milliseconds.
-const BLINK_MS: (u64, u64) = (80, 400);
+/// A blink's closed phase, milliseconds: from a natural blink (80 ms) to the slow, deliberate
+/// one people make when asked to close their eyes and open them (over a second is eyes
+/// kept shut, not a blink).
+const BLINK_MS: (u64, u64) = (80, 1_200);
 
 impl ChallengeTracker {
     /// Tracks `challenge`; `same_person_cosine` is the template cosine under which a later
@@ -390,6 +392,13 @@ impl ChallengeTracker {
             failed: None,
             fraction: 0.0,
         }
+    }
+
+    /// Whether the neutral pose is set (the first frames after the issue): until then the
+    /// person should hold still, and a kiosk shows no step yet, so that a head already
+    /// moving does not become the reference the turns are measured from.
+    pub fn ready(&self) -> bool {
+        self.neutral.len() >= NEUTRAL_FRAMES
     }
 
     /// The challenge tracked.

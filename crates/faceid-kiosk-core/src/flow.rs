@@ -588,6 +588,10 @@ impl Kiosk {
                 self.decide(*probe, now);
             }
             StageEvent::Retry(failure) => {
+                tracing::warn!(
+                    failure = failure.code(),
+                    "challenge failed: a new one is drawn"
+                );
                 // A failed challenge is a failed attempt: audited, counted, then a new one.
                 let scope = scope(kind, claim.as_deref());
                 self.lockout.fail(scope.clone(), now);

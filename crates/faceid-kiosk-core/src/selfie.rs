@@ -218,6 +218,8 @@ impl SelfieStage {
     pub fn view(&self) -> SelfieView {
         let (step, progress) = match &self.phase {
             Phase::Placing { .. } => (None, 0),
+            // The neutral pose is being taken: hold still in the oval, no step yet.
+            Phase::Challenge { tracker, .. } if !tracker.ready() => (None, 0),
             Phase::Challenge { tracker, .. } => {
                 let p = tracker.progress();
                 let of = tracker.challenge().steps.len().max(1);
@@ -338,6 +340,11 @@ impl SelfieStage {
                 let facing = seen.face.is_some() && seen.failure.is_none();
                 if facing || at_ms.saturating_sub(since_ms) >= CLOSING_MS {
                     let outcome = tracker.finish(self.preset);
+                    tracing::info!(
+                        passed = outcome.passed,
+                        reason = outcome.reason.map(|r| r.code()),
+                        "challenge done"
+                    );
                     return match sequence.finish_judged(outcome.liveness) {
                         Ok(probe) => StageEvent::Judge(Box::new(probe)),
                         Err(e) => StageEvent::Fault(e),
