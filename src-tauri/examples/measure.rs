@@ -51,7 +51,7 @@ async fn main() {
     // The analysis rate: a 640x480 camera frame through the pipeline the worker runs.
     let frame = person.frame(
         faceid_e2e::person::Shot {
-            frame: 13,
+            frame: 6,
             mirrored: false,
             scale: 1.0,
             act: faceid_e2e::person::Act::Front,

@@ -44,10 +44,11 @@ impl Act {
         }
     }
 
-    /// The wrong answer to a step: the opposite turn (or a turn for a non-turn step).
+    /// The wrong answer to a step: a look-up for a left turn, a left turn for anything else
+    /// (deliberate movements the kiosk did not ask for).
     pub fn wrong_for(step: &str) -> Act {
         match step {
-            "turn_left" => Act::TurnRight,
+            "turn_left" => Act::LookUp,
             _ => Act::TurnLeft,
         }
     }
@@ -91,12 +92,14 @@ pub const FRAME: (u32, u32) = (640, 480);
 const FILL: f32 = 0.76;
 
 /// The clip's frames for each act, in the order the head moves, as the pose network and the
-/// eye model measure them: facing the camera 12-15 (yaw -3, pitch 0: the neutral pose);
-/// looking up 16-22 (pitch +7 to +12.6); turning to their own left 45-55 (yaw -1 to +21, 6
-/// degrees a frame); the right turn is the left turn mirrored (yaw +1 to -21); a blink 195
-/// (open), 197-198 (closed), 199 (open).
-const FRONT: [usize; 4] = [12, 13, 14, 15];
-const LOOK_UP: [usize; 6] = [16, 17, 18, 20, 21, 22];
+/// eye model measure them: facing the camera 2-10 (yaw -9, pitch -3: the neutral pose);
+/// looking up 12-21 (pitch up to +11); turning to their own left 45-55 (yaw -1 to +21, 6
+/// degrees a frame: 30 degrees from the neutral pose); the right turn is the left turn
+/// mirrored (yaw +1 to -21: only 12 degrees from this person's neutral pose, which faces a
+/// little to their right, so it is shown but rarely completed); a blink 195 (open), 197-198
+/// (closed), 199 (open).
+const FRONT: [usize; 5] = [2, 4, 6, 8, 10];
+const LOOK_UP: [usize; 6] = [12, 14, 16, 18, 20, 21];
 const TURN_LEFT: [usize; 6] = [45, 47, 49, 51, 53, 55];
 const BLINK: [usize; 4] = [195, 197, 198, 199];
 /// Facing the camera, eyes open: the card's portrait.
