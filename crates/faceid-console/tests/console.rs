@@ -791,7 +791,10 @@ fn a_server_without_a_camera_says_so_in_the_live_view() {
     harness.run_steps(1);
     harness.get_by_label("Start").click();
     harness.run_steps(2);
-    assert!(shows(&harness, "use webcam[:N], file:DIR, video:FILE or watch:DIR"));
+    assert!(shows(
+        &harness,
+        "use webcam[:N], file:DIR, video:FILE or watch:DIR"
+    ));
 }
 
 #[test]
