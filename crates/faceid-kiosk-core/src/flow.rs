@@ -595,13 +595,7 @@ impl Kiosk {
                 // A failed challenge is a failed attempt: audited, counted, then a new one.
                 let scope = scope(kind, claim.as_deref());
                 self.lockout.fail(scope.clone(), now);
-                let ctx = self.context();
-                let outcome = format!("rejected:{}", failure.code());
-                if let Err(e) =
-                    self.service
-                        .gallery()
-                        .record(action(kind), claim.as_deref(), &outcome, &ctx)
-                {
+                if let Err(e) = self.audit_challenge(kind, claim.as_deref(), failure) {
                     return self.fail(e.into(), now);
                 }
                 if self.lockout.locked(&scope, now) {
@@ -617,13 +611,7 @@ impl Kiosk {
                 }
             }
             StageEvent::Refuse(failure) => {
-                let ctx = self.context();
-                let outcome = format!("rejected:{}", failure.code());
-                if let Err(e) =
-                    self.service
-                        .gallery()
-                        .record(action(kind), claim.as_deref(), &outcome, &ctx)
-                {
+                if let Err(e) = self.audit_challenge(kind, claim.as_deref(), failure) {
                     return self.fail(e.into(), now);
                 }
                 let reason = if failure == ChallengeFailure::MultipleFaces {
@@ -637,6 +625,21 @@ impl Kiosk {
             }
             StageEvent::Fault(error) => self.fail(error.into(), now),
         }
+    }
+
+    /// Audits a failed challenge as `rejected:CODE`.
+    fn audit_challenge(
+        &mut self,
+        kind: FlowKind,
+        claim: Option<&str>,
+        failure: ChallengeFailure,
+    ) -> Result<(), faceid_gallery::Error> {
+        let ctx = self.context();
+        let outcome = format!("rejected:{}", failure.code());
+        self.service
+            .gallery()
+            .record(action(kind), claim, &outcome, &ctx)
+            .map(|_| ())
     }
 
     /// Judges the attempt by the use case of its flow.
