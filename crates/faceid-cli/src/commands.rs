@@ -7,7 +7,7 @@ use std::path::Path;
 use anyhow::{Context, Result};
 use faceid_core::geometry::{BoundingBox, Point};
 use faceid_core::{
-    Attributes, Decision, Engine, Gate, Image, Liveness, Quality, Rotation, Template,
+    Attributes, Decision, Engine, Gate, Image, Liveness, MachineZone, Quality, Rotation, Template,
 };
 use faceid_service::{Judge, Selfie};
 use serde::Serialize;
@@ -344,9 +344,18 @@ pub fn quality(judge: &Judge, path: &Path) -> Result<QualityReport> {
     })
 }
 
-/// `faceid card`.
+/// `faceid card`: what was read on an identity document.
 #[derive(Debug, Serialize)]
 pub struct CardReport {
+    /// The holder's portrait (`null` on a side without one, e.g. the back of an ID card).
+    pub portrait: Option<PortraitReport>,
+    /// The machine-readable zone with each check digit (`null` when the side has none).
+    pub mrz: Option<MachineZone>,
+}
+
+/// The portrait found on a document.
+#[derive(Debug, Serialize)]
+pub struct PortraitReport {
     /// Quarter turn that makes the document upright.
     pub rotation: Rotation,
     /// Portrait box in the upright document.
@@ -357,20 +366,38 @@ pub struct CardReport {
     pub portrait_file: Option<String>,
 }
 
-/// Finds the portrait on a document; optionally writes the aligned 112x112 portrait as PNG.
+/// Reads a document: its portrait (optionally written as an aligned 112x112 PNG) and its
+/// machine-readable zone. `NO_PORTRAIT` only when the image shows neither.
 pub fn card(judge: &Judge, path: &Path, portrait_out: Option<&Path>) -> Result<CardReport> {
     let image = load_image(judge.engine(), path)?;
-    let (portrait, _) = judge.card(&image)?;
+    let portrait = match judge.card(&image) {
+        Ok((portrait, _)) => Some(portrait),
+        Err(faceid_service::Failure::Engine(faceid_core::Error::NoPortrait)) => None,
+        Err(e) => return Err(e.into()),
+    };
+    let mrz = judge.engine().read_zone(&image)?;
+    let Some(portrait) = portrait else {
+        if mrz.is_some() {
+            return Ok(CardReport {
+                portrait: None,
+                mrz,
+            });
+        }
+        return Err(faceid_core::Error::NoPortrait.into());
+    };
     if let Some(out) = portrait_out {
         let aligned = judge.engine().align(&portrait.upright, &portrait.face)?;
         std::fs::write(out, aligned.image().to_png()?)
             .with_context(|| format!("writing {}", out.display()))?;
     }
     Ok(CardReport {
-        rotation: portrait.rotation,
-        bbox: portrait.face.bbox,
-        score: portrait.face.score,
-        portrait_file: portrait_out.map(|p| p.display().to_string()),
+        portrait: Some(PortraitReport {
+            rotation: portrait.rotation,
+            bbox: portrait.face.bbox,
+            score: portrait.face.score,
+            portrait_file: portrait_out.map(|p| p.display().to_string()),
+        }),
+        mrz,
     })
 }
 

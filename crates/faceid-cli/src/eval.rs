@@ -27,6 +27,8 @@ pub struct EvalReport {
     pub idcards: Option<IdcardReport>,
     /// Fit of the score calibration on this set's impostor pairs.
     pub calibration: Option<CalibrationReport>,
+    /// Machine-readable zones of the specimens against their transcription.
+    pub zones: Option<crate::zones::ZoneReport>,
 }
 
 /// Verification figures, overall and per source group.
@@ -162,6 +164,8 @@ pub fn run(
     let liveness = liveness(engine, root, progress)?;
     let pad = crate::pad::run(engine, root, simulated, progress)?;
     let idcards = idcards(engine, root, &mut templates, progress)?;
+    progress(0, 1, "MRZ");
+    let zones = crate::zones::evaluate(engine, root)?;
     let calibration = verification
         .as_ref()
         .map(|(_, impostors)| calibration_report(engine, impostors));
@@ -171,6 +175,7 @@ pub fn run(
         pad,
         idcards,
         calibration,
+        zones,
     })
 }
 
@@ -713,6 +718,9 @@ pub fn render(report: &EvalReport) -> String {
             pct(c.accuracy),
             pct(c.eer)
         );
+    }
+    if let Some(z) = &report.zones {
+        let _ = writeln!(out, "{}", crate::zones::render(z));
     }
     if let Some(c) = &report.calibration {
         let _ = writeln!(

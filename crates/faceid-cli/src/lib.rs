@@ -8,3 +8,4 @@ pub mod eval;
 pub mod pad;
 pub mod provision;
 pub mod sync;
+pub mod zones;

@@ -93,6 +93,9 @@ enum Command {
         /// Planar attacks to simulate from the print and card images.
         #[arg(long, default_value_t = 1000)]
         pad_sims: usize,
+        /// Only the machine-readable zone section (the specimens against their transcription).
+        #[arg(long)]
+        mrz_only: bool,
     },
     /// Per-stage latency on one image at 1 and 2 inference threads.
     Bench {
@@ -626,9 +629,18 @@ fn run(cli: Cli) -> Result<()> {
             println!("{}", key.seal(field, &bytes));
             Ok(())
         }
-        Command::Eval { dir, pad_sims } => {
+        Command::Eval {
+            dir,
+            pad_sims,
+            mrz_only,
+        } => {
             anyhow::ensure!(dir.is_dir(), "no evaluation folder at {}", dir.display());
             let engine = load(&cli)?;
+            if *mrz_only {
+                let report = faceid_cli::zones::evaluate(&engine, dir)?
+                    .context("no idcards/specimen folder in the evaluation folder")?;
+                return print(cli.json, &report, faceid_cli::zones::render);
+            }
             let bar = indicatif::ProgressBar::new(0);
             bar.set_style(
                 indicatif::ProgressStyle::with_template(

@@ -2,6 +2,7 @@
 //! composed operations the shells call. `Send + Sync`; share it behind an `Arc`.
 
 use std::path::Path;
+use std::sync::{Arc, Mutex, PoisonError};
 
 use crate::align::{AlignedFace, aligned_from_image};
 use crate::attributes::{AttributeModels, Attributes};
@@ -10,6 +11,7 @@ use crate::card::{self, CardPortrait};
 use crate::config::EngineConfig;
 use crate::decision::{self, Comparison, Decision, Identification};
 use crate::detect::{Detection, Detector};
+use crate::document::{DocumentReader, MachineZone};
 use crate::embed::Embedder;
 use crate::error::{Error, Result};
 use crate::image::{self, DecodeLimits, Image};
@@ -48,6 +50,10 @@ pub struct Engine {
     pose: PoseModel,
     eyes: EyeModel,
     attributes: AttributeModels,
+    /// Where the models are, for those opened on first use.
+    source: ModelSource,
+    /// The OCR networks, opened by the first document read (most shells never read one).
+    documents: Mutex<Option<Arc<DocumentReader>>>,
 }
 
 impl Engine {
@@ -70,6 +76,8 @@ impl Engine {
             pose: PoseModel::load(&source, branch)?,
             eyes: EyeModel::load(&source, branch)?,
             attributes: AttributeModels::load(&source)?,
+            source,
+            documents: Mutex::new(None),
             config,
         })
     }
@@ -236,6 +244,28 @@ impl Engine {
             }
         }
         best.ok_or(Error::NoPortrait)
+    }
+
+    /// Reads the machine-readable zone of an identity document (any orientation, photo or
+    /// scan). `Ok(None)` when the document has none or it could not be read; a zone that was
+    /// read but whose check digits disagree comes back with `valid: false`.
+    pub fn read_zone(&self, image: &Image) -> Result<Option<MachineZone>> {
+        self.document_reader()?.read_zone(image)
+    }
+
+    /// The OCR networks, opened once on first use (a missing model is an error naming the
+    /// fetch command, and is tried again next time).
+    fn document_reader(&self) -> Result<Arc<DocumentReader>> {
+        let mut slot = self
+            .documents
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(reader) = slot.as_ref() {
+            return Ok(Arc::clone(reader));
+        }
+        let reader = Arc::new(DocumentReader::load(&self.source)?);
+        *slot = Some(Arc::clone(&reader));
+        Ok(reader)
     }
 
     /// The portrait of a document and its template.

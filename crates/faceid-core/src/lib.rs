@@ -18,7 +18,7 @@
 //!
 //! [`Engine`] loads the models once (checking their pinned sha256) and exposes every stage
 //! plus the composed operations the kiosk, server and CLI share: [`Engine::analyze`],
-//! [`Engine::card_portrait`], [`Engine::verify`], [`Engine::identify`]. Thresholds,
+//! [`Engine::card_portrait`], [`Engine::read_zone`], [`Engine::verify`], [`Engine::identify`]. Thresholds,
 //! calibration and error codes live here and nowhere else.
 #![deny(missing_docs)]
 
@@ -30,6 +30,7 @@ pub mod challenge;
 pub mod config;
 pub mod decision;
 pub mod detect;
+pub mod document;
 mod embed;
 pub mod engine;
 pub mod error;
@@ -57,6 +58,7 @@ pub use crate::challenge::{
 pub use crate::config::{EngineConfig, QualityLimits};
 pub use crate::decision::{Comparison, Decision, Identification};
 pub use crate::detect::Detection;
+pub use crate::document::{Day, MachineZone, MrzChecks, MrzFields, MrzFormat};
 pub use crate::engine::{Analysis, Engine};
 pub use crate::error::{Error, ErrorClass, ErrorCode, Result};
 pub use crate::image::{DecodeLimits, Image, Rotation};

@@ -395,6 +395,34 @@ impl OnnxModel {
             .collect()
     }
 
+    /// Runs the model on a tensor the caller laid out itself (for networks whose input size
+    /// follows the image, like the OCR models) and returns the shape and values of `output`.
+    pub(crate) fn run_tensor(
+        &self,
+        input: &[f32],
+        shape: [usize; 4],
+        output: &str,
+    ) -> Result<(Vec<usize>, Vec<f32>)> {
+        let mut guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        let view = ndarray::ArrayViewD::from_shape(&shape[..], input)
+            .map_err(|e| Error::Runtime(format!("{}: input shape: {e}", self.file)))?;
+        let result = guard
+            .session
+            .run(ort::inputs![TensorRef::from_array_view(view)?])?;
+        let value = result
+            .get(output)
+            .ok_or_else(|| Error::Runtime(format!("{}: no output named {output}", self.file)))?;
+        let (dims, data) = value.try_extract_tensor::<f32>()?;
+        let dims = dims.iter().map(|&d| d.max(0) as usize).collect();
+        Ok((dims, data.to_vec()))
+    }
+
+    /// A custom metadata entry of the model file (e.g. the OCR network's character table).
+    pub(crate) fn metadata(&self, key: &str) -> Result<Option<String>> {
+        let guard = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        Ok(guard.session.metadata()?.custom(key))
+    }
+
     /// [`OnnxModel::infer`] on the whole image.
     pub(crate) fn infer_whole(&self, image: &Image, outputs: &[&str]) -> Result<Vec<Vec<f32>>> {
         let region = BoundingBox::new(0.0, 0.0, image.width() as f32, image.height() as f32);
@@ -414,6 +442,8 @@ mod tests {
             "fr_landmark.onnx",
             "fr_feature.onnx",
             "fr_liveness.onnx",
+            "ocr_detect.onnx",
+            "ocr_recognize.onnx",
             RUNTIME_LIBRARY,
         ] {
             let a = manifest.artefact(file).unwrap();

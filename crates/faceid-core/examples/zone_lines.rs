@@ -1,0 +1,31 @@
+//! Prints the long text lines the document reader sees on an image, in reading order, with
+//! their confidence, then the zone parsed from them: the first thing to look at when a
+//! document's MRZ is not read.
+//!
+//! `cargo run --release -p faceid-core --example zone_lines -- IMAGE...`
+
+use faceid_core::document::DocumentReader;
+use faceid_core::models::{ModelSource, default_dir};
+use faceid_core::{DecodeLimits, image};
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let source = ModelSource::new(default_dir(), 2)?;
+    let reader = DocumentReader::load(&source)?;
+    for path in std::env::args().skip(1) {
+        let image = image::decode(&std::fs::read(&path)?, DecodeLimits::default())?;
+        println!("== {path}");
+        let lines = reader.zone_lines(&image)?;
+        for l in &lines {
+            println!(
+                "  {:.3} {:>4.0}x{:<3.0} {}",
+                l.confidence, l.region.length, l.region.thickness, l.text
+            );
+        }
+        let texts: Vec<String> = lines.into_iter().map(|l| l.text).collect();
+        match faceid_core::document::mrz::parse_lines(&texts) {
+            Some(z) => println!("  -> {:?} valid={} {:?}", z.format, z.valid, z.lines),
+            None => println!("  -> no zone"),
+        }
+    }
+    Ok(())
+}

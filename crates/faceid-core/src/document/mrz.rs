@@ -1,0 +1,502 @@
+//! The machine-readable zone (ICAO 9303): OCR lines -> [`MachineZone`] with every check digit
+//! verified.
+//!
+//! Parsing and the check-digit arithmetic are the `mrz` crate's (TD1, TD2, TD3, MRV-A,
+//! MRV-B; 7-3-1 weights; the long document number continued in the optional data). Its
+//! repairs of lookalike characters (O/0, I/1, B/8, ...) are made only where a check digit
+//! agrees with the repaired field; a field no digit covers is kept as read. What this module
+//! adds is what comes before the parser: the lines of a photographed zone, read by OCR, are
+//! brought to their format's width (OCR drops or doubles a `<` in a long run of fillers).
+
+use serde::Serialize;
+
+/// Widths of the MRZ formats: TD1 (3 lines), TD2 and MRV-B (2), TD3 and MRV-A (2).
+const WIDTHS: [usize; 3] = [30, 36, 44];
+/// A line whose width is this close to a format's is brought to it.
+const WIDTH_SLACK: usize = 4;
+
+/// Which ICAO 9303 layout the zone has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum MrzFormat {
+    /// Identity card: 3 lines of 30.
+    #[serde(rename = "TD1")]
+    Td1,
+    /// Travel document / older ID: 2 lines of 36.
+    #[serde(rename = "TD2")]
+    Td2,
+    /// Passport: 2 lines of 44.
+    #[serde(rename = "TD3")]
+    Td3,
+    /// Visa, passport-sized: 2 lines of 44.
+    #[serde(rename = "MRV-A")]
+    MrvA,
+    /// Visa, smaller: 2 lines of 36.
+    #[serde(rename = "MRV-B")]
+    MrvB,
+}
+
+/// The fields of the zone, as printed (fillers turned into spaces in names).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MrzFields {
+    /// Document code: `P`, `I`, `ID`, `V`, ...
+    pub document_code: String,
+    /// Issuing state (ICAO 3-letter code).
+    pub issuing_state: String,
+    /// The whole document number (a number longer than 9 characters continues in the
+    /// optional data; it is reassembled here).
+    pub document_number: String,
+    /// Optional data (TD3: personal number), without the document number's continuation.
+    pub optional_data: Option<String>,
+    /// TD1's second optional data element.
+    pub optional_data_2: Option<String>,
+    /// Primary identifier.
+    pub surname: String,
+    /// Secondary identifier.
+    pub given_names: String,
+    /// Nationality (ICAO 3-letter code).
+    pub nationality: String,
+    /// Date of birth, `YYYY-MM-DD` (century inferred), or the raw field when it is not a date.
+    pub birth_date: String,
+    /// `M`, `F` or `<` (unspecified).
+    pub sex: String,
+    /// Date of expiry, `YYYY-MM-DD`, or the raw field when it is not a date.
+    pub expiry_date: String,
+}
+
+/// Which check digits agree with their fields (`None`: the format prints no such digit).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct MrzChecks {
+    /// Document number.
+    pub document_number: Option<bool>,
+    /// Date of birth.
+    pub birth_date: Option<bool>,
+    /// Date of expiry.
+    pub expiry_date: Option<bool>,
+    /// TD3's personal number.
+    pub personal_number: Option<bool>,
+    /// The composite digit over the number, dates and optional data.
+    pub composite: Option<bool>,
+}
+
+impl MrzChecks {
+    /// The names of the digits that disagree, in the zone's order (for refusal reasons).
+    pub fn failed(&self) -> Vec<&'static str> {
+        [
+            ("document_number", self.document_number),
+            ("birth_date", self.birth_date),
+            ("expiry_date", self.expiry_date),
+            ("personal_number", self.personal_number),
+            ("composite", self.composite),
+        ]
+        .into_iter()
+        .filter(|(_, v)| *v == Some(false))
+        .map(|(name, _)| name)
+        .collect()
+    }
+}
+
+/// A machine-readable zone read and checked.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct MachineZone {
+    /// The layout.
+    pub format: MrzFormat,
+    /// The lines as validated (after any confirmed repair).
+    pub lines: Vec<String>,
+    /// The fields.
+    pub fields: MrzFields,
+    /// Each check digit.
+    pub checks: MrzChecks,
+    /// Every check digit the format prints agrees. A zone that is not valid must not be
+    /// trusted for any field.
+    pub valid: bool,
+    /// Some character was changed from what the OCR read, each change confirmed by a check
+    /// digit (or the width of a filler run adjusted).
+    pub repaired: bool,
+}
+
+/// A calendar day (the engine has no clock: callers pass today).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Day {
+    /// Year, e.g. 2026.
+    pub year: i32,
+    /// Month, 1-12.
+    pub month: u32,
+    /// Day of the month, 1-31.
+    pub day: u32,
+}
+
+impl Day {
+    /// Days since 1970-01-01 (proleptic Gregorian).
+    pub fn ordinal(self) -> i64 {
+        // Howard Hinnant's days_from_civil.
+        let y = i64::from(self.year) - i64::from(self.month <= 2);
+        let era = y.div_euclid(400);
+        let yoe = y - era * 400;
+        let m = i64::from(self.month);
+        let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(self.day) - 1;
+        let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+        era * 146_097 + doe - 719_468
+    }
+
+    /// Parses `YYYY-MM-DD`.
+    pub fn parse(text: &str) -> Option<Day> {
+        let mut parts = text.split('-');
+        let year = parts.next()?.parse().ok()?;
+        let month = parts.next()?.parse().ok()?;
+        let day = parts.next()?.parse().ok()?;
+        (parts.next().is_none() && (1..=12).contains(&month) && (1..=31).contains(&day))
+            .then_some(Day { year, month, day })
+    }
+}
+
+impl MachineZone {
+    /// The expiry day, when the field holds a real date.
+    pub fn expiry(&self) -> Option<Day> {
+        Day::parse(&self.fields.expiry_date)
+    }
+
+    /// Whether the document has expired on `today`, allowing `grace_days` after the printed
+    /// expiry (a document is valid through its expiry day). `None` when the zone carries no
+    /// readable expiry.
+    pub fn expired_on(&self, today: Day, grace_days: u32) -> Option<bool> {
+        let expiry = self.expiry()?;
+        Some(today.ordinal() > expiry.ordinal() + i64::from(grace_days))
+    }
+}
+
+/// Reads the zone from OCR lines in reading order (other text on the document may be among
+/// them: the parser picks the lines that form a zone). `None` when no zone is found.
+pub fn parse_lines(lines: &[String]) -> Option<MachineZone> {
+    let cleaned: Vec<String> = lines
+        .iter()
+        .map(|l| {
+            l.chars()
+                .filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '<')
+                .collect::<String>()
+        })
+        .filter(|l| l.len() >= WIDTHS[0] - WIDTH_SLACK)
+        .collect();
+    let fitted: Vec<String> = (0..cleaned.len())
+        .map(|i| letters_in_names(&fit_width(&cleaned[i]), role_of(&cleaned, i)))
+        .collect();
+    let doc = mrz::find_and_parse(&fitted.join("\n")).ok()?;
+    let validated: Vec<String> = doc.mrz_lines.lines().map(str::to_owned).collect();
+    let repaired = validated.iter().any(|v| !cleaned.iter().any(|c| c == v));
+    Some(zone(&doc, validated, repaired))
+}
+
+/// Parses a zone given exactly, line by line, with no repair: the parser of each format.
+pub fn parse_exact(lines: &[&str]) -> Option<MachineZone> {
+    let doc = match lines {
+        [a, b, c] => mrz::parse_td1(a, b, c).ok()?,
+        [a, b] if a.len() == 44 && a.starts_with('V') => mrz::parse_mrv_a(a, b).ok()?,
+        [a, b] if a.len() == 44 => mrz::parse_td3(a, b).ok()?,
+        [a, b] if a.starts_with('V') => mrz::parse_mrv_b(a, b).ok()?,
+        [a, b] => mrz::parse_td2(a, b).ok()?,
+        _ => return None,
+    };
+    Some(zone(
+        &doc,
+        lines.iter().map(|l| (*l).to_owned()).collect(),
+        false,
+    ))
+}
+
+fn zone(doc: &mrz::MrzData, lines: Vec<String>, repaired: bool) -> MachineZone {
+    let format = match doc.format {
+        mrz::Format::Td1 => MrzFormat::Td1,
+        mrz::Format::Td2 => MrzFormat::Td2,
+        mrz::Format::MrvA => MrzFormat::MrvA,
+        mrz::Format::MrvB => MrzFormat::MrvB,
+        _ => MrzFormat::Td3,
+    };
+    MachineZone {
+        format,
+        fields: MrzFields {
+            document_code: doc.document_type.clone(),
+            issuing_state: doc.issuing_country.clone(),
+            document_number: doc.full_document_number().to_owned(),
+            optional_data: doc.optional_data_1.clone(),
+            optional_data_2: doc.optional_data_2.clone(),
+            surname: doc.surname.clone(),
+            given_names: doc.given_names.clone(),
+            nationality: doc.nationality.clone(),
+            birth_date: doc.date_of_birth.to_string(),
+            sex: doc.sex.to_string(),
+            expiry_date: doc.date_of_expiry.to_string(),
+        },
+        checks: MrzChecks {
+            document_number: doc.checks.document_number,
+            birth_date: doc.checks.date_of_birth,
+            expiry_date: doc.checks.date_of_expiry,
+            personal_number: doc.checks.personal_number,
+            composite: doc.checks.composite,
+        },
+        valid: doc.checksum_consistent(),
+        repaired,
+        lines,
+    }
+}
+
+/// Whether the line at `i` sits in a zone of 3 lines of 30 (TD1), where the names fill the
+/// third line; otherwise the names are on the first of two lines.
+fn role_of(lines: &[String], i: usize) -> LineRole {
+    let width = |l: &String| fit_width(l).len();
+    let here = lines.get(i).map(width);
+    let next = lines.get(i + 1).map(width);
+    let before = i.checked_sub(1).and_then(|j| lines.get(j)).map(width);
+    let two_before = i.checked_sub(2).and_then(|j| lines.get(j)).map(width);
+    match (two_before, before, here, next) {
+        (Some(30), Some(30), Some(30), _) => LineRole::Names { from: 0 },
+        (_, _, Some(36 | 44), Some(36 | 44)) => LineRole::Names { from: 5 },
+        _ => LineRole::Other,
+    }
+}
+
+/// Where a line's name field starts, if it holds one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum LineRole {
+    /// Names from this column to the end.
+    Names { from: usize },
+    /// No names.
+    Other,
+}
+
+/// Names carry no digit and no check digit: a digit OCR reads there is the letter it looks
+/// like (0 -> O, 1 -> I, 5 -> S, 8 -> B, 2 -> Z). This is the only repair made without a
+/// check digit, because no other reading of a digit in a name is possible.
+fn letters_in_names(line: &str, role: LineRole) -> String {
+    let LineRole::Names { from } = role else {
+        return line.to_owned();
+    };
+    line.chars()
+        .enumerate()
+        .map(|(i, c)| match (i >= from, c) {
+            (true, '0') => 'O',
+            (true, '1') => 'I',
+            (true, '5') => 'S',
+            (true, '8') => 'B',
+            (true, '2') => 'Z',
+            _ => c,
+        })
+        .collect()
+}
+
+/// Brings a line read by OCR to the nearest format width by growing or shrinking its
+/// longest run of fillers (where OCR loses or doubles a `<`). Lines far from every width
+/// are left alone.
+fn fit_width(line: &str) -> String {
+    let len = line.len();
+    let Some(&target) = WIDTHS.iter().min_by_key(|w| w.abs_diff(len)) else {
+        return line.to_owned();
+    };
+    if len == target || len.abs_diff(target) > WIDTH_SLACK {
+        return line.to_owned();
+    }
+    // The longest run of '<' (the last one on a tie: trailing fillers are the usual place).
+    let bytes = line.as_bytes();
+    let (mut best, mut start) = ((0usize, 0usize), None);
+    for (i, &b) in bytes.iter().chain(std::iter::once(&b'#')).enumerate() {
+        match (b == b'<', start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if i - s >= best.1 {
+                    best = (s, i - s);
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    let (at, run) = best;
+    if run == 0 {
+        return line.to_owned();
+    }
+    if len < target {
+        let mut out = line.to_owned();
+        out.insert_str(at, &"<".repeat(target - len));
+        out
+    } else if run > len - target {
+        let mut out = line.to_owned();
+        out.replace_range(at..at + (len - target), "");
+        out
+    } else {
+        line.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TD3: [&str; 2] = [
+        "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+        "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+    ];
+    const TD2: [&str; 2] = [
+        "I<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<",
+        "D231458907UTO7408122F1204159<<<<<<<6",
+    ];
+    const TD1: [&str; 3] = [
+        "I<UTOD231458907<<<<<<<<<<<<<<<",
+        "7408122F1204159UTO<<<<<<<<<<<6",
+        "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+    ];
+
+    fn owned(lines: &[&str]) -> Vec<String> {
+        lines.iter().map(|l| (*l).to_owned()).collect()
+    }
+
+    #[test]
+    fn td3_fields_and_every_check_digit() {
+        let z = parse_exact(&TD3).unwrap();
+        assert_eq!(z.format, MrzFormat::Td3);
+        assert!(z.valid);
+        assert_eq!(z.fields.document_code, "P");
+        assert_eq!(z.fields.issuing_state, "UTO");
+        assert_eq!(z.fields.document_number, "L898902C3");
+        assert_eq!(z.fields.surname, "ERIKSSON");
+        assert_eq!(z.fields.given_names, "ANNA MARIA");
+        assert_eq!(z.fields.nationality, "UTO");
+        assert_eq!(z.fields.birth_date, "1974-08-12");
+        assert_eq!(z.fields.sex, "F");
+        assert_eq!(z.fields.expiry_date, "2012-04-15");
+        assert_eq!(z.fields.optional_data.as_deref(), Some("ZE184226B"));
+        assert_eq!(
+            z.checks,
+            MrzChecks {
+                document_number: Some(true),
+                birth_date: Some(true),
+                expiry_date: Some(true),
+                personal_number: Some(true),
+                composite: Some(true),
+            }
+        );
+    }
+
+    #[test]
+    fn td2_and_td1_parse_with_their_own_digits() {
+        let z = parse_exact(&TD2).unwrap();
+        assert_eq!(z.format, MrzFormat::Td2);
+        assert!(z.valid);
+        assert_eq!(z.checks.personal_number, None);
+        assert_eq!(z.fields.document_number, "D23145890");
+        let z = parse_exact(&TD1).unwrap();
+        assert_eq!(z.format, MrzFormat::Td1);
+        assert!(z.valid);
+        assert_eq!(z.fields.document_code, "I");
+        assert_eq!(z.fields.document_number, "D23145890");
+        assert_eq!(z.fields.birth_date, "1974-08-12");
+        assert_eq!(z.fields.surname, "ERIKSSON");
+    }
+
+    #[test]
+    fn visas_have_no_composite_digit() {
+        let z = parse_exact(&[
+            "V<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+            "L8988901C4XXX4009078F96121096ZE184226B<<<<<<",
+        ])
+        .unwrap();
+        assert_eq!(z.format, MrzFormat::MrvA);
+        assert!(z.valid);
+        assert_eq!(z.checks.composite, None);
+    }
+
+    #[test]
+    fn each_wrong_check_digit_is_named() {
+        // One digit changed in each checked field of the TD3 specimen, and the composite.
+        let cases = [
+            (9, "document_number"),
+            (19, "birth_date"),
+            (27, "expiry_date"),
+            (42, "personal_number"),
+            (43, "composite"),
+        ];
+        for (at, name) in cases {
+            let mut line = TD3[1].as_bytes().to_vec();
+            line[at] = if line[at] == b'9' { b'8' } else { b'9' };
+            let line = String::from_utf8(line).unwrap();
+            let z = parse_exact(&[TD3[0], &line]).unwrap();
+            assert!(!z.valid, "{name}");
+            assert!(z.checks.failed().contains(&name), "{name}: {:?}", z.checks);
+        }
+    }
+
+    #[test]
+    fn the_long_document_number_is_reassembled() {
+        // ICAO 9303 part 5: a 12-character number, its 9 first characters, '<' in the check
+        // digit cell, the rest and its check digit in the optional data.
+        let lines = [
+            "I<UTOD23145890<7349<<<<<<<<<<<",
+            "7408122F1204159UTO<<<<<<<<<<<6",
+            "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+        ];
+        let z = parse_exact(&lines).unwrap();
+        assert!(z.valid);
+        assert_eq!(z.fields.document_number, "D23145890734");
+    }
+
+    #[test]
+    fn a_lookalike_is_repaired_only_when_its_check_digit_agrees() {
+        // O for 0 in the birth date: the check digit confirms the repair.
+        let misread = TD3[1].replace("7408122", "74O8122");
+        let z = parse_lines(&owned(&[TD3[0], &misread])).unwrap();
+        assert!(z.valid);
+        assert!(z.repaired);
+        assert_eq!(z.fields.birth_date, "1974-08-12");
+        assert_eq!(z.lines[1], TD3[1]);
+
+        // The same O, but the birth date's check digit is also wrong: repairing the O would
+        // not make the digit agree, so nothing may be reported valid.
+        let mut both = misread.into_bytes();
+        both[19] = b'5';
+        let both = String::from_utf8(both).unwrap();
+        let z = parse_lines(&owned(&[TD3[0], &both]));
+        assert!(z.as_ref().is_none_or(|z| !z.valid), "{z:?}");
+    }
+
+    #[test]
+    fn lost_and_doubled_fillers_are_brought_to_the_format_width() {
+        let short = TD1[0].replacen("<<<", "<", 1);
+        let long = TD1[2].replacen("<<<", "<<<<<", 1);
+        let z = parse_lines(&owned(&[&short, TD1[1], &long])).unwrap();
+        assert!(z.valid);
+        assert_eq!(z.lines, owned(&TD1));
+    }
+
+    #[test]
+    fn a_digit_in_a_name_is_the_letter_it_looks_like() {
+        let td3 = owned(&["P<UTOER1KSSON<<ANNA<MAR1A<<<<<<<<<<<<<<<<<<<", TD3[1]]);
+        let z = parse_lines(&td3).unwrap();
+        assert_eq!(z.fields.surname, "ERIKSSON");
+        assert_eq!(z.fields.given_names, "ANNA MARIA");
+        let td1 = owned(&[TD1[0], TD1[1], "ER1KSS0N<<ANNA<MAR1A<<<<<<<<<<"]);
+        let z = parse_lines(&td1).unwrap();
+        assert_eq!(z.fields.surname, "ERIKSSON");
+        // The numeric lines are untouched: their digits are data.
+        assert_eq!(z.lines[1], TD1[1]);
+    }
+
+    #[test]
+    fn the_zone_is_found_among_other_text() {
+        let lines = owned(&["UTOPIA", "PASSPORT PASSEPORT", TD3[0], TD3[1], "<<<<<<<<"]);
+        let z = parse_lines(&lines).unwrap();
+        assert_eq!(z.format, MrzFormat::Td3);
+        assert!(z.valid);
+        assert!(!z.repaired);
+        assert!(parse_lines(&owned(&["NOTHING HERE", "AT ALL"])).is_none());
+    }
+
+    #[test]
+    fn expiry_counts_the_grace_days() {
+        let z = parse_exact(&TD3).unwrap(); // expires 2012-04-15
+        let day = |year, month, day| Day { year, month, day };
+        assert_eq!(z.expired_on(day(2012, 4, 15), 0), Some(false));
+        assert_eq!(z.expired_on(day(2012, 4, 16), 0), Some(true));
+        assert_eq!(z.expired_on(day(2012, 5, 15), 30), Some(false));
+        assert_eq!(z.expired_on(day(2012, 5, 16), 30), Some(true));
+        assert_eq!(day(1970, 1, 1).ordinal(), 0);
+        assert_eq!(day(2000, 3, 1).ordinal() - day(2000, 2, 28).ordinal(), 2);
+        assert_eq!(Day::parse("2012-13-01"), None);
+    }
+}
