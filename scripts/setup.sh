@@ -18,7 +18,7 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v ffmpeg >/dev/null 2>&1 || need+=(ffmpeg)
 for pkg in espeak-ng libavformat-dev libavcodec-dev libavutil-dev libswscale-dev libclang-dev \
   libwebkit2gtk-4.1-dev libgtk-3-dev librsvg2-dev libayatana-appindicator3-dev libxdo-dev \
-  libssl-dev xvfb xauth webkit2gtk-driver postgresql-15 fonts-dejavu-core; do
+  libssl-dev xvfb xauth webkit2gtk-driver postgresql-15 fonts-dejavu-core fonts-ocr-b; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if ((${#need[@]})); then

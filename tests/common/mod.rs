@@ -8,6 +8,7 @@ use std::sync::OnceLock;
 use faceid_core::{Engine, EngineConfig, Image, models};
 
 pub mod actor;
+pub mod document;
 pub mod person;
 pub mod postgres;
 pub mod server;

@@ -6,6 +6,28 @@ mod support;
 use serde_json::{Value, json};
 use support::*;
 
+/// Both sides of a synthetic CNIE on one scanned page: `portrait` (a face photo) on the front
+/// and a zone expiring in `expiry_year`, with a wrong composite digit when `forged`.
+fn scanned_card(portrait: &[u8], expiry_year: u32, forged: bool) -> Vec<u8> {
+    use faceid_e2e::document::{CardFields, Fonts, both_sides, render_back_with, render_front};
+    let fonts = Fonts::load();
+    let mut rng = fastrand::Rng::with_seed(u64::from(expiry_year));
+    let fields = CardFields::random(&mut rng, expiry_year);
+    let mut lines = fields.td1();
+    if forged {
+        let last = lines[1].pop().unwrap();
+        lines[1].push(if last == '9' {
+            '0'
+        } else {
+            char::from(last as u8 + 1)
+        });
+    }
+    let portrait = image::load_from_memory(portrait).unwrap().to_rgb8();
+    let front = render_front(&fonts, &fields, &portrait, &mut rng);
+    let back = render_back_with(&fonts, &fields, &lines, &mut rng);
+    both_sides(&front, &back)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn surface_1_id_card_enrollment_and_video_authentication() {
     let Some(eval) =
@@ -76,6 +98,20 @@ async fn surface_1_id_card_enrollment_and_video_authentication() {
             "?username=brahim",
             vec![("cin_file", "notes.jpg", b"not an image at all".to_vec())],
             "UNSUPPORTED_FORMAT",
+        ),
+        (
+            "?username=brahim",
+            vec![(
+                "cin_file",
+                "expired.jpg",
+                scanned_card(&selfie, 2019, false),
+            )],
+            "DOCUMENT_EXPIRED",
+        ),
+        (
+            "?username=brahim",
+            vec![("cin_file", "forged.jpg", scanned_card(&selfie, 2031, true))],
+            "MRZ_CHECK_FAILED",
         ),
     ];
     for (query, parts, reason) in cases {

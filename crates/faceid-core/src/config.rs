@@ -37,6 +37,10 @@ pub struct EngineConfig {
     /// Shortest selfie video accepted, in seconds (default 2): passive liveness needs
     /// several moments of the face, and a very short clip is a classic replay trick.
     pub min_video_seconds: f32,
+    /// Days after its printed expiry an identity document is still accepted for enrollment
+    /// (default 0: valid through its expiry day, refused the day after).
+    #[serde(default)]
+    pub document_grace_days: u32,
 }
 
 impl Default for EngineConfig {
@@ -52,6 +56,7 @@ impl Default for EngineConfig {
             verify_threshold: 0.6,
             identify_fpir: 1e-3,
             min_video_seconds: 2.0,
+            document_grace_days: 0,
         }
     }
 }

@@ -253,6 +253,13 @@ impl Engine {
         self.document_reader()?.read_zone(image)
     }
 
+    /// Whether an identity document may be enrolled from, by its zone: valid check digits
+    /// and not expired on `today` beyond the configured grace days (see
+    /// [`crate::document::admit`]).
+    pub fn admit_document(&self, zone: &MachineZone, today: crate::document::Day) -> Result<()> {
+        crate::document::admit(zone, today, self.config.document_grace_days)
+    }
+
     /// The OCR networks, opened once on first use (a missing model is an error naming the
     /// fetch command, and is tried again next time).
     fn document_reader(&self) -> Result<Arc<DocumentReader>> {

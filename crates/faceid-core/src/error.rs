@@ -44,6 +44,12 @@ pub enum ErrorCode {
     CorruptImage,
     /// No portrait found on an identity document.
     NoPortrait,
+    /// The identity document's machine-readable zone says it has expired (beyond the
+    /// configured grace days).
+    DocumentExpired,
+    /// The identity document's machine-readable zone was read but its check digits
+    /// disagree: a misread (rescan) or a forged number.
+    MrzCheckFailed,
     /// Templates made by different models cannot be compared.
     ModelMismatch,
     /// A serialised template could not be read.
@@ -84,6 +90,8 @@ impl ErrorCode {
             ErrorCode::UnsupportedFormat => "UNSUPPORTED_FORMAT",
             ErrorCode::CorruptImage => "CORRUPT_IMAGE",
             ErrorCode::NoPortrait => "NO_PORTRAIT",
+            ErrorCode::DocumentExpired => "DOCUMENT_EXPIRED",
+            ErrorCode::MrzCheckFailed => "MRZ_CHECK_FAILED",
             ErrorCode::ModelMismatch => "MODEL_MISMATCH",
             ErrorCode::InvalidTemplate => "INVALID_TEMPLATE",
             ErrorCode::ModelMissing => "MODEL_MISSING",
@@ -110,6 +118,8 @@ impl ErrorCode {
             | ErrorCode::LowContrast
             | ErrorCode::UnevenLighting
             | ErrorCode::NoPortrait
+            | ErrorCode::DocumentExpired
+            | ErrorCode::MrzCheckFailed
             | ErrorCode::VideoTooShort => ErrorClass::Capture,
             ErrorCode::EmptyInput
             | ErrorCode::UnsupportedFormat
@@ -206,6 +216,10 @@ pub enum Error {
     CorruptImage { reason: String },
     #[error("no portrait found on the identity document")]
     NoPortrait,
+    #[error("the identity document expired on {expiry}")]
+    DocumentExpired { expiry: String },
+    #[error("the identity document's machine-readable zone fails its check digits: {failed}")]
+    MrzCheckFailed { failed: String },
     #[error("templates come from different models ({left} vs {right})")]
     ModelMismatch { left: String, right: String },
     #[error("invalid template: {reason}")]
@@ -254,6 +268,8 @@ impl Error {
             Error::UnsupportedFormat => ErrorCode::UnsupportedFormat,
             Error::CorruptImage { .. } => ErrorCode::CorruptImage,
             Error::NoPortrait => ErrorCode::NoPortrait,
+            Error::DocumentExpired { .. } => ErrorCode::DocumentExpired,
+            Error::MrzCheckFailed { .. } => ErrorCode::MrzCheckFailed,
             Error::ModelMismatch { .. } => ErrorCode::ModelMismatch,
             Error::InvalidTemplate { .. } => ErrorCode::InvalidTemplate,
             Error::ModelMissing { .. } => ErrorCode::ModelMissing,
@@ -310,6 +326,12 @@ mod tests {
             Error::UnsupportedFormat,
             Error::CorruptImage { reason: "x".into() },
             Error::NoPortrait,
+            Error::DocumentExpired {
+                expiry: "2020-01-01".into(),
+            },
+            Error::MrzCheckFailed {
+                failed: "composite".into(),
+            },
             Error::ModelMismatch {
                 left: "a".into(),
                 right: "b".into(),

@@ -1,7 +1,9 @@
 //! Surface 1: enroll from a national ID card, authenticate from a selfie video.
 //!
 //! - `POST /api/enroll?username=NAME`, multipart `cin_file` (the card image): the holder's
-//!   portrait is found on the card (any orientation) and enrolled under `NAME`.
+//!   portrait is found on the card (any orientation) and enrolled under `NAME`. When the
+//!   image also shows the card's machine-readable zone (a scan of both sides), an expired
+//!   card or one whose check digits fail is refused.
 //! - `POST /api/authentificate?username=NAME`, multipart `auth_video` (a video or a single
 //!   image): frames sampled, liveness accumulated, the best-quality frame matched against
 //!   `NAME`'s templates. `score` is the engine's calibrated score (0..1, 0.6 = FAR 1e-3).
@@ -32,6 +34,8 @@
 //! | `NO_FRAMES` | a video with no decodable frame | 200 |
 //! | `VIDEO_TOO_SHORT` | a video under 2 s | 200 |
 //! | `NO_FACE` | no face (enroll: no portrait on the card) | 200 |
+//! | `DOCUMENT_EXPIRED` | enroll: the card's machine-readable zone says it has expired (beyond the configured grace days) | 200 |
+//! | `MRZ_CHECK_FAILED` | enroll: the card's machine-readable zone was read but its check digits disagree (rescan, or a forged number) | 200 |
 //! | `MULTIPLE_FACES` | two sizeable faces in a frame | 200 |
 //! | `FACE_TOO_SMALL`, `BAD_POSE`, `EYES_CLOSED`, `TOO_DARK`, `TOO_BRIGHT`, `TOO_BLURRY`, `LOW_CONTRAST`, `UNEVEN_LIGHTING` | the best frame fails the quality gate | 200 |
 //! | `LIVENESS_FAILED` | accumulated liveness below the preset | 200 |

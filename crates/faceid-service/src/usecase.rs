@@ -207,7 +207,8 @@ impl<G: IdentityStore + ?Sized> Service<G> {
     }
 
     /// Enrolls the holder of an identity document from a scan of it: the rule is that a
-    /// portrait is found (in any orientation); its template is stored. No liveness: the
+    /// portrait is found (in any orientation) and the document is admitted (see
+    /// [`Service::admit_document`]); the portrait's template is stored. No liveness: the
     /// document is a photo by nature, so such a subject must later prove liveness at each
     /// verification.
     pub fn enroll_card(
@@ -220,14 +221,31 @@ impl<G: IdentityStore + ?Sized> Service<G> {
         if self.gallery.subject(&subject.id)?.is_some() {
             return Err(Failure::DuplicateSubject(subject.id));
         }
-        let (portrait, template) = self.card(card).or_else(|failure| {
-            if failure.class() == Class::Capture {
-                self.refused("enroll", None, &failure, ctx)?;
-            }
-            Err(failure)
-        })?;
+        let (portrait, template) = self
+            .card(card)
+            .and_then(|found| {
+                self.admit_document(card)?;
+                Ok(found)
+            })
+            .or_else(|failure| {
+                if failure.class() == Class::Capture {
+                    self.refused("enroll", None, &failure, ctx)?;
+                }
+                Err(failure)
+            })?;
         let stored = self.gallery.enroll(&subject, &[template], None, ctx)?;
         Ok((stored, portrait))
+    }
+
+    /// The document's machine-readable zone, when it has one, must have valid check digits
+    /// and must not have expired (the engine's rule, with today's date). A document without
+    /// a zone (older cards) is admitted on its portrait alone.
+    pub fn admit_document(&self, card: &Image) -> Result<(), Failure> {
+        let engine = self.engine();
+        if let Some(zone) = engine.read_zone(card)? {
+            engine.admit_document(&zone, today())?;
+        }
+        Ok(())
     }
 
     /// See [`Judge::card`].
@@ -365,4 +383,12 @@ impl<G: IdentityStore + ?Sized> Service<G> {
     pub fn reset(&self, ctx: &AuditContext) -> Result<(), Failure> {
         Ok(self.gallery.reset(ctx)?)
     }
+}
+
+/// Today's date (UTC), for document expiry.
+fn today() -> faceid_core::Day {
+    let days = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs() / 86_400);
+    faceid_core::Day::from_ordinal(days as i64)
 }

@@ -15,9 +15,9 @@
 pub mod mrz;
 pub mod text;
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::geometry::Point;
-use crate::image::Image;
+use crate::image::{Image, Rotation};
 use crate::models::ModelSource;
 
 pub use self::mrz::{Day, MachineZone, MrzChecks, MrzFields, MrzFormat};
@@ -27,14 +27,62 @@ use self::text::{TextBox, TextDetector, TextLine, TextRecognizer};
 const MIN_ELONGATION: f32 = 7.0;
 /// At most this many candidate lines are read (the longest first).
 const MAX_CANDIDATES: usize = 12;
+/// How much of its length a line is grown by at each end when the lines as detected give no
+/// valid zone.
+const MISSED_RUN: f32 = 0.6;
+/// A trailing run of at least this many fillers is cut off and the line read again.
+const FILLER_RUN: usize = 6;
 /// Lines read with fewer characters cannot belong to a zone.
 const MIN_CHARACTERS: usize = 20;
+
+/// Whether a document may be enrolled from, by its zone: every check digit must agree (a
+/// zone that was read but fails is a misread to rescan or a forged number, refused with the
+/// digits that disagree), and it must not have expired more than `grace_days` before
+/// `today`. A zone without a readable expiry is refused as invalid.
+pub fn admit(zone: &MachineZone, today: Day, grace_days: u32) -> Result<()> {
+    if !zone.valid {
+        return Err(Error::MrzCheckFailed {
+            failed: zone.checks.failed().join(", "),
+        });
+    }
+    match zone.expired_on(today, grace_days) {
+        Some(false) => Ok(()),
+        Some(true) => Err(Error::DocumentExpired {
+            expiry: zone.fields.expiry_date.clone(),
+        }),
+        None => Err(Error::MrzCheckFailed {
+            failed: "expiry_date".into(),
+        }),
+    }
+}
 
 /// Reads the machine-readable zone of documents. Loaded on first use by the engine.
 #[derive(Debug)]
 pub struct DocumentReader {
     detector: TextDetector,
     recognizer: TextRecognizer,
+}
+
+/// Where the longest run of `<` starts in `text` (bytes; the text is ASCII) and how long it is.
+fn longest_filler_run(text: &str) -> Option<(usize, usize)> {
+    let mut best: Option<(usize, usize)> = None;
+    let mut start = None;
+    for (i, c) in text
+        .char_indices()
+        .chain(std::iter::once((text.len(), '#')))
+    {
+        match (c == '<', start) {
+            (true, None) => start = Some(i),
+            (false, Some(s)) => {
+                if best.is_none_or(|(_, n)| i - s > n) {
+                    best = Some((s, i - s));
+                }
+                start = None;
+            }
+            _ => {}
+        }
+    }
+    best
 }
 
 /// The MRZ alphabet.
@@ -52,22 +100,135 @@ impl DocumentReader {
     }
 
     /// The zone on `image`, or `None` when there is none (or none could be read).
+    ///
+    /// The detector draws looser boxes around vertical text than around horizontal text (and
+    /// the recogniser then drops characters), so a document whose long lines run vertically
+    /// is turned a quarter and detected again; and because on some images the detector finds
+    /// a zone in one orientation and not in another, the other turns are tried (see
+    /// `turns`) until one gives a valid zone. In each orientation, when the lines give no valid zone they are
+    /// read once more grown by [`MISSED_RUN`] of their length at each end: the detector can
+    /// miss a whole run of fillers, leaving a line too short to parse. What a longer reading
+    /// adds beyond a zone's width is trimmed by the parser's width rules. The first valid
+    /// zone wins; with none, the first zone read (invalid) is returned.
     pub fn read_zone(&self, image: &Image) -> Result<Option<MachineZone>> {
-        let lines = self.zone_lines(image)?;
-        Ok(mrz::parse_lines(
-            &lines.into_iter().map(|l| l.text).collect::<Vec<_>>(),
-        ))
+        let mut fallback = None;
+        let found = self.long_boxes(image)?;
+        for &turn in Self::turns(&found) {
+            let (view, boxes) = self.view(image, &found, turn)?;
+            for grow in [0.0, MISSED_RUN] {
+                let lines = self.lines_on(&view, &boxes, grow)?;
+                let zone = mrz::parse_lines(&lines.into_iter().map(|l| l.text).collect::<Vec<_>>());
+                if zone.as_ref().is_some_and(|z| z.valid) {
+                    return Ok(zone);
+                }
+                fallback = fallback.or(zone);
+            }
+        }
+        Ok(fallback)
     }
 
-    /// The long lines of text, each read in its better direction, top to bottom in the
-    /// direction most of them agree on.
-    pub fn zone_lines(&self, image: &Image) -> Result<Vec<TextLine>> {
-        let mut candidates: Vec<TextBox> = self
+    /// The quarter turns to try, in order: as it is and upside down, or, when most of the
+    /// long lines (`boxes`, found on the image as it is) run vertically, a quarter turn
+    /// either way first.
+    fn turns(boxes: &[TextBox]) -> &'static [Rotation] {
+        let vertical: f32 = boxes
+            .iter()
+            .map(|b| {
+                if b.axis.y.abs() > b.axis.x.abs() {
+                    b.length
+                } else {
+                    -b.length
+                }
+            })
+            .sum();
+        if vertical > 0.0 {
+            &[Rotation::Cw90, Rotation::Cw270, Rotation::None]
+        } else {
+            &[Rotation::None, Rotation::Cw180]
+        }
+    }
+
+    /// The image turned, and its long text boxes (those of the image as it is are `found`).
+    fn view(
+        &self,
+        image: &Image,
+        found: &[TextBox],
+        turn: Rotation,
+    ) -> Result<(Image, Vec<TextBox>)> {
+        if turn == Rotation::None {
+            return Ok((image.clone(), found.to_vec()));
+        }
+        let view = image.rotated(turn);
+        let boxes = self.long_boxes(&view)?;
+        Ok((view, boxes))
+    }
+
+    /// The detector's boxes long and thick enough to be a zone line.
+    fn long_boxes(&self, image: &Image) -> Result<Vec<TextBox>> {
+        Ok(self
             .detector
             .detect(image)?
             .into_iter()
             .filter(|b| b.elongation() >= MIN_ELONGATION && b.thickness >= 4.0)
-            .collect();
+            .collect())
+    }
+
+    /// A line holding a long run of fillers (a name line, the second line of TD1 and TD2)
+    /// has the parts before and after the run read again on their own: the recogniser drops
+    /// characters next to a long run of chevrons, and reads the same characters whole when
+    /// the run is cut off. The run's ends are where the CTC alignment put them. A second
+    /// reading replaces the first's text on its side only when it holds more characters.
+    fn reread_around_fillers(&self, image: &Image, line: TextLine) -> Result<TextLine> {
+        let Some((start, run)) = longest_filler_run(&line.text) else {
+            return Ok(line);
+        };
+        if run < FILLER_RUN || start < 2 {
+            return Ok(line);
+        }
+        let stop = start + run; // first character after the run
+        let p = &line.positions;
+        let (Some(&first), Some(&before)) = (p.get(start), p.get(start - 1)) else {
+            return Ok(line);
+        };
+        let pitch = (first - before).max(0.0);
+        // The head: up to one and a half characters into the run.
+        let cut = (first + 1.5 * pitch).min(1.0);
+        let part = self
+            .recognizer
+            .read(image, &line.region.part(0.0, cut), mrz_character)?;
+        let mut head = line.text[..start].to_string();
+        let reread = part.text.trim_end_matches('<');
+        if reread.len() > head.len() {
+            head = reread.to_string();
+        }
+        // The tail: from one and a half characters before the run's end.
+        let mut tail = line.text[stop..].to_string();
+        if let Some(&last) = p.get(stop - 1) {
+            let cut = (last - 1.5 * pitch).max(0.0);
+            let part = self
+                .recognizer
+                .read(image, &line.region.part(cut, 1.0), mrz_character)?;
+            let reread = part.text.trim_start_matches('<');
+            if reread.len() > tail.len() {
+                tail = reread.to_string();
+            }
+        }
+        let text = format!("{head}{}{tail}", "<".repeat(run));
+        Ok(TextLine { text, ..line })
+    }
+
+    /// The long lines of text in the first orientation [`DocumentReader::read_zone`] tries,
+    /// each read in its better direction, top to bottom (for looking at what the reader sees).
+    pub fn zone_lines(&self, image: &Image, grow: f32) -> Result<Vec<TextLine>> {
+        let found = self.long_boxes(image)?;
+        let (view, boxes) = self.view(image, &found, Self::turns(&found)[0])?;
+        self.lines_on(&view, &boxes, grow)
+    }
+
+    /// The lines of `boxes` on `image`, each read in its better direction, top to bottom in
+    /// the direction most of them agree on.
+    fn lines_on(&self, image: &Image, boxes: &[TextBox], grow: f32) -> Result<Vec<TextLine>> {
+        let mut candidates = boxes.to_vec();
         candidates.sort_by(|a, b| b.length.total_cmp(&a.length));
         candidates.truncate(MAX_CANDIDATES);
         // A line much shorter than a parallel neighbour is stretched to it (a zone's lines
@@ -82,7 +243,14 @@ impl DocumentReader {
                     .unwrap_or(*c)
             })
             .collect();
-        let candidates = stretched;
+        // Two pieces of one line stretched to the same neighbour are one line.
+        let mut unique: Vec<TextBox> = Vec::new();
+        for b in stretched {
+            if !unique.iter().any(|u| text::same_line(u, &b)) {
+                unique.push(b);
+            }
+        }
+        let candidates: Vec<TextBox> = unique.iter().map(|b| b.extended(grow)).collect();
         let mut readings = Vec::new();
         for region in &candidates {
             let forward = self.recognizer.read(image, region, mrz_character)?;
@@ -109,7 +277,7 @@ impl DocumentReader {
             };
             vote += aligned * forward.region.length * (forward.confidence - backward.confidence);
         }
-        let mut lines: Vec<TextLine> = readings
+        let lines: Vec<TextLine> = readings
             .into_iter()
             .map(|(forward, backward)| {
                 let Some(reference) = reference else {
@@ -121,6 +289,10 @@ impl DocumentReader {
             })
             .filter(|l| l.text.len() >= MIN_CHARACTERS)
             .collect();
+        let mut lines = lines
+            .into_iter()
+            .map(|l| self.reread_around_fillers(image, l))
+            .collect::<Result<Vec<_>>>()?;
         let down = lines
             .first()
             .map_or(Point::new(0.0, 1.0), |l| l.region.down());
@@ -130,5 +302,51 @@ impl DocumentReader {
             pa.total_cmp(&pb)
         });
         Ok(lines)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn zone() -> MachineZone {
+        mrz::parse_exact(&[
+            "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+            "L898902C36UTO7408122F1204159ZE184226B<<<<<10",
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn an_expired_document_is_refused_after_its_grace_days() {
+        let z = zone(); // expires 2012-04-15
+        let day = |year, month, day| Day { year, month, day };
+        assert!(admit(&z, day(2012, 4, 15), 0).is_ok());
+        let refused = admit(&z, day(2012, 4, 16), 0).unwrap_err();
+        assert_eq!(refused.code(), crate::ErrorCode::DocumentExpired);
+        assert!(refused.to_string().contains("2012-04-15"));
+        assert!(admit(&z, day(2012, 4, 25), 10).is_ok());
+        assert!(admit(&z, day(2012, 4, 26), 10).is_err());
+    }
+
+    #[test]
+    fn a_zone_whose_digits_disagree_is_refused_naming_them() {
+        let z = mrz::parse_exact(&[
+            "P<UTOERIKSSON<<ANNA<MARIA<<<<<<<<<<<<<<<<<<<",
+            "L898902C36UTO7408122F1204159ZE184226B<<<<<19",
+        ])
+        .unwrap();
+        let refused = admit(
+            &z,
+            Day {
+                year: 2010,
+                month: 1,
+                day: 1,
+            },
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(refused.code(), crate::ErrorCode::MrzCheckFailed);
+        assert!(refused.to_string().contains("composite"), "{refused}");
     }
 }

@@ -12,8 +12,10 @@ use serde::Serialize;
 
 /// Widths of the MRZ formats: TD1 (3 lines), TD2 and MRV-B (2), TD3 and MRV-A (2).
 const WIDTHS: [usize; 3] = [30, 36, 44];
-/// A line whose width is this close to a format's is brought to it.
+/// A line this much wider than a format's width is trimmed to it...
 const WIDTH_SLACK: usize = 4;
+/// ...and one this much narrower padded (a faint run of chevrons loses many at once).
+const PADDING_SLACK: usize = 8;
 
 /// Which ICAO 9303 layout the zone has.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -138,6 +140,21 @@ impl Day {
         era * 146_097 + doe - 719_468
     }
 
+    /// The day `days` after 1970-01-01 (the inverse of [`Day::ordinal`]).
+    pub fn from_ordinal(days: i64) -> Day {
+        // Howard Hinnant's civil_from_days.
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = (doy - (153 * mp + 2) / 5 + 1) as u32;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+        let year = (yoe + era * 400 + i64::from(month <= 2)) as i32;
+        Day { year, month, day }
+    }
+
     /// Parses `YYYY-MM-DD`.
     pub fn parse(text: &str) -> Option<Day> {
         let mut parts = text.split('-');
@@ -174,15 +191,85 @@ pub fn parse_lines(lines: &[String]) -> Option<MachineZone> {
                 .filter(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || *c == '<')
                 .collect::<String>()
         })
-        .filter(|l| l.len() >= WIDTHS[0] - WIDTH_SLACK)
+        .filter(|l| l.len() >= WIDTHS[0] - PADDING_SLACK)
         .collect();
     let fitted: Vec<String> = (0..cleaned.len())
-        .map(|i| letters_in_names(&fit_width(&cleaned[i]), role_of(&cleaned, i)))
+        .map(|i| letters_in(&fit_width(&cleaned[i]), letter_cells(&cleaned, i)))
         .collect();
     let doc = mrz::find_and_parse(&fitted.join("\n")).ok()?;
     let validated: Vec<String> = doc.mrz_lines.lines().map(str::to_owned).collect();
     let repaired = validated.iter().any(|v| !cleaned.iter().any(|c| c == v));
-    Some(zone(&doc, validated, repaired))
+    let read = zone(&doc, validated, repaired);
+    if read.valid {
+        return Some(read);
+    }
+    Some(substituted(&read).unwrap_or(read))
+}
+
+/// Where each check-digited field sits, by line width: (line, start, end, check digit
+/// column, kind).
+fn checked_fields(width: usize) -> [(usize, usize, usize, usize, mrz::FieldKind); 3] {
+    use mrz::FieldKind::{Date, DocumentNumber};
+    if width == 30 {
+        [
+            (0, 5, 14, 14, DocumentNumber),
+            (1, 0, 6, 6, Date),
+            (1, 8, 14, 14, Date),
+        ]
+    } else {
+        [
+            (1, 0, 9, 9, DocumentNumber),
+            (1, 13, 19, 19, Date),
+            (1, 21, 27, 27, Date),
+        ]
+    }
+}
+
+/// A zone whose check digits fail, repaired by swapping lookalike characters (O/0, I/1,
+/// B/8, S/5, ...) inside each failing field where the field's own digit then agrees and the
+/// composite singles out one swap; the result is kept only if every digit of the zone then
+/// agrees. Anything less and the zone stays as read, invalid.
+fn substituted(read: &MachineZone) -> Option<MachineZone> {
+    let width = read.lines.first()?.len();
+    let mut lines = read.lines.clone();
+    let mut changed = false;
+    for (line, start, end, check, kind) in checked_fields(width) {
+        let text = lines.get(line)?;
+        let (Some(field), Some(digit)) = (
+            text.get(start..end),
+            text.get(check..).and_then(|t| t.chars().next()),
+        ) else {
+            continue;
+        };
+        if mrz::verify(field, digit) {
+            continue;
+        }
+        let candidates = match mrz::solve_substitution(field, digit, kind) {
+            mrz::Resolution::Unique(fixed) => vec![fixed],
+            mrz::Resolution::Ambiguous { candidates } => candidates,
+            _ => continue,
+        };
+        let agreeing: Vec<String> = candidates
+            .into_iter()
+            .filter(|fixed| {
+                let mut trial = lines.clone();
+                trial[line].replace_range(start..end, fixed);
+                let refs: Vec<&str> = trial.iter().map(String::as_str).collect();
+                parse_exact(&refs).is_some_and(|z| z.checks.composite != Some(false))
+            })
+            .collect();
+        if let [fixed] = agreeing.as_slice() {
+            lines[line].replace_range(start..end, fixed);
+            changed = true;
+        }
+    }
+    if !changed {
+        return None;
+    }
+    let refs: Vec<&str> = lines.iter().map(String::as_str).collect();
+    let mut fixed = parse_exact(&refs)?;
+    fixed.repaired = true;
+    fixed.valid.then_some(fixed)
 }
 
 /// Parses a zone given exactly, line by line, with no repair: the parser of each format.
@@ -238,46 +325,65 @@ fn zone(doc: &mrz::MrzData, lines: Vec<String>, repaired: bool) -> MachineZone {
     }
 }
 
-/// Whether the line at `i` sits in a zone of 3 lines of 30 (TD1), where the names fill the
-/// third line; otherwise the names are on the first of two lines.
-fn role_of(lines: &[String], i: usize) -> LineRole {
-    let width = |l: &String| fit_width(l).len();
-    let here = lines.get(i).map(width);
-    let next = lines.get(i + 1).map(width);
-    let before = i.checked_sub(1).and_then(|j| lines.get(j)).map(width);
-    let two_before = i.checked_sub(2).and_then(|j| lines.get(j)).map(width);
-    match (two_before, before, here, next) {
-        (Some(30), Some(30), Some(30), _) => LineRole::Names { from: 0 },
-        (_, _, Some(36 | 44), Some(36 | 44)) => LineRole::Names { from: 5 },
-        _ => LineRole::Other,
+/// The cells of line `i` that hold letters only (issuing state, nationality, names), from
+/// its place among its neighbours: three lines of 30 are TD1 (state on line 1, nationality
+/// on line 2, names on line 3), two of 36 or 44 are TD2/TD3/MRV (state and names on line
+/// 1, nationality on line 2).
+fn letter_cells(lines: &[String], i: usize) -> Option<std::ops::Range<usize>> {
+    let width = |j: Option<usize>| j.and_then(|j| lines.get(j)).map(|l| fit_width(l).len());
+    let at = |offset: isize| width(i.checked_add_signed(offset));
+    let long = |w: Option<usize>| matches!(w, Some(36 | 44));
+    match (at(-2), at(-1), at(0), at(1), at(2)) {
+        (Some(30), Some(30), Some(30), _, _) => Some(0..30),
+        (_, Some(30), Some(30), Some(30), _) => Some(15..18),
+        (_, _, Some(30), Some(30), Some(30)) => Some(2..5),
+        (_, _, here, next, _) if long(here) && long(next) => Some(2..here.unwrap_or(0)),
+        (_, before, here, _, _) if long(before) && long(here) => Some(10..13),
+        _ => None,
     }
 }
 
-/// Where a line's name field starts, if it holds one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum LineRole {
-    /// Names from this column to the end.
-    Names { from: usize },
-    /// No names.
-    Other,
-}
-
-/// Names carry no digit and no check digit: a digit OCR reads there is the letter it looks
-/// like (0 -> O, 1 -> I, 5 -> S, 8 -> B, 2 -> Z). This is the only repair made without a
-/// check digit, because no other reading of a digit in a name is possible.
-fn letters_in_names(line: &str, role: LineRole) -> String {
-    let LineRole::Names { from } = role else {
+/// Names never hold three fillers in a row (`<<` separates surname from given names, `<`
+/// the parts of each): from the first `<<<` of a name field on, every cell is filler, and
+/// what OCR read there (a card edge, a smudge) is dropped.
+fn filler_after_names(line: &str, names: &std::ops::Range<usize>) -> String {
+    if names.len() <= 3 {
+        return line.to_owned();
+    }
+    let Some(field) = line.get(names.start..names.end.min(line.len())) else {
         return line.to_owned();
     };
+    let Some(at) = field.find("<<<") else {
+        return line.to_owned();
+    };
+    let cut = names.start + at;
+    format!("{}{}", &line[..cut], "<".repeat(line.len() - cut))
+}
+
+/// Letters-only cells carry no check digit: a digit OCR reads there is the letter it looks
+/// like (0 -> O, 1 -> I, 2 -> Z, 4 -> A, 5 -> S, 6 -> G, 8 -> B). This is the only repair
+/// made without a check digit, because no other reading of a digit there is possible.
+fn letters_in(line: &str, cells: Option<std::ops::Range<usize>>) -> String {
+    let Some(cells) = cells else {
+        return line.to_owned();
+    };
+    let line = filler_after_names(line, &cells);
     line.chars()
         .enumerate()
-        .map(|(i, c)| match (i >= from, c) {
-            (true, '0') => 'O',
-            (true, '1') => 'I',
-            (true, '5') => 'S',
-            (true, '8') => 'B',
-            (true, '2') => 'Z',
-            _ => c,
+        .map(|(i, c)| {
+            if !cells.contains(&i) {
+                return c;
+            }
+            match c {
+                '0' => 'O',
+                '1' => 'I',
+                '2' => 'Z',
+                '4' => 'A',
+                '5' => 'S',
+                '6' => 'G',
+                '8' => 'B',
+                _ => c,
+            }
         })
         .collect()
 }
@@ -287,10 +393,16 @@ fn letters_in_names(line: &str, role: LineRole) -> String {
 /// are left alone.
 fn fit_width(line: &str) -> String {
     let len = line.len();
-    let Some(&target) = WIDTHS.iter().min_by_key(|w| w.abs_diff(len)) else {
+    // The nearest width it can reach: trimmed by at most WIDTH_SLACK, padded by at most
+    // PADDING_SLACK.
+    let Some(&target) = WIDTHS
+        .iter()
+        .filter(|&&w| len <= w + WIDTH_SLACK && w <= len + PADDING_SLACK)
+        .min_by_key(|w| w.abs_diff(len))
+    else {
         return line.to_owned();
     };
-    if len == target || len.abs_diff(target) > WIDTH_SLACK {
+    if len == target {
         return line.to_owned();
     }
     // The longest run of '<' (the last one on a tie: trailing fillers are the usual place).
@@ -456,6 +568,33 @@ mod tests {
     }
 
     #[test]
+    fn a_letter_read_as_a_digit_in_the_document_number_is_repaired_when_both_digits_agree() {
+        // A number ending in the letter O, read as the digit 0: the number's check digit and
+        // the composite both confirm the O.
+        let lines = [
+            "I<UTOD2314589O1<<<<<<<<<<<<<<<",
+            "7408122F1204159UTO<<<<<<<<<<<8",
+            "ERIKSSON<<ANNA<MARIA<<<<<<<<<<",
+        ];
+        assert!(parse_exact(&lines).unwrap().valid);
+        let misread = lines[0].replace("D2314589O", "D23145890");
+        let z = parse_lines(&owned(&[&misread, lines[1], lines[2]])).unwrap();
+        assert!(z.valid, "{z:?}");
+        assert!(z.repaired);
+        assert_eq!(z.fields.document_number, "D2314589O");
+        // A leading O read as 0, in a number padded with fillers.
+        let lines = [
+            "IDMAR0J54572<<4<<<<<<<<<<<<<<<",
+            "7505043F3104046MAR<<<<<<<<<<<2",
+            "SEKKAT<<HAMZA<<<<<<<<<<<<<<<<<",
+        ];
+        let z = parse_lines(&owned(&lines)).unwrap();
+        assert!(z.valid, "{z:?}");
+        assert!(z.repaired);
+        assert_eq!(z.fields.document_number, "OJ54572");
+    }
+
+    #[test]
     fn lost_and_doubled_fillers_are_brought_to_the_format_width() {
         let short = TD1[0].replacen("<<<", "<", 1);
         let long = TD1[2].replacen("<<<", "<<<<<", 1);
@@ -465,7 +604,7 @@ mod tests {
     }
 
     #[test]
-    fn a_digit_in_a_name_is_the_letter_it_looks_like() {
+    fn a_digit_in_a_letters_only_cell_is_the_letter_it_looks_like() {
         let td3 = owned(&["P<UTOER1KSSON<<ANNA<MAR1A<<<<<<<<<<<<<<<<<<<", TD3[1]]);
         let z = parse_lines(&td3).unwrap();
         assert_eq!(z.fields.surname, "ERIKSSON");
@@ -473,8 +612,21 @@ mod tests {
         let td1 = owned(&[TD1[0], TD1[1], "ER1KSS0N<<ANNA<MAR1A<<<<<<<<<<"]);
         let z = parse_lines(&td1).unwrap();
         assert_eq!(z.fields.surname, "ERIKSSON");
-        // The numeric lines are untouched: their digits are data.
+        // The numeric cells are untouched: their digits are data.
         assert_eq!(z.lines[1], TD1[1]);
+        // A 4 for the A of a nationality.
+        let td1 = owned(&[TD1[0], &TD1[1].replace("UTO", "UT0"), TD1[2]]);
+        assert_eq!(parse_lines(&td1).unwrap().fields.nationality, "UTO");
+        let td3 = owned(&[TD3[0], &TD3[1].replace("9UTO7", "9UT07")]);
+        assert_eq!(parse_lines(&td3).unwrap().fields.nationality, "UTO");
+    }
+
+    #[test]
+    fn what_follows_the_names_is_filler() {
+        let td1 = owned(&[TD1[0], TD1[1], "ERIKSSON<<ANNA<MARIA<<<<<<<XK<"]);
+        let z = parse_lines(&td1).unwrap();
+        assert_eq!(z.fields.given_names, "ANNA MARIA");
+        assert_eq!(z.lines[2], TD1[2]);
     }
 
     #[test]
@@ -498,5 +650,13 @@ mod tests {
         assert_eq!(day(1970, 1, 1).ordinal(), 0);
         assert_eq!(day(2000, 3, 1).ordinal() - day(2000, 2, 28).ordinal(), 2);
         assert_eq!(Day::parse("2012-13-01"), None);
+        for d in [
+            day(2024, 2, 29),
+            day(1999, 12, 31),
+            day(2000, 1, 1),
+            day(1970, 1, 1),
+        ] {
+            assert_eq!(Day::from_ordinal(d.ordinal()), d);
+        }
     }
 }

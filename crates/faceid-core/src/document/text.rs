@@ -10,8 +10,8 @@ use crate::image::Image;
 use crate::models::{Channels, InputSpec, ModelSource, OnnxModel, Scale};
 use crate::sampling::Resample;
 
-/// The detector's input: the shorter side is brought to this many pixels (small scans are
-/// enlarged, so a 250-pixel-wide card still gives lines the network sees)...
+/// The detector's input: a shorter side under this many pixels is enlarged to it (so a
+/// 250-pixel-wide card still gives lines the network sees)...
 const DETECT_MIN_SIDE: f32 = 736.0;
 /// ...unless the longer side would exceed this (cost grows with the area).
 const DETECT_MAX_SIDE: f32 = 1280.0;
@@ -54,6 +54,24 @@ impl TextBox {
         Point::new(-self.axis.y, self.axis.x)
     }
 
+    /// The box grown by `fraction` of its length at each end.
+    pub fn extended(&self, fraction: f32) -> TextBox {
+        self.part(-fraction, 1.0 + fraction)
+    }
+
+    /// The part of the box between `from` and `to` (fractions of its length, 0 = start).
+    pub fn part(&self, from: f32, to: f32) -> TextBox {
+        let mid = ((from + to) / 2.0 - 0.5) * self.length;
+        TextBox {
+            center: Point::new(
+                self.center.x + mid * self.axis.x,
+                self.center.y + mid * self.axis.y,
+            ),
+            length: (to - from) * self.length,
+            ..*self
+        }
+    }
+
     /// The same box read the other way round (a document upside down).
     pub fn flipped(&self) -> TextBox {
         TextBox {
@@ -72,6 +90,9 @@ pub struct TextLine {
     pub text: String,
     /// Mean probability of the characters read (0 for an empty line).
     pub confidence: f32,
+    /// Where each character was read along the box, from 0 (start) to 1 (end): the CTC
+    /// alignment, for re-reading part of a line.
+    pub positions: Vec<f32>,
 }
 
 /// PP-OCRv4 text detector (differentiable binarisation).
@@ -112,10 +133,11 @@ impl TextDetector {
         if w < 8.0 || h < 8.0 {
             return Ok(Vec::new());
         }
-        let mut scale = DETECT_MIN_SIDE / w.min(h);
-        if w.max(h) * scale > DETECT_MAX_SIDE {
-            scale = DETECT_MAX_SIDE / w.max(h);
-        }
+        // Small images are enlarged (shorter side to DETECT_MIN_SIDE), large ones only
+        // brought under DETECT_MAX_SIDE: shrinking a page further loses its small print.
+        let scale = (DETECT_MIN_SIDE / w.min(h))
+            .max(1.0)
+            .min(DETECT_MAX_SIDE / w.max(h));
         let round32 = |v: f32| (((v / 32.0).round() as usize).max(1)) * 32;
         let (mw, mh) = (round32(w * scale), round32(h * scale));
         let (sx, sy) = (w / mw as f32, h / mh as f32);
@@ -227,22 +249,30 @@ impl TextRecognizer {
             .take(classes)
             .filter_map(|(i, c)| c.filter(|&c| allowed(c)).map(|c| (i, c)))
             .collect();
-        let (text, confidence) = ctc_greedy(&probs, classes, &candidates);
+        let (text, confidence, positions) = ctc_greedy(&probs, classes, &candidates);
         Ok(TextLine {
             region: *region,
             text,
             confidence,
+            positions,
         })
     }
 }
 
 /// Greedy CTC decoding over the blank (index 0) and `candidates`: repeated symbols merge,
-/// blanks separate. Returns the text and the mean probability of its characters.
-fn ctc_greedy(probs: &[f32], classes: usize, candidates: &[(usize, char)]) -> (String, f32) {
+/// blanks separate. Returns the text, the mean probability of its characters and where each
+/// was emitted (0..1 along the line).
+fn ctc_greedy(
+    probs: &[f32],
+    classes: usize,
+    candidates: &[(usize, char)],
+) -> (String, f32, Vec<f32>) {
     let mut text = String::new();
+    let mut positions = Vec::new();
     let mut sum = 0.0;
     let mut previous = 0usize;
-    for step in probs.chunks_exact(classes) {
+    let steps = (probs.len() / classes.max(1)).max(1) as f32;
+    for (t, step) in probs.chunks_exact(classes).enumerate() {
         let mut best = (0usize, step[0], None);
         for &(i, c) in candidates {
             if step[i] > best.1 {
@@ -253,13 +283,14 @@ fn ctc_greedy(probs: &[f32], classes: usize, candidates: &[(usize, char)]) -> (S
             && best.0 != previous
         {
             text.push(c);
+            positions.push((t as f32 + 0.5) / steps);
             sum += best.1;
         }
         previous = best.0;
     }
     let n = text.chars().count();
     let confidence = if n == 0 { 0.0 } else { sum / n as f32 };
-    (text, confidence)
+    (text, confidence, positions)
 }
 
 /// Writes BGR planes scaled to `(v / 255 - 0.5) / 0.5` from a per-pixel RGB source.
@@ -450,6 +481,17 @@ fn span(a: &TextBox, b: &TextBox, thickness: f32) -> TextBox {
     }
 }
 
+/// Whether two boxes cover mostly the same stretch of one line.
+pub fn same_line(a: &TextBox, b: &TextBox) -> bool {
+    let cos = (a.axis.x * b.axis.x + a.axis.y * b.axis.y).abs();
+    let down = a.down();
+    let across = ((b.center.x - a.center.x) * down.x + (b.center.y - a.center.y) * down.y).abs();
+    let overlap = -gap_along(a, b);
+    cos > 3f32.to_radians().cos()
+        && across < 0.5 * a.thickness.min(b.thickness)
+        && overlap > 0.5 * a.length.min(b.length)
+}
+
 /// `short` stretched along its own line to the extent of `long`, a parallel line next to it:
 /// the lines of a machine-readable zone all have the same length, and the detector can miss
 /// a faint run of fillers at the end of one.
@@ -552,8 +594,9 @@ mod tests {
             0.1, 0.7, 0.1, 0.1,   // A again
             0.1, 0.0, 0.3, 0.6,   // « is best, < is the best allowed
         ];
-        let (text, confidence) = ctc_greedy(&probs, 4, &candidates);
+        let (text, confidence, positions) = ctc_greedy(&probs, 4, &candidates);
         assert_eq!(text, "AA<");
+        assert_eq!(positions, [0.1, 0.7, 0.9]);
         assert!((confidence - (0.8 + 0.7 + 0.3) / 3.0).abs() < 1e-6);
     }
 
