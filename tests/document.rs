@@ -3,9 +3,10 @@
 //! all four quarter turns.
 //!
 //! Issue 15 asks for 97 % read exactly and no zone ever reported valid with a wrong field.
-//! Measured here: 90.5 % exact (scans 97 %, phone photos 84 %) and 2 of 200 photos valid
-//! with a misread name (names carry no check digit). The floors below are those measured
-//! figures, so that a regression fails; they are not the issue's target, which stays open.
+//! Measured here (BENCHMARKS.md): 95.0 % exact (scans 97.5 %, phone photos 92.5 %) and 3 of
+//! 200 photos valid with a wrong field (a name misread, or a letter that weighs 0 in the
+//! check digits read among fillers). The floors below sit just under those figures, so that
+//! a regression fails; they are not the issue's target, which stays open.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::BTreeMap;
@@ -83,11 +84,11 @@ fn synthetic_td1_cards_are_read_exactly_in_every_capture_and_rotation() {
         println!("  {f}");
     }
     assert!(
-        wrong as f64 <= 0.015 * cards as f64,
+        wrong as f64 <= 0.02 * cards as f64,
         "{wrong} zones reported valid with a wrong field"
     );
     assert!(
-        exact as f64 >= 0.88 * cards as f64,
+        exact as f64 >= 0.93 * cards as f64,
         "{exact} of {cards} cards read exactly"
     );
 }
