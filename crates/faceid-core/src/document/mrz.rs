@@ -193,8 +193,9 @@ pub fn parse_lines(lines: &[String]) -> Option<MachineZone> {
         })
         .filter(|l| l.len() >= WIDTHS[0] - PADDING_SLACK)
         .collect();
-    let fitted: Vec<String> = (0..cleaned.len())
-        .map(|i| letters_in(&fit_width(&cleaned[i]), letter_cells(&cleaned, i)))
+    let widths: Vec<String> = cleaned.iter().map(|l| fit_width(l)).collect();
+    let fitted: Vec<String> = (0..widths.len())
+        .map(|i| letters_in(&widths[i], letter_cells(&widths, i)))
         .collect();
     let doc = mrz::find_and_parse(&fitted.join("\n")).ok()?;
     let validated: Vec<String> = doc.mrz_lines.lines().map(str::to_owned).collect();
@@ -325,12 +326,13 @@ fn zone(doc: &mrz::MrzData, lines: Vec<String>, repaired: bool) -> MachineZone {
     }
 }
 
-/// The cells of line `i` that hold letters only (issuing state, nationality, names), from
-/// its place among its neighbours: three lines of 30 are TD1 (state on line 1, nationality
+/// The cells of line `i` of `lines` (already brought to their widths) that hold letters
+/// only (issuing state, nationality, names), from its place among its neighbours: three
+/// lines of 30 are TD1 (state on line 1, nationality
 /// on line 2, names on line 3), two of 36 or 44 are TD2/TD3/MRV (state and names on line
 /// 1, nationality on line 2).
 fn letter_cells(lines: &[String], i: usize) -> Option<std::ops::Range<usize>> {
-    let width = |j: Option<usize>| j.and_then(|j| lines.get(j)).map(|l| fit_width(l).len());
+    let width = |j: Option<usize>| j.and_then(|j| lines.get(j)).map(String::len);
     let at = |offset: isize| width(i.checked_add_signed(offset));
     let long = |w: Option<usize>| matches!(w, Some(36 | 44));
     match (at(-2), at(-1), at(0), at(1), at(2)) {
