@@ -508,7 +508,10 @@ impl ChallengeTracker {
                 self.held = None;
             }
         }
-        let blinked = self.blink(face.eyes_open, now);
+        // Eyes are read only on a face near its neutral pose: on a turned or raised head the
+        // eye-openness network reads shut eyes, and coming back would count as a blink.
+        let frontal = self.held.is_none() && dyaw.abs() <= turn / 2.0 && dpitch.abs() <= up / 2.0;
+        let closed_since = self.blink(face.eyes_open, frontal, now);
         let Some((index, step)) = self.current() else {
             return self.progress();
         };
@@ -527,7 +530,8 @@ impl ChallengeTracker {
             return self.fail(ChallengeFailure::WrongOrder);
         }
         let completed = match step {
-            Step::Blink => blinked,
+            // A blink answers the prompt when the eyes closed after it was shown.
+            Step::Blink => closed_since.is_some_and(|since| since >= self.step_started_ms),
             Step::ComeCloser => scale >= self.config.closer_ratio,
             _ => self.held.is_none() && making == Some(step),
         };
@@ -542,19 +546,26 @@ impl ChallengeTracker {
         self.progress()
     }
 
-    /// Follows the eyes; true when a blink just ended.
-    fn blink(&mut self, eyes_open: f32, now: u64) -> bool {
+    /// Follows the eyes of a `frontal` face; when a blink just ended, the time the eyes
+    /// closed. A face turned away forgets a closing in progress.
+    fn blink(&mut self, eyes_open: f32, frontal: bool, now: u64) -> Option<u64> {
+        if !frontal {
+            self.eyes = Eyes::Open;
+            return None;
+        }
         match self.eyes {
             Eyes::Open if eyes_open <= EYES_CLOSED => {
                 self.eyes = Eyes::Closed { since_ms: now };
-                false
+                None
             }
             Eyes::Closed { since_ms } if eyes_open >= EYES_OPEN => {
                 self.eyes = Eyes::Open;
                 let closed = now.saturating_sub(since_ms);
-                (BLINK_MS.0..=BLINK_MS.1).contains(&closed)
+                (BLINK_MS.0..=BLINK_MS.1)
+                    .contains(&closed)
+                    .then_some(since_ms)
             }
-            _ => false,
+            _ => None,
         }
     }
 
@@ -768,6 +779,24 @@ mod tests {
         assert!(out.passed, "{out:?}");
         assert!(out.steps.iter().all(|s| s.done_at_ms.is_some()));
         assert!(out.liveness.unwrap().planarity.unwrap().depth.is_some());
+    }
+
+    #[test]
+    fn eyes_read_shut_on_a_turned_head_are_not_a_blink() {
+        // The eye network reads a turned head's eyes as shut: the turn, its way back, and
+        // no blink at the centre must leave the blink undone.
+        const TURNING: (f32, f32, f32, f32) = (15.0, 0.0, 0.0, 1.0);
+        const LEFT_SHUT: (f32, f32, f32, f32) = (25.0, 0.0, 0.0, 1.0);
+        const LEFT_OPEN: (f32, f32, f32, f32) = (25.0, 0.0, 0.7, 1.0);
+        let turn = [TURNING, LEFT_SHUT, LEFT_OPEN, TURNING, CENTRE, CENTRE];
+        let out = run(&[Step::TurnLeft, Step::Blink], &recording(&turn));
+        assert_eq!(out.steps[1].done_at_ms, None, "{out:?}");
+        assert_eq!(out.reason, Some(ChallengeFailure::Timeout));
+        // The same turn, then a real blink at the centre: done.
+        let mut blinked = turn.to_vec();
+        blinked.extend([SHUT, SHUT, CENTRE]);
+        let out = run(&[Step::TurnLeft, Step::Blink], &recording(&blinked));
+        assert!(out.passed, "{out:?}");
     }
 
     #[test]

@@ -51,7 +51,7 @@ use crate::geometry::Point;
 
 /// Least number of frames (with one left out, two remain).
 pub const MIN_FRAMES: usize = 3;
-/// Frames compared at most (evenly spaced), so the cost stays bounded on long clips (66
+/// Frames compared at most (see [`sample`]), so the cost stays bounded on long clips (66
 /// pairs). Fewer lose the pairs where a person moved most: at 8 frames five NUAA live
 /// sets measured under REGULAR's depth (BENCHMARKS.md).
 pub const MAX_FRAMES: usize = 12;
@@ -187,8 +187,52 @@ impl Texture {
     }
 }
 
-/// Measures the cue over a sequence's frames (in frame order); frames beyond
-/// [`MAX_FRAMES`] are sampled evenly, frames whose landmarks have another layout are
+/// Which [`MAX_FRAMES`] of more frames (68 landmarks each) to compare, in frame order: half
+/// evenly spaced in time, half the poses farthest from those already chosen. Evenly spaced
+/// frames alone miss a turn that took a second of a long wait (a person who read the
+/// prompt before moving), and the turn is where the depth shows.
+fn sample(frames: &[FaceView<'_>]) -> Vec<usize> {
+    let n = frames.len();
+    let even = MAX_FRAMES / 2;
+    let mut chosen: Vec<usize> = (0..even).map(|i| i * (n - 1) / (even - 1)).collect();
+    chosen.dedup();
+    // The nose tip's offset from the eyes' midpoint, in inter-ocular distances: where
+    // the head points.
+    let pose: Vec<Option<Point>> = frames
+        .iter()
+        .map(|f| {
+            let iod = inter_ocular(f.landmarks)?;
+            let eyes = Point::mean(&f.landmarks[36..48]);
+            let nose = f.landmarks[30];
+            Some(Point::new((nose.x - eyes.x) / iod, (nose.y - eyes.y) / iod))
+        })
+        .collect();
+    let distance = |a: usize, b: usize| match (pose[a], pose[b]) {
+        (Some(p), Some(q)) => p.distance(q),
+        _ => 0.0,
+    };
+    while chosen.len() < MAX_FRAMES {
+        let farthest = (0..n)
+            .filter(|i| !chosen.contains(i))
+            .map(|i| {
+                let nearest = chosen
+                    .iter()
+                    .map(|&c| distance(i, c))
+                    .fold(f32::INFINITY, f32::min);
+                (i, nearest)
+            })
+            .max_by(|a, b| a.1.total_cmp(&b.1));
+        match farthest {
+            Some((i, _)) => chosen.push(i),
+            None => break,
+        }
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
+/// Measures the cue over a sequence's frames (in frame order); beyond [`MAX_FRAMES`] the
+/// frames are chosen by [`sample`], frames whose landmarks have another layout are
 /// skipped.
 pub fn measure(frames: &[FaceView<'_>]) -> Planarity {
     let usable: Vec<FaceView<'_>> = frames
@@ -197,9 +241,7 @@ pub fn measure(frames: &[FaceView<'_>]) -> Planarity {
         .filter(|f| f.landmarks.len() == 68)
         .collect();
     let chosen: Vec<FaceView<'_>> = if usable.len() > MAX_FRAMES {
-        (0..MAX_FRAMES)
-            .map(|i| usable[i * (usable.len() - 1) / (MAX_FRAMES - 1)])
-            .collect()
+        sample(&usable).into_iter().map(|i| usable[i]).collect()
     } else {
         usable
     };
