@@ -493,6 +493,8 @@ pub fn sync(models: &Path, pending: usize, pull: usize) -> Result<SyncBenchRepor
                         template_models: vec![model.clone()],
                         has_image: false,
                         origin: format!("seed-origin-{seq}"),
+                        document_tag: None,
+                        document_number: None,
                     },
                     templates: faceid_gallery::sync::encode_templates(&[t]),
                 },

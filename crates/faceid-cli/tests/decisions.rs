@@ -344,6 +344,7 @@ fn kiosk_verify(engine: &Arc<faceid_core::Engine>, card: &[u8], image: &Path) ->
                 id: "holder".into(),
                 display_name: None,
                 source: None,
+                ..Default::default()
             },
             &card_image,
             &ctx,

@@ -234,6 +234,19 @@ async fn surface_1_id_card_enrollment_and_video_authentication() {
         );
     }
 
+    // One document, one person: a card whose document already enrolled someone is refused
+    // for another username, and nothing is stored.
+    let document = scanned_card(&selfie, 2031, false);
+    let (_, body) = enroll(
+        "?username=nadia",
+        vec![("cin_file", "cnie.jpg", document.clone())],
+    )
+    .await;
+    assert_eq!(body, surface_1_body(true, "ENROLLED_AS_USER"));
+    let (_, body) = enroll("?username=omar", vec![("cin_file", "cnie.jpg", document)]).await;
+    assert_eq!(body, surface_1_body(false, "DUPLICATE_DOCUMENT"));
+    assert_eq!(gallery_size(&client, &base).await, 2);
+
     // Reset erases everything.
     let r = client
         .post(format!("{base}/api/reset"))

@@ -186,6 +186,7 @@ fn enroll(gallery: &Gallery, ctx: &AuditContext, id: &str, photo: &Path) {
                 id: id.into(),
                 display_name: Some(id.to_uppercase()),
                 source: None,
+                ..Default::default()
             },
             &[template_of(photo)],
             None,

@@ -12,6 +12,9 @@
 pub enum Error {
     #[error("subject {0:?} already exists")]
     DuplicateSubject(String),
+    /// The identity document already enrolled `holder` (found by its keyed hash).
+    #[error("the identity document is already enrolled (subject {holder:?})")]
+    DuplicateDocument { holder: String },
     #[error("no subject {0:?}")]
     UnknownSubject(String),
     #[error("invalid subject id: {0}")]
@@ -63,7 +66,7 @@ impl Error {
     /// The kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::DuplicateSubject(_) => ErrorKind::Duplicate,
+            Error::DuplicateSubject(_) | Error::DuplicateDocument { .. } => ErrorKind::Duplicate,
             Error::UnknownSubject(_) => ErrorKind::NotFound,
             Error::InvalidSubjectId(_) => ErrorKind::Invalid,
             Error::WrongKey | Error::Key(_) => ErrorKind::Key,

@@ -56,6 +56,38 @@ pub struct Subject {
     /// tell "the same enrollment" from "another enrollment under the same id".
     #[serde(default)]
     pub origin: String,
+    /// Keyed hash of the identity document the subject enrolled with ([`DocumentId`]):
+    /// finds the same document enrolled twice without keeping its number.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_tag: Option<String>,
+    /// The document's issuing state and number in clear (`MAR/AB123456`), only when the
+    /// enrollment asked to keep it ([`NewSubject::keep_document_number`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub document_number: Option<String>,
+}
+
+/// An identity document as the gallery knows it: issuing state and number (from a verified
+/// machine-readable zone). One document enrolls one subject.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DocumentId {
+    /// Three-letter issuing state or organisation (`MAR`, `FRA`, `D`).
+    pub issuing_state: String,
+    /// Document number, fillers (`<`) dropped.
+    pub number: String,
+}
+
+impl DocumentId {
+    /// `STATE/NUMBER`, upper case, fillers and spaces dropped: what is hashed and, when
+    /// allowed, stored.
+    pub fn canonical(&self) -> String {
+        let clean = |s: &str| -> String {
+            s.chars()
+                .filter(|c| c.is_ascii_alphanumeric())
+                .map(|c| c.to_ascii_uppercase())
+                .collect()
+        };
+        format!("{}/{}", clean(&self.issuing_state), clean(&self.number))
+    }
 }
 
 /// What a caller supplies to enroll someone.
@@ -67,6 +99,13 @@ pub struct NewSubject {
     pub display_name: Option<String>,
     /// Enrolling kiosk or server.
     pub source: Option<String>,
+    /// The identity document enrolled from, if any: another subject already enrolled
+    /// with it makes the enrollment `DuplicateDocument`.
+    pub document: Option<DocumentId>,
+    /// Keep the document's number in clear in the record. Off by default: Moroccan law
+    /// 09-08 treats ID numbers as needing authorisation; the keyed hash suffices to refuse
+    /// a second enrollment.
+    pub keep_document_number: bool,
 }
 
 /// Who asked for a change, carried into the audit log.
@@ -223,13 +262,31 @@ pub struct GalleryOptions {
 /// Encryption at rest of every biometric record (sled and PostgreSQL alike).
 pub(crate) struct Sealer {
     cipher: Aes256Gcm,
+    /// Key of the document tags ([`Sealer::document_tag`]), derived from the gallery key.
+    document_key: [u8; 32],
 }
 
 impl Sealer {
     pub(crate) fn new(key: &GalleryKey) -> Sealer {
         Sealer {
             cipher: Aes256Gcm::new(Key::<Aes256Gcm>::from_slice(key.bytes())),
+            document_key: key.derive(b"faceid document tag v1"),
         }
+    }
+
+    /// HMAC-SHA256 of the document's canonical form under a key derived from the gallery
+    /// key, hex: equal for the same document, useless to whoever lacks the key.
+    pub(crate) fn document_tag(&self, document: &DocumentId) -> Result<String> {
+        use hmac::{KeyInit, Mac};
+        let mut mac = <hmac::Hmac<sha2::Sha256> as KeyInit>::new_from_slice(&self.document_key)
+            .map_err(|_| Error::Seal)?;
+        mac.update(document.canonical().as_bytes());
+        Ok(mac
+            .finalize()
+            .into_bytes()
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
     }
 
     /// AES-256-GCM with a fresh random nonce; the record's location is the associated data,
@@ -472,6 +529,9 @@ impl Tx<'_> {
         }
         let record = tx_encode(subject)?;
         self.subjects.insert(subject.id.as_bytes(), record)?;
+        if let Some(tag) = &subject.document_tag {
+            self.meta.insert(document_key(tag), subject.id.as_bytes())?;
+        }
         Ok(())
     }
 
@@ -493,8 +553,19 @@ impl Tx<'_> {
             self.templates.remove(&tag.to_be_bytes())?;
         }
         self.images.remove(id.as_bytes())?;
+        if let Some(tag) = &subject.document_tag {
+            self.meta.remove(document_key(tag))?;
+        }
         Ok(Some(subject))
     }
+}
+
+/// Prefix of the `meta` rows mapping a document tag to its subject's id.
+const DOCUMENT_PREFIX: &[u8] = b"document/";
+
+/// The `meta` row of a document tag.
+fn document_key(tag: &str) -> Vec<u8> {
+    [DOCUMENT_PREFIX, tag.as_bytes()].concat()
 }
 
 /// Opens the sled database in `dir`. sled releases its lock file only when its flusher
@@ -710,6 +781,13 @@ impl GalleryTx for Tx<'_> {
     fn remove_subject(&mut self, id: &str) -> Result<Option<Subject>> {
         lift(Tx::remove_subject(self, id))
     }
+    fn document_holder(&mut self, tag: &str) -> Result<Option<String>> {
+        lift(match self.meta.get(document_key(tag)) {
+            Ok(Some(id)) => Ok(Some(String::from_utf8_lossy(&id).into_owned())),
+            Ok(None) => Ok(None),
+            Err(e) => Err(e.into()),
+        })
+    }
     fn audit_head(&mut self) -> Result<(u64, String)> {
         lift(match self.meta.get(META_AUDIT_HEAD) {
             Ok(Some(head)) => tx_decode::<(u64, String)>(&head),
@@ -758,6 +836,9 @@ impl Backend for Gallery {
             .map(|_| self.db.generate_id().map_err(Error::from))
             .collect()
     }
+    fn document_tag(&self, document: &DocumentId) -> Result<String> {
+        self.sealer.document_tag(document)
+    }
     fn read_subject(&self, id: &str) -> Result<Option<Subject>> {
         self.subjects
             .get(id.as_bytes())?
@@ -798,6 +879,9 @@ impl Backend for Gallery {
         self.subjects.clear()?;
         self.templates.clear()?;
         self.images.clear()?;
+        for row in self.meta.scan_prefix(DOCUMENT_PREFIX) {
+            self.meta.remove(row?.0)?;
+        }
         self.db.flush()?;
         Ok(())
     }

@@ -141,6 +141,17 @@ impl GalleryKey {
     pub(crate) fn bytes(&self) -> &[u8; 32] {
         &self.0
     }
+
+    /// A key for another purpose (`label`), derived one way from this one: SHA-256 of the
+    /// label and the key, so the purposes never share a key.
+    pub(crate) fn derive(&self, label: &[u8]) -> [u8; 32] {
+        use sha2::Digest;
+        let mut hash = sha2::Sha256::new();
+        hash.update(b"faceid key derivation\0");
+        hash.update(label);
+        hash.update(self.0);
+        hash.finalize().into()
+    }
 }
 
 #[cfg(test)]

@@ -21,8 +21,8 @@ pub mod sync;
 
 pub use crate::error::{Error, ErrorKind, Result};
 pub use crate::gallery::{
-    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, Gallery, GalleryOptions,
-    NewSubject, Subject,
+    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, DocumentId, Gallery,
+    GalleryOptions, NewSubject, Subject,
 };
 pub use crate::key::GalleryKey;
 pub use crate::store::{

@@ -12,8 +12,8 @@ use faceid_core::Template;
 
 use crate::error::{Error, Result};
 use crate::gallery::{
-    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, GENESIS_HASH, NewSubject,
-    Subject, now_ms, utc_date, validate_subject_id,
+    AuditContext, AuditEvent, AuditVerification, BiRecord, Candidate, DocumentId, GENESIS_HASH,
+    NewSubject, Subject, now_ms, utc_date, validate_subject_id,
 };
 use crate::store::{AuditLog, BiStore, Search, Subjects, SyncServer};
 use crate::sync::{
@@ -27,6 +27,9 @@ use crate::sync::{
 pub trait GalleryTx {
     /// The subject record with `id`, as this transaction sees it.
     fn subject(&mut self, id: &str) -> Result<Option<Subject>>;
+    /// The subject enrolled with the document whose tag ([`Subject::document_tag`]) is
+    /// `tag`, as this transaction sees it.
+    fn document_holder(&mut self, tag: &str) -> Result<Option<String>>;
     /// Writes a subject record with its sealed templates and optional sealed image.
     fn put_subject(
         &mut self,
@@ -65,6 +68,8 @@ pub trait Backend: Send + Sync + std::fmt::Debug {
     fn write<T: Send>(&self, body: TxBody<'_, T>) -> Result<T>;
     /// `n` fresh template tags.
     fn new_tags(&self, n: usize) -> Result<Vec<u64>>;
+    /// The keyed hash of `document` under this gallery's key.
+    fn document_tag(&self, document: &DocumentId) -> Result<String>;
     /// The subject with `id`, if any.
     fn read_subject(&self, id: &str) -> Result<Option<Subject>>;
     /// A stored subject's decrypted templates.
@@ -145,12 +150,22 @@ pub(crate) fn new_record(
         template_models: templates.iter().map(|t| t.model_id().to_string()).collect(),
         has_image,
         origin,
+        document_tag: new
+            .document
+            .as_ref()
+            .map(|d| backend.document_tag(d))
+            .transpose()?,
+        document_number: new
+            .document
+            .as_ref()
+            .filter(|_| new.keep_document_number)
+            .map(DocumentId::canonical),
     })
 }
 
 /// What an enrollment writes, inside its transaction: the subject, its audit event, its
 /// change-feed row and (on a kiosk) its outbox event. `DuplicateSubject` when the id is
-/// taken.
+/// taken, `DuplicateDocument` when its document enrolled another subject.
 pub(crate) fn enroll_in(
     tx: &mut dyn GalleryTx,
     subject: &Subject,
@@ -160,6 +175,11 @@ pub(crate) fn enroll_in(
 ) -> Result<()> {
     if tx.subject(&subject.id)?.is_some() {
         return Err(Error::DuplicateSubject(subject.id.clone()));
+    }
+    if let Some(tag) = &subject.document_tag
+        && let Some(holder) = tx.document_holder(tag)?
+    {
+        return Err(Error::DuplicateDocument { holder });
     }
     tx.put_subject(subject, templates, image)?;
     audit(tx, "enroll", Some(&subject.id), "ok", ctx)?;
@@ -379,6 +399,8 @@ fn apply_once(
                 id: subject.clone(),
                 display_name: display_name.clone(),
                 source: Some(device.to_string()),
+                // Documents stay on the device that read them: tags are keyed per gallery.
+                ..NewSubject::default()
             };
             let mut record = new_record(backend, &new, &incoming, false, event.id.clone())?;
             record.created_at_ms = event.at_ms;

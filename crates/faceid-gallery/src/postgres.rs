@@ -21,7 +21,7 @@ use faceid_core::Template;
 use tokio_postgres::{Client, NoTls};
 
 use crate::error::{Error, Result};
-use crate::gallery::{AuditEvent, BiRecord, Candidate, KEY_CHECK, Sealer, Subject};
+use crate::gallery::{AuditEvent, BiRecord, Candidate, DocumentId, KEY_CHECK, Sealer, Subject};
 use crate::index::QuantizedIndex;
 use crate::key::GalleryKey;
 use crate::policy::{Backend, GalleryTx, TxBody};
@@ -36,6 +36,9 @@ INSERT INTO faceid_head VALUES (1, 0, '00000000000000000000000000000000000000000
     ON CONFLICT (id) DO NOTHING;
 CREATE TABLE IF NOT EXISTS faceid_meta (name text PRIMARY KEY, value bytea NOT NULL);
 CREATE TABLE IF NOT EXISTS faceid_subjects (id text PRIMARY KEY, record text NOT NULL);
+CREATE UNIQUE INDEX IF NOT EXISTS faceid_subjects_document
+    ON faceid_subjects (((record::jsonb) ->> 'document_tag'))
+    WHERE ((record::jsonb) ->> 'document_tag') IS NOT NULL;
 CREATE TABLE IF NOT EXISTS faceid_templates (
     tag bigint PRIMARY KEY,
     subject text NOT NULL REFERENCES faceid_subjects(id) ON DELETE CASCADE,
@@ -283,6 +286,18 @@ impl Write<'_> {
             .await
             .map_err(db)?;
         row.map(|r| parse(&r.get::<_, String>(0))).transpose()
+    }
+
+    async fn document_holder(&self, tag: &str) -> Result<Option<String>> {
+        let row = self
+            .tx
+            .query_opt(
+                "SELECT id FROM faceid_subjects WHERE (record::jsonb) ->> 'document_tag' = $1",
+                &[&tag],
+            )
+            .await
+            .map_err(db)?;
+        Ok(row.map(|r| r.get::<_, String>(0)))
     }
 
     async fn remove_subject(&self, id: &str) -> Result<Option<Subject>> {
@@ -671,6 +686,9 @@ impl GalleryTx for PgTx<'_, '_> {
     fn remove_subject(&mut self, id: &str) -> Result<Option<Subject>> {
         self.handle.block_on(self.write.remove_subject(id))
     }
+    fn document_holder(&mut self, tag: &str) -> Result<Option<String>> {
+        self.handle.block_on(self.write.document_holder(tag))
+    }
     fn audit_head(&mut self) -> Result<(u64, String)> {
         let head = &self.write.head;
         Ok((head.audit_seq, head.audit_hash.clone()))
@@ -760,6 +778,9 @@ impl Backend for PgGallery {
     }
     fn new_tags(&self, n: usize) -> Result<Vec<u64>> {
         Ok((0..n).map(|_| new_tag()).collect())
+    }
+    fn document_tag(&self, document: &DocumentId) -> Result<String> {
+        self.shared.sealer.document_tag(document)
     }
     fn read_subject(&self, id: &str) -> Result<Option<Subject>> {
         let shared = self.shared.clone();

@@ -677,7 +677,7 @@ impl SyncKiosk for Gallery {
                 let new = NewSubject {
                     id: id.clone(),
                     display_name: display_name.clone(),
-                    source: None,
+                    ..NewSubject::default()
                 };
                 let origin = uuid::Uuid::new_v4().to_string();
                 let subject = policy::new_record(self, &new, &templates, false, origin)?;

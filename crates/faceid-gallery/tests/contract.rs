@@ -8,8 +8,8 @@ mod support;
 
 use faceid_gallery::prelude::*;
 use faceid_gallery::{
-    Error, ErrorKind, EventBody, Gallery, GalleryKey, GalleryOptions, GalleryStore, PulledChange,
-    PushOutcome, SyncEvent,
+    DocumentId, Error, ErrorKind, EventBody, Gallery, GalleryKey, GalleryOptions, GalleryStore,
+    NewSubject, PulledChange, PushOutcome, SyncEvent,
 };
 use support::{ctx, new, same_person, template};
 
@@ -258,11 +258,95 @@ fn concurrent_processes_keep_one_chain_on_postgresql() {
     );
 }
 
+/// `id` enrolling with the Moroccan document `number`, kept in clear when `keep`.
+fn with_document(id: &str, number: &str, keep: bool) -> NewSubject {
+    NewSubject {
+        document: Some(DocumentId {
+            issuing_state: "MAR".into(),
+            number: number.into(),
+        }),
+        keep_document_number: keep,
+        ..new(id)
+    }
+}
+
+/// One identity document enrolls one subject: found again by its keyed hash however it
+/// is written, refused for another subject (nothing written), free again once its holder
+/// is erased; the number is kept in clear only when asked.
+fn one_document_one_subject(store: &dyn GalleryStore) {
+    let with = with_document;
+    let first = store
+        .enroll(
+            &with("dina", "AB123456", false),
+            &[template(5)],
+            None,
+            &ctx(),
+        )
+        .unwrap();
+    let tag = first.document_tag.clone().unwrap();
+    assert_eq!(tag.len(), 64, "HMAC-SHA256, hex");
+    assert!(!tag.contains("AB123456"));
+    assert_eq!(first.document_number, None, "not kept unless asked");
+    assert_eq!(
+        store.subject("dina").unwrap().unwrap().document_tag,
+        Some(tag)
+    );
+
+    // The same document, written with fillers and in lower case, for someone else.
+    let before = (store.len(), store.audit().unwrap().len());
+    match store.enroll(
+        &with("eve", "ab123456<<", true),
+        &[template(6)],
+        None,
+        &ctx(),
+    ) {
+        Err(Error::DuplicateDocument { holder }) => assert_eq!(holder, "dina"),
+        other => panic!("expected DuplicateDocument, got {other:?}"),
+    }
+    assert_eq!((store.len(), store.audit().unwrap().len()), before);
+    assert!(store.subject("eve").unwrap().is_none());
+
+    // Another number enrolls; kept in clear when asked.
+    let other = store
+        .enroll(
+            &with("fred", "ZZ999999", true),
+            &[template(7)],
+            None,
+            &ctx(),
+        )
+        .unwrap();
+    assert_eq!(other.document_number.as_deref(), Some("MAR/ZZ999999"));
+
+    // Once dina is erased, her document can enroll again.
+    assert!(store.delete("dina", &ctx()).unwrap());
+    store
+        .enroll(
+            &with("eve", "AB123456", false),
+            &[template(6)],
+            None,
+            &ctx(),
+        )
+        .unwrap();
+}
+
 #[test]
 fn the_contract_holds_on_sled() {
     let dir = tempfile::tempdir().unwrap();
     let gallery = Gallery::open(dir.path(), &GalleryKey::generate()).unwrap();
     contract(&gallery);
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = Gallery::open(dir.path(), &GalleryKey::generate()).unwrap();
+    one_document_one_subject(&gallery);
+    // A reset frees every document.
+    gallery.reset(&ctx()).unwrap();
+    gallery
+        .enroll(
+            &with_document("gina", "ZZ999999", false),
+            &[template(8)],
+            None,
+            &ctx(),
+        )
+        .unwrap();
 }
 
 #[test]
@@ -271,4 +355,26 @@ fn the_contract_holds_on_postgresql() {
     let gallery =
         faceid_gallery::postgres::PgGallery::connect(&pg.url, &GalleryKey::generate()).unwrap();
     contract(&gallery);
+    one_document_one_subject(&gallery);
+}
+
+#[test]
+fn document_tags_depend_on_the_gallery_key() {
+    let tag = |key: &GalleryKey| {
+        let dir = tempfile::tempdir().unwrap();
+        let gallery = Gallery::open(dir.path(), key).unwrap();
+        gallery
+            .enroll(
+                &with_document("h", "AB123456", false),
+                &[template(1)],
+                None,
+                &ctx(),
+            )
+            .unwrap()
+            .document_tag
+            .unwrap()
+    };
+    let key = GalleryKey::generate();
+    assert_eq!(tag(&key), tag(&key));
+    assert_ne!(tag(&key), tag(&GalleryKey::generate()));
 }

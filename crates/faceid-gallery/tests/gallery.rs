@@ -37,6 +37,7 @@ fn new(id: &str) -> NewSubject {
         id: id.into(),
         display_name: Some(format!("Name of {id}")),
         source: Some("kiosk-1".into()),
+        ..Default::default()
     }
 }
 

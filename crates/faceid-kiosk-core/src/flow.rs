@@ -789,6 +789,7 @@ impl Kiosk {
             id: id.clone(),
             display_name: (!name.is_empty()).then(|| name.to_string()),
             source: Some(self.options.kiosk_id.clone()),
+            ..Default::default()
         };
         let shown = new.display_name.clone().unwrap_or(id);
         let request = Enrollment {

@@ -36,6 +36,7 @@
 //! | `NO_FACE` | no face (enroll: no portrait on the card) | 200 |
 //! | `DOCUMENT_EXPIRED` | enroll: the card's machine-readable zone says it has expired (beyond the configured grace days) | 200 |
 //! | `MRZ_CHECK_FAILED` | enroll: the card's machine-readable zone was read but its check digits disagree (rescan, or a forged number) | 200 |
+//! | `DUPLICATE_DOCUMENT` | enroll: the card's document (issuing state and number, from its zone) already enrolled another username | 200 |
 //! | `MULTIPLE_FACES` | two sizeable faces in a frame | 200 |
 //! | `FACE_TOO_SMALL`, `BAD_POSE`, `EYES_CLOSED`, `TOO_DARK`, `TOO_BRIGHT`, `TOO_BLURRY`, `LOW_CONTRAST`, `UNEVEN_LIGHTING` | the best frame fails the quality gate | 200 |
 //! | `LIVENESS_FAILED` | accumulated liveness below the preset | 200 |
@@ -132,6 +133,9 @@ impl Refusal {
                 Refusal::new("INVALID_USERNAME")
             }
             (Class::Input | Class::Capture, _) => Refusal::new(failure.code()),
+            (Class::Conflict, _) if matches!(failure, Failure::DuplicateDocument) => {
+                Refusal::new("DUPLICATE_DOCUMENT")
+            }
             (Class::Conflict, _) => Refusal::new("DUPLICATE_USERNAME"),
             (Class::NotFound, _) => Refusal::new("UNKNOWN_USERNAME"),
             (Class::Installation | Class::Internal, _) => Refusal::internal(failure),
@@ -250,6 +254,7 @@ async fn enroll_card(
                 id: name,
                 display_name: None,
                 source: Some("id-card".into()),
+                ..Default::default()
             };
             service.enroll_card(new, &card, &ctx)
         })

@@ -141,6 +141,7 @@ pub async fn enroll(
                         id: user_id,
                         display_name: None,
                         source: Some("server".into()),
+                        ..Default::default()
                     },
                     selfie: Selfie::photo(image),
                     gate: Gate {

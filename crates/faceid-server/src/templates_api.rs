@@ -175,6 +175,7 @@ pub async fn add(
         id: template_id.clone(),
         display_name: None,
         source: Some("server".into()),
+        ..Default::default()
     };
     let analysed = state
         .run(move |service| -> Result<_, Failure> {

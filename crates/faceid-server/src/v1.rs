@@ -500,6 +500,7 @@ pub async fn enroll(
                         id: request.id,
                         display_name: request.display_name,
                         source: request.source.or(Some("server".into())),
+                        ..Default::default()
                     },
                     selfie,
                     gate,

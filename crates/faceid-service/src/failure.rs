@@ -48,6 +48,10 @@ pub enum Failure {
     /// The subject id is already enrolled.
     #[error("subject {0:?} already exists")]
     DuplicateSubject(String),
+    /// The identity document already enrolled another subject (which one is not said:
+    /// the gallery's audit log and operators know).
+    #[error("this identity document is already enrolled")]
+    DuplicateDocument,
     /// No subject with that id.
     #[error("no subject {0:?}")]
     UnknownSubject(String),
@@ -62,19 +66,20 @@ impl Failure {
         match self {
             Failure::Engine(e) => e.code().class().into(),
             Failure::InvalidSubjectId(_) => Class::Input,
-            Failure::DuplicateSubject(_) => Class::Conflict,
+            Failure::DuplicateSubject(_) | Failure::DuplicateDocument => Class::Conflict,
             Failure::UnknownSubject(_) => Class::NotFound,
             Failure::Storage(_) => Class::Internal,
         }
     }
 
     /// The stable code a shell prints: the engine's code, or `INVALID_SUBJECT_ID`,
-    /// `DUPLICATE_SUBJECT`, `UNKNOWN_SUBJECT`, `STORAGE_ERROR`.
+    /// `DUPLICATE_SUBJECT`, `DUPLICATE_DOCUMENT`, `UNKNOWN_SUBJECT`, `STORAGE_ERROR`.
     pub fn code(&self) -> &'static str {
         match self {
             Failure::Engine(e) => e.code().as_str(),
             Failure::InvalidSubjectId(_) => "INVALID_SUBJECT_ID",
             Failure::DuplicateSubject(_) => "DUPLICATE_SUBJECT",
+            Failure::DuplicateDocument => "DUPLICATE_DOCUMENT",
             Failure::UnknownSubject(_) => "UNKNOWN_SUBJECT",
             Failure::Storage(_) => "STORAGE_ERROR",
         }
@@ -85,6 +90,7 @@ impl From<faceid_gallery::Error> for Failure {
     fn from(e: faceid_gallery::Error) -> Failure {
         match e {
             faceid_gallery::Error::DuplicateSubject(id) => Failure::DuplicateSubject(id),
+            faceid_gallery::Error::DuplicateDocument { .. } => Failure::DuplicateDocument,
             faceid_gallery::Error::UnknownSubject(id) => Failure::UnknownSubject(id),
             faceid_gallery::Error::InvalidSubjectId(why) => Failure::InvalidSubjectId(why),
             faceid_gallery::Error::Engine(e) => Failure::Engine(e),

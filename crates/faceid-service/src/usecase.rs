@@ -9,7 +9,7 @@ use faceid_core::{
     CardPortrait, Engine, EnrollmentVerdict, Face, Gate, Identified, Image, Liveness, Reason,
     SequenceAnalysis, Template, Verification,
 };
-use faceid_gallery::{AuditContext, GalleryStore, IdentityStore, NewSubject, Subject};
+use faceid_gallery::{AuditContext, DocumentId, GalleryStore, IdentityStore, NewSubject, Subject};
 
 use crate::failure::{Class, Failure};
 use crate::judge::{Judge, Selfie};
@@ -211,9 +211,13 @@ impl<G: IdentityStore + ?Sized> Service<G> {
     /// [`Service::admit_document`]); the portrait's template is stored. No liveness: the
     /// document is a photo by nature, so such a subject must later prove liveness at each
     /// verification.
+    ///
+    /// The document read from the zone is enrolled with the subject (as a keyed hash, see
+    /// [`NewSubject::document`]): the same document presented for another subject is
+    /// refused as `DUPLICATE_DOCUMENT`, audited.
     pub fn enroll_card(
         &self,
-        subject: NewSubject,
+        mut subject: NewSubject,
         card: &Image,
         ctx: &AuditContext,
     ) -> Result<(Subject, CardPortrait), Failure> {
@@ -221,31 +225,44 @@ impl<G: IdentityStore + ?Sized> Service<G> {
         if self.gallery.subject(&subject.id)?.is_some() {
             return Err(Failure::DuplicateSubject(subject.id));
         }
-        let (portrait, template) = self
+        let ((portrait, template), document) = self
             .card(card)
-            .and_then(|found| {
-                self.admit_document(card)?;
-                Ok(found)
-            })
+            .and_then(|found| Ok((found, self.admit_document(card)?)))
             .or_else(|failure| {
                 if failure.class() == Class::Capture {
                     self.refused("enroll", None, &failure, ctx)?;
                 }
                 Err(failure)
             })?;
-        let stored = self.gallery.enroll(&subject, &[template], None, ctx)?;
-        Ok((stored, portrait))
+        if document.is_some() {
+            subject.document = document;
+        }
+        match self.gallery.enroll(&subject, &[template], None, ctx) {
+            Ok(stored) => Ok((stored, portrait)),
+            Err(e) => {
+                let failure = Failure::from(e);
+                if matches!(failure, Failure::DuplicateDocument) {
+                    self.refused("enroll", Some(&subject.id), &failure, ctx)?;
+                }
+                Err(failure)
+            }
+        }
     }
 
     /// The document's machine-readable zone, when it has one, must have valid check digits
-    /// and must not have expired (the engine's rule, with today's date). A document without
-    /// a zone (older cards) is admitted on its portrait alone.
-    pub fn admit_document(&self, card: &Image) -> Result<(), Failure> {
+    /// and must not have expired (the engine's rule, with today's date); the document it
+    /// names is returned. A document without a zone (older cards) is admitted on its
+    /// portrait alone (`None`).
+    pub fn admit_document(&self, card: &Image) -> Result<Option<DocumentId>, Failure> {
         let engine = self.engine();
-        if let Some(zone) = engine.read_zone(card)? {
-            engine.admit_document(&zone, today())?;
-        }
-        Ok(())
+        let Some(zone) = engine.read_zone(card)? else {
+            return Ok(None);
+        };
+        engine.admit_document(&zone, today())?;
+        Ok(Some(DocumentId {
+            issuing_state: zone.fields.issuing_state,
+            number: zone.fields.document_number,
+        }))
     }
 
     /// See [`Judge::card`].
