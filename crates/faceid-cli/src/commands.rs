@@ -370,20 +370,13 @@ pub struct PortraitReport {
 /// machine-readable zone. `NO_PORTRAIT` only when the image shows neither.
 pub fn card(judge: &Judge, path: &Path, portrait_out: Option<&Path>) -> Result<CardReport> {
     let image = load_image(judge.engine(), path)?;
-    let portrait = match judge.card(&image) {
-        Ok((portrait, _)) => Some(portrait),
-        Err(faceid_service::Failure::Engine(faceid_core::Error::NoPortrait)) => None,
-        Err(e) => return Err(e.into()),
-    };
-    let mrz = judge.engine().read_zone(&image)?;
-    let Some(portrait) = portrait else {
-        if mrz.is_some() {
-            return Ok(CardReport {
-                portrait: None,
-                mrz,
-            });
-        }
-        return Err(faceid_core::Error::NoPortrait.into());
+    let side = judge.read_document(&image)?;
+    let mrz = side.zone;
+    let Some(portrait) = side.portrait else {
+        return Ok(CardReport {
+            portrait: None,
+            mrz,
+        });
     };
     if let Some(out) = portrait_out {
         let aligned = judge.engine().align(&portrait.upright, &portrait.face)?;

@@ -294,11 +294,33 @@ async fn native_v1_api_with_roles_audit_and_openapi() {
     )
     .await;
     assert_eq!(
-        (status, card["rotation_degrees"].clone()),
+        (status, card["portrait"]["rotation_degrees"].clone()),
         (200, json!(0)),
         "{card}"
     );
-    assert!(card["portrait_jpeg"].as_str().unwrap().len() > 100);
+    assert!(card["portrait"]["portrait_jpeg"].as_str().unwrap().len() > 100);
+    assert_eq!(card["mrz"], Value::Null, "a selfie has no zone");
+    // The back of a synthetic CNIE, scanned upside down: no portrait, the zone read with
+    // every check digit.
+    let back = {
+        use faceid_e2e::document::{Capture, CardFields, Fonts, capture, render_back};
+        let mut rng = fastrand::Rng::with_seed(11);
+        let fields = CardFields::random(&mut rng, 2031);
+        let side = render_back(&Fonts::load(), &fields, &mut rng);
+        (fields.number, capture(&side, Capture::Scan, 2, &mut rng))
+    };
+    let (status, card) = call(
+        Method::POST,
+        "/card",
+        client_key,
+        Some(json!({"media": b64(&back.1)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{card}");
+    assert_eq!(card["portrait"], Value::Null, "{card}");
+    assert_eq!(card["mrz"]["format"], "TD1", "{card}");
+    assert_eq!(card["mrz"]["valid"], true, "{card}");
+    assert_eq!(card["mrz"]["fields"]["document_number"], back.0, "{card}");
 
     // Audit, status, erasure, key revocation.
     let (_, audit) = call(Method::GET, "/audit?subject=alice", &operator, None).await;

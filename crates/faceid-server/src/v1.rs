@@ -41,7 +41,7 @@ use crate::{AppState, RequestId};
         SubjectView, EnrollRequest, MediaRequest, IdentifyRequest, VerifyRequest, VerifyResponse, LivenessView,
         crate::challenge::ChallengeView, crate::challenge::CheckRequest, crate::challenge::CheckResponse,
         crate::challenge::StepView, crate::challenge::CuesView,
-        IdentifyResponse, QualityResponse, FrameResponse, FrameMain, FrameIdentity, CardResponse, AuditResponse, KeyRequest, KeyView,
+        IdentifyResponse, QualityResponse, FrameResponse, FrameMain, FrameIdentity, CardResponse, CardPortraitView, AuditResponse, KeyRequest, KeyView,
         StatusResponse, Problem, crate::keys::NewKey, crate::sync::PushRequest,
         crate::sync::PushResponse, crate::sync::PushResult, crate::sync::DevicesResponse,
         crate::sync::DeviceView, crate::sync::DeviceSeen, crate::sync::DeviceRequest
@@ -215,9 +215,23 @@ pub struct QualityResponse {
     measures: faceid_core::Quality,
 }
 
-/// The holder's portrait on an identity document.
+/// What one side of an identity document shows: its holder's portrait and its
+/// machine-readable zone (`faceid card --json` prints the same fields).
 #[derive(Debug, Serialize, ToSchema)]
 pub struct CardResponse {
+    /// The portrait; `null` on a side without one (the back of an ID card).
+    portrait: Option<CardPortraitView>,
+    /// The machine-readable zone: `format` (TD1, TD2, TD3, MRV-A, MRV-B), `lines`,
+    /// `fields`, `checks` (each check digit: true, false, or null when the format has
+    /// none), `valid` (every check passed), `repaired` (lookalikes the check digits
+    /// confirmed); `null` on a side without one.
+    #[schema(value_type = Option<Object>)]
+    mrz: Option<faceid_core::MachineZone>,
+}
+
+/// The holder's portrait on an identity document.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct CardPortraitView {
     /// Clockwise quarter turn that makes the document upright (0, 90, 180, 270).
     rotation_degrees: u16,
     /// Portrait face box and landmarks in the upright document.
@@ -760,7 +774,9 @@ pub async fn frame(
     }))
 }
 
-/// The holder's portrait on an ID document photo or scan, any orientation (client).
+/// One side of an ID document photo or scan, any orientation: the holder's portrait and
+/// the machine-readable zone with its check digits (client). 422 `NO_PORTRAIT` when the
+/// image shows neither.
 #[utoipa::path(post, path = "/v1/card", request_body = MediaRequest, tag = "analysis",
     responses((status = 200, body = CardResponse), (status = 422, body = Problem)))]
 pub async fn card(
@@ -768,22 +784,31 @@ pub async fn card(
     headers: HeaderMap,
     request: Result<Json<MediaRequest>, JsonRejection>,
 ) -> Result<Json<CardResponse>, Problem> {
-    let (portrait, _) = on_photo(&state, &headers, Role::Client, request, |service, image| {
-        service.card(&image)
+    let side = on_photo(&state, &headers, Role::Client, request, |service, image| {
+        service.judge().read_document(&image)
     })
     .await?;
-    let upright = &portrait.upright;
-    let crop =
-        portrait
-            .face
-            .bbox
-            .grown_within(1.4, upright.width() as f32, upright.height() as f32);
-    let portrait_jpeg = crate::selfie::jpeg_base64(upright, Some(&crop))
-        .ok_or_else(|| Problem::internal("the portrait could not be encoded as JPEG"))?;
+    let portrait = match side.portrait {
+        None => None,
+        Some(portrait) => {
+            let upright = &portrait.upright;
+            let crop = portrait.face.bbox.grown_within(
+                1.4,
+                upright.width() as f32,
+                upright.height() as f32,
+            );
+            let portrait_jpeg = crate::selfie::jpeg_base64(upright, Some(&crop))
+                .ok_or_else(|| Problem::internal("the portrait could not be encoded as JPEG"))?;
+            Some(CardPortraitView {
+                rotation_degrees: portrait.rotation.degrees(),
+                face: portrait.face,
+                portrait_jpeg,
+            })
+        }
+    };
     Ok(Json(CardResponse {
-        rotation_degrees: portrait.rotation.degrees(),
-        face: portrait.face,
-        portrait_jpeg,
+        portrait,
+        mrz: side.zone,
     }))
 }
 

@@ -11,6 +11,16 @@ use faceid_core::{
 
 use crate::failure::Failure;
 
+/// One side of an identity document as read ([`Judge::read_document`]); at least one of the
+/// two is present.
+#[derive(Debug, Clone)]
+pub struct DocumentSide {
+    /// The holder's portrait, upright.
+    pub portrait: Option<CardPortrait>,
+    /// The machine-readable zone with its checks.
+    pub zone: Option<faceid_core::MachineZone>,
+}
+
 /// A probe of one person: frames still to analyse (a photo, a video's frames) or a sequence
 /// the caller already accumulated (the kiosk's camera, with [`faceid_core::FrameAccumulator`]).
 #[derive(Debug)]
@@ -132,6 +142,22 @@ impl Judge {
     /// The portrait of an identity document and its template (`NO_PORTRAIT` when none).
     pub fn card(&self, card: &Image) -> Result<(CardPortrait, Template), Failure> {
         Ok(self.engine.card_template(card)?)
+    }
+
+    /// What one side of an identity document shows: its portrait, its machine-readable
+    /// zone, or both (the front of a passport page has both, the back of an ID card only
+    /// the zone). `NO_PORTRAIT` only when it shows neither.
+    pub fn read_document(&self, side: &Image) -> Result<DocumentSide, Failure> {
+        let portrait = match self.card(side) {
+            Ok((portrait, _)) => Some(portrait),
+            Err(Failure::Engine(faceid_core::Error::NoPortrait)) => None,
+            Err(e) => return Err(e),
+        };
+        let zone = self.engine.read_zone(side)?;
+        if portrait.is_none() && zone.is_none() {
+            return Err(faceid_core::Error::NoPortrait.into());
+        }
+        Ok(DocumentSide { portrait, zone })
     }
 
     /// The template of the one face of a reference photo (a passport-style photo sent with

@@ -21,5 +21,5 @@ mod judge;
 mod usecase;
 
 pub use crate::failure::{Class, Failure};
-pub use crate::judge::{Challenged, Judge, Selfie};
+pub use crate::judge::{Challenged, DocumentSide, Judge, Selfie};
 pub use crate::usecase::{Enrolled, Enrollment, Preview, Service};
