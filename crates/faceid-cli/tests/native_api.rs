@@ -250,6 +250,63 @@ async fn native_v1_api_with_roles_audit_and_openapi() {
                 .0,
             204
         );
+
+        // Enrollment with an identity document: a synthetic CNIE with the holder's
+        // portrait on its front and its zone on the back (scanned a quarter turn off).
+        let cnie = |expiry_year: u32| {
+            use faceid_e2e::document::{
+                Capture, CardFields, Fonts, capture, render_back, render_front,
+            };
+            let fonts = Fonts::load();
+            let mut rng = fastrand::Rng::with_seed(u64::from(expiry_year));
+            let fields = CardFields::random(&mut rng, expiry_year);
+            let portrait = image::load_from_memory(&holder.selfie).unwrap().to_rgb8();
+            let front = render_front(&fonts, &fields, &portrait, &mut rng);
+            let back = render_back(&fonts, &fields, &mut rng);
+            (
+                b64(&capture(&front, Capture::Scan, 0, &mut rng)),
+                b64(&capture(&back, Capture::Scan, 1, &mut rng)),
+            )
+        };
+        let enroll_with = |id: &str, card: &(String, String)| json!({"id": id, "image": b64(&holder.selfie), "card": card.0, "card_back": card.1});
+        let valid = cnie(2031);
+        let (status, subject) = call(
+            Method::POST,
+            "/subjects",
+            client_key,
+            Some(enroll_with("cnie-holder", &valid)),
+        )
+        .await;
+        assert_eq!(status, 201, "{subject}");
+        assert_eq!(
+            (subject["document"].clone(), subject["templates"].clone()),
+            (json!(true), json!(2)),
+            "selfie and card templates, the document kept as a keyed hash: {subject}"
+        );
+        assert_eq!(subject["document_number"], Value::Null, "off by default");
+        let refusals = [
+            (
+                enroll_with("someone-else", &valid),
+                409,
+                "DUPLICATE_DOCUMENT",
+            ),
+            (enroll_with("expired", &cnie(2019)), 422, "DOCUMENT_EXPIRED"),
+            (
+                json!({"id": "x", "image": b64(&holder.selfie), "card_back": valid.1}),
+                400,
+                "CARD_BACK_WITHOUT_CARD",
+            ),
+        ];
+        for (body, status, code) in refusals {
+            let (got, problem) = call(Method::POST, "/subjects", client_key, Some(body)).await;
+            assert_eq!((got, problem["errors"].clone()), (status, json!([code])));
+        }
+        assert_eq!(
+            call(Method::DELETE, "/subjects/cnie-holder", &operator, None)
+                .await
+                .0,
+            204
+        );
     }
 
     // Analysis.

@@ -41,6 +41,11 @@ pub struct EngineConfig {
     /// (default 0: valid through its expiry day, refused the day after).
     #[serde(default)]
     pub document_grace_days: u32,
+    /// Keep an enrolled document's issuing state and number in clear with the subject
+    /// (default off: only a keyed hash is kept, enough to refuse the same document for
+    /// another subject; Moroccan law 09-08 treats ID numbers as needing authorisation).
+    #[serde(default)]
+    pub keep_document_number: bool,
 }
 
 impl Default for EngineConfig {
@@ -57,6 +62,7 @@ impl Default for EngineConfig {
             identify_fpir: 1e-3,
             min_video_seconds: 2.0,
             document_grace_days: 0,
+            keep_document_number: false,
         }
     }
 }

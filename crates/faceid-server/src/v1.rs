@@ -83,6 +83,12 @@ pub struct SubjectView {
     templates: usize,
     /// Whether an enrollment image is retained (encrypted).
     has_image: bool,
+    /// Whether the subject enrolled with an identity document whose machine-readable zone
+    /// was verified (the document itself is kept as a keyed hash).
+    document: bool,
+    /// `STATE/NUMBER` of that document, only when the engine configuration keeps it
+    /// (`keep_document_number`, off by default).
+    document_number: Option<String>,
 }
 
 impl From<Subject> for SubjectView {
@@ -90,6 +96,8 @@ impl From<Subject> for SubjectView {
         SubjectView {
             templates: s.template_tags.len(),
             has_image: s.has_image,
+            document: s.document_tag.is_some(),
+            document_number: s.document_number,
             id: s.id,
             display_name: s.display_name,
             created_at_ms: s.created_at_ms,
@@ -116,6 +124,14 @@ pub struct EnrollRequest {
     /// With a `challenge_id` from `POST /v1/liveness/challenge`, `image` is the video
     /// recorded for it: the challenge and liveness must pass before the quality gate.
     challenge_id: Option<String>,
+    /// Base64 image of the identity document's side with the portrait (an ID card's front,
+    /// a passport's photo page): the face must match it, and its template is stored too.
+    card: Option<String>,
+    /// Base64 image of the document's other side (an ID card's back, with its
+    /// machine-readable zone); needs `card` (400 `CARD_BACK_WITHOUT_CARD`). A zone on either side must have valid check
+    /// digits (`MRZ_CHECK_FAILED`) and must not have expired (`DOCUMENT_EXPIRED`); the
+    /// document then enrolls only this subject (409 `DUPLICATE_DOCUMENT`).
+    card_back: Option<String>,
 }
 
 /// A photo, or for verify/identify/liveness also a selfie video (MP4/MOV/WebM), base64.
@@ -492,6 +508,19 @@ pub async fn enroll(
         state.engine.config().max_image_bytes
     };
     let bytes = base64_media(&request.image, limit)?;
+    let max_image = state.engine.config().max_image_bytes;
+    let card = request
+        .card
+        .as_deref()
+        .map(|media| base64_media(media, max_image))
+        .transpose()?;
+    let card_back = match (&card, request.card_back.as_deref()) {
+        (_, None) => None,
+        (Some(_), Some(media)) => Some(base64_media(media, max_image)?),
+        (None, Some(_)) => {
+            return Err(Problem::bad_request(["CARD_BACK_WITHOUT_CARD"]));
+        }
+    };
     let audit = ctx(actor, &request_id);
     let plan = state.video_plan;
     let enrolled = state
@@ -508,17 +537,32 @@ pub async fn enroll(
             } else {
                 Selfie::photo(service.engine().decode(&bytes).map_err(Failure::from)?)
             };
+            // The document: its portrait's template, and the zone of whichever side has one.
+            let (card, document) = match (card, card_back) {
+                (None, _) => (None, None),
+                (Some(front), back) => {
+                    let front = service.engine().decode(&front).map_err(Failure::from)?;
+                    let (_, template) = service.card(&front)?;
+                    let mut document = service.admit_document(&front)?;
+                    if let (None, Some(back)) = (&document, back) {
+                        let back = service.engine().decode(&back).map_err(Failure::from)?;
+                        document = service.admit_document(&back)?;
+                    }
+                    (Some(template), document)
+                }
+            };
             Ok(service.enroll(
                 Enrollment {
                     subject: NewSubject {
                         id: request.id,
                         display_name: request.display_name,
                         source: request.source.or(Some("server".into())),
+                        document,
                         ..Default::default()
                     },
                     selfie,
                     gate,
-                    card: None,
+                    card,
                     retained_image: request.retain_image.then_some(bytes),
                 },
                 &audit,

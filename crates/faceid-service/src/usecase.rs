@@ -173,7 +173,8 @@ impl<G: IdentityStore + ?Sized> Service<G> {
     /// Enrolls a person: the id must be free, the selfie must pass the enrollment gate (and
     /// match the card when one is given); the selfie's template (and the card's) are stored
     /// durably with the audit event.
-    pub fn enroll(&self, request: Enrollment, ctx: &AuditContext) -> Result<Enrolled, Failure> {
+    pub fn enroll(&self, mut request: Enrollment, ctx: &AuditContext) -> Result<Enrolled, Failure> {
+        self.document_policy(&mut request.subject);
         let id = request.subject.id.clone();
         faceid_gallery::gallery::validate_subject_id(&id)?;
         if self.gallery.subject(&id)?.is_some() {
@@ -193,7 +194,7 @@ impl<G: IdentityStore + ?Sized> Service<G> {
         }
         let mut templates = vec![probe.best.template.clone()];
         templates.extend(request.card);
-        let subject = self.gallery.enroll(
+        let subject = self.store(
             &request.subject,
             &templates,
             request.retained_image.as_deref(),
@@ -237,16 +238,35 @@ impl<G: IdentityStore + ?Sized> Service<G> {
         if document.is_some() {
             subject.document = document;
         }
-        match self.gallery.enroll(&subject, &[template], None, ctx) {
-            Ok(stored) => Ok((stored, portrait)),
-            Err(e) => {
+        self.document_policy(&mut subject);
+        let stored = self.store(&subject, &[template], None, ctx)?;
+        Ok((stored, portrait))
+    }
+
+    /// Whether the subject's document number is kept in clear: the engine configuration's
+    /// `keep_document_number`, whatever the caller asked.
+    fn document_policy(&self, subject: &mut NewSubject) {
+        subject.keep_document_number =
+            subject.document.is_some() && self.engine().config().keep_document_number;
+    }
+
+    /// Stores `subject`, auditing a refused duplicate document.
+    fn store(
+        &self,
+        subject: &NewSubject,
+        templates: &[Template],
+        image: Option<&[u8]>,
+        ctx: &AuditContext,
+    ) -> Result<Subject, Failure> {
+        self.gallery
+            .enroll(subject, templates, image, ctx)
+            .or_else(|e| {
                 let failure = Failure::from(e);
                 if matches!(failure, Failure::DuplicateDocument) {
                     self.refused("enroll", Some(&subject.id), &failure, ctx)?;
                 }
                 Err(failure)
-            }
-        }
+            })
     }
 
     /// The document's machine-readable zone, when it has one, must have valid check digits
