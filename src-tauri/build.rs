@@ -7,6 +7,7 @@ fn main() {
         "start_flow",
         "claim",
         "confirm_details",
+        "skip_card_back",
         "cancel",
         "touch",
         "set_language",

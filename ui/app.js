@@ -56,14 +56,22 @@ function render() {
       $("progress-bar").style.width = "0%";
       $("step").hidden = true;
       $("retry").hidden = true;
+      $("no-zone").hidden = !["turn_card", "hold_zone_still"].includes(s.hint);
       return show("screen-camera");
     case "selfie":
+      $("no-zone").hidden = true;
       show("screen-camera");
       return renderSelfie(s);
     case "details": {
       const err = $("details-error");
       err.hidden = !s.error;
       err.textContent = s.error ? t("r_" + s.error) : "";
+      // Filled once on arrival (read from the card, or empty): never over the person's typing.
+      if (document.body.dataset.screen !== "details") {
+        $("details-id").value = s.prefill ? s.prefill.id : "";
+        $("details-name").value = s.prefill ? s.prefill.name : "";
+      }
+      $("details-from-card").hidden = !s.prefill;
       return show("screen-details");
     }
     case "result": return renderResult(s.outcome);
@@ -237,6 +245,7 @@ function wire() {
   document.querySelectorAll(".lang").forEach((b) => { b.onclick = () => invoke("set_language", { language: b.dataset.lang }); });
   document.querySelectorAll(".cancel").forEach((b) => { b.onclick = () => invoke("cancel"); });
   $("speech").onclick = () => { spoken = ""; invoke("set_speech", { on: !(view && view.speech) }); };
+  $("no-zone").onclick = () => invoke("skip_card_back");
   $("claim-go").onclick = () => invoke("claim", { id: $("claim-id").value });
   $("details-go").onclick = () => invoke("confirm_details", { id: $("details-id").value, name: $("details-name").value });
   $("go-operator").onclick = () => { operatorOpen = true; $("pin").value = ""; refreshOperator(); render(); };

@@ -105,6 +105,12 @@ pub fn confirm_details(shared: Shell<'_>, id: String, name: String) {
     with_kiosk(&shared, |k, now| k.confirm_details(&id, &name, now));
 }
 
+/// Enroll: the card has no machine-readable zone on its back (older cards).
+#[tauri::command]
+pub fn skip_card_back(shared: Shell<'_>) {
+    with_kiosk(&shared, |k, now| k.skip_card_back(now));
+}
+
 /// Back to the start screen.
 #[tauri::command]
 pub fn cancel(shared: Shell<'_>) {

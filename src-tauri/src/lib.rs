@@ -59,6 +59,7 @@ pub fn run() -> ExitCode {
             cmd::start_flow,
             cmd::claim,
             cmd::confirm_details,
+            cmd::skip_card_back,
             cmd::cancel,
             cmd::touch,
             cmd::set_language,

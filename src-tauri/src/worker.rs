@@ -399,6 +399,9 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
         .spawn(move || {
             let mut last: Option<View> = None;
             let mut card_offered = false;
+            // The scanner file last offered as a card's back (path and time): a new scan is
+            // offered once; the front's own file too, for a passport page's zone.
+            let mut back_offered: Option<(PathBuf, std::time::SystemTime)> = None;
             loop {
                 let began = Instant::now();
                 let frame = shared
@@ -425,8 +428,19 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
                                 kiosk.card_unreadable(began);
                             }
                         }
+                    } else if kiosk.wants_card_back() && card_file.is_some() {
+                        card_offered = false;
+                        let newest = card_file.as_deref().and_then(newest_card_file);
+                        if newest.is_some() && newest != back_offered {
+                            back_offered = newest.clone();
+                            let back = newest.and_then(|(path, _)| image::open(path).ok());
+                            if let Some(back) = back {
+                                kiosk.offer_card_back(&back.to_rgb8(), began);
+                            }
+                        }
                     } else {
                         card_offered = false;
+                        back_offered = None;
                         if let Some((seq, image)) = frame.as_ref() {
                             job = kiosk.frame_job(*seq, began).map(|j| (j, image.clone()));
                         }
@@ -456,17 +470,25 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
 /// The card image of a `file:` card source: the file itself, or the newest image of a
 /// scanner folder.
 fn newest_card(path: &std::path::Path) -> Option<image::RgbImage> {
-    let file = if path.is_dir() {
+    let (file, _) = newest_card_file(path)?;
+    image::open(file).ok().map(|i| i.to_rgb8())
+}
+
+/// The file of a `file:` card source (itself, or a scanner folder's newest) and when it was
+/// written.
+fn newest_card_file(path: &std::path::Path) -> Option<(PathBuf, std::time::SystemTime)> {
+    let modified = |p: &std::path::Path| p.metadata().and_then(|m| m.modified()).ok();
+    if path.is_dir() {
         std::fs::read_dir(path)
             .ok()?
             .filter_map(|e| e.ok())
-            .filter(|e| e.path().is_file())
-            .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())?
-            .path()
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .filter_map(|p| modified(&p).map(|t| (p, t)))
+            .max_by_key(|(_, t)| *t)
     } else {
-        path.to_path_buf()
-    };
-    image::open(file).ok().map(|i| i.to_rgb8())
+        modified(path).map(|t| (path.to_path_buf(), t))
+    }
 }
 
 #[cfg(test)]

@@ -561,3 +561,36 @@ fn apply(h: &[f64; 9], x: f32, y: f32) -> (f32, f32) {
         ((h[3] * x + h[4] * y + h[5]) / w) as f32,
     )
 }
+
+/// A synthetic CNIE-style card: its fields, and both sides as a flatbed scan gives them
+/// (upright, decoded).
+#[derive(Debug, Clone)]
+pub struct Cnie {
+    /// What is printed and encoded in the zone.
+    pub fields: CardFields,
+    /// The front: portrait, names, number.
+    pub front: RgbImage,
+    /// The back: the TD1 zone.
+    pub back: RgbImage,
+}
+
+impl Cnie {
+    /// The card of `portrait`'s holder, expiring in `expiry_year`; `seed` draws the fields.
+    pub fn new(portrait: &RgbImage, expiry_year: u32, seed: u64) -> Cnie {
+        let fonts = Fonts::load();
+        let mut rng = fastrand::Rng::with_seed(seed);
+        let fields = CardFields::random(&mut rng, expiry_year);
+        let front = render_front(&fonts, &fields, portrait, &mut rng);
+        let back = render_back(&fonts, &fields, &mut rng);
+        let scan = |side: &RgbImage, rng: &mut fastrand::Rng| {
+            image::load_from_memory(&capture(side, Capture::Scan, 0, rng))
+                .expect("the scan decodes")
+                .to_rgb8()
+        };
+        Cnie {
+            front: scan(&front, &mut rng),
+            back: scan(&back, &mut rng),
+            fields,
+        }
+    }
+}

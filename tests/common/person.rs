@@ -239,9 +239,9 @@ impl Person {
         canvas
     }
 
-    /// A synthetic ID card of this person: another frame of the clip as its portrait, on a
-    /// card background with a header band and text lines, as a flatbed scan.
-    pub fn card(eval: &Path) -> RgbImage {
+    /// This person's ID photo: another frame of the clip than any the camera shows,
+    /// cropped around the face passport-style (280x350).
+    pub fn portrait(eval: &Path) -> RgbImage {
         let (_, frame) = clip_frames(eval, &[PORTRAIT]).remove(0);
         let face = pose(frame.clone()).face;
         // A passport-style crop around the face.
@@ -256,8 +256,13 @@ impl Person {
             (fh as u32).min(frame.height() - y0),
         )
         .to_image();
-        let portrait =
-            image::imageops::resize(&crop, 280, 350, image::imageops::FilterType::CatmullRom);
+        image::imageops::resize(&crop, 280, 350, image::imageops::FilterType::CatmullRom)
+    }
+
+    /// A synthetic ID card of this person: another frame of the clip as its portrait, on a
+    /// card background with a header band and text lines, as a flatbed scan.
+    pub fn card(eval: &Path) -> RgbImage {
+        let portrait = Person::portrait(eval);
         let mut card = RgbImage::from_pixel(1012, 638, image::Rgb([214, 226, 236]));
         for y in 0..70 {
             for x in 0..1012 {

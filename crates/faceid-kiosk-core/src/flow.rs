@@ -8,8 +8,11 @@
 //! `faceid_service::Judge::analyze_frame`; the sequence it ends with carries the challenge's
 //! verdict in its liveness and is judged by the same use cases as every server surface.
 //!
-//! - **Enroll**: card scan -> portrait -> oval + challenge -> the enrollment gate
-//!   (liveness, quality, card-vs-selfie match) -> id and name -> stored -> result.
+//! - **Enroll**: card front -> portrait -> card back -> machine-readable zone (check digits,
+//!   expiry: [`Service::admit_zone`]) -> oval + challenge -> the enrollment gate (liveness,
+//!   quality, card-vs-selfie match) -> id and name, pre-filled from the zone, confirmed ->
+//!   stored with its document (one document, one subject) -> result. A card without a zone
+//!   (older cards) is admitted on its portrait: the person says so ([`Kiosk::skip_card_back`]).
 //! - **Verify** (1:1): claimed id -> oval + challenge -> the 1:1 verdict -> result.
 //! - **Identify** (1:N): oval + challenge -> the 1:N verdict -> result.
 //!
@@ -25,9 +28,9 @@ use std::time::{Duration, Instant};
 use faceid_core::geometry::BoundingBox;
 use faceid_core::{
     Analysis, CardPortrait, ChallengeConfig, ChallengeFailure, Engine, Gate, Image, LivenessPreset,
-    Reason, SequenceAnalysis, Template,
+    MachineZone, Reason, SequenceAnalysis, Template,
 };
-use faceid_gallery::{AuditContext, KioskGallery, NewSubject};
+use faceid_gallery::{AuditContext, DocumentId, KioskGallery, NewSubject};
 use faceid_service::{Class, Enrollment, Failure, Judge, Selfie, Service};
 use serde::Serialize;
 
@@ -61,6 +64,41 @@ pub enum CardHint {
     PlaceCard,
     /// A portrait is seen: keep the card still in the guide.
     HoldCardStill,
+    /// The portrait is taken: show the back of the card (its machine-readable zone).
+    TurnCard,
+    /// A zone is seen but its check digits do not agree yet: hold it flat and still.
+    HoldZoneStill,
+}
+
+impl CardHint {
+    /// Whether the hint is about the back of the card.
+    fn back(self) -> bool {
+        matches!(self, CardHint::TurnCard | CardHint::HoldZoneStill)
+    }
+}
+
+/// What the person confirms on the details screen, read from the card's verified zone.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Prefill {
+    /// The document number (proposed as the subject id).
+    pub id: String,
+    /// Given names then surname, as the zone spells them.
+    pub name: String,
+}
+
+impl Prefill {
+    fn from_zone(zone: &MachineZone) -> Prefill {
+        let f = &zone.fields;
+        let name = [f.given_names.trim(), f.surname.trim()]
+            .into_iter()
+            .filter(|part| !part.is_empty())
+            .collect::<Vec<_>>()
+            .join(" ");
+        Prefill {
+            id: f.document_number.clone(),
+            name,
+        }
+    }
 }
 
 /// Why an attempt ended without the wanted result (message keys for the UI).
@@ -75,6 +113,12 @@ pub enum Refusal {
     CardMismatch,
     /// No portrait found on the card.
     CardUnreadable,
+    /// The card's machine-readable zone has expired (`DOCUMENT_EXPIRED`).
+    DocumentExpired,
+    /// The card's machine-readable zone fails its check digits (`MRZ_CHECK_FAILED`).
+    DocumentInvalid,
+    /// The card is already enrolled under another person (`DUPLICATE_DOCUMENT`).
+    DuplicateDocument,
     /// No usable selfie in time.
     TimedOut,
     /// The id is already enrolled.
@@ -130,7 +174,9 @@ pub enum Outcome {
 pub enum Screen {
     /// Choose a flow and a language.
     Start,
-    /// Enroll: scanning the ID card.
+    /// Enroll: scanning the ID card, front ([`CardHint::PlaceCard`],
+    /// [`CardHint::HoldCardStill`]) then back ([`CardHint::TurnCard`],
+    /// [`CardHint::HoldZoneStill`]).
     CardScan {
         /// What to do.
         hint: CardHint,
@@ -157,6 +203,8 @@ pub enum Screen {
     Details {
         /// Why the last entry was refused, if it was.
         error: Option<Refusal>,
+        /// The id and name read from the card, for the person to confirm.
+        prefill: Option<Prefill>,
     },
     /// The end.
     Result {
@@ -172,6 +220,10 @@ struct Attempt {
     id: u64,
     kind: FlowKind,
     card: Option<Template>,
+    /// Enroll: the document admitted from the card's zone, and what it pre-fills.
+    document: Option<(DocumentId, Prefill)>,
+    /// Enroll: a zone was seen whose check digits failed (the camera keeps trying).
+    invalid_zone: bool,
     claim: Option<String>,
     /// The selfie stage, once reached.
     selfie: Option<SelfieStage>,
@@ -189,6 +241,8 @@ impl Attempt {
             id,
             kind,
             card: None,
+            document: None,
+            invalid_zone: false,
             claim: None,
             selfie: None,
             best_frame: None,
@@ -203,6 +257,7 @@ impl Attempt {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Stage {
     Card,
+    CardBack,
     Selfie,
 }
 
@@ -219,6 +274,7 @@ pub struct FrameJob {
 #[derive(Debug)]
 enum StageResult {
     Card(Result<(CardPortrait, Template), Failure>),
+    CardBack(faceid_core::Result<Option<MachineZone>>),
     Selfie(faceid_core::Result<Analysis>),
 }
 
@@ -236,6 +292,7 @@ impl FrameJob {
         let image = to_image(frame).ok()?;
         let result = match self.stage {
             Stage::Card => StageResult::Card(self.judge.card(&image)),
+            Stage::CardBack => StageResult::CardBack(self.judge.engine().read_zone(&image)),
             Stage::Selfie => StageResult::Selfie(self.judge.analyze_frame(&image)),
         };
         Some(AnalysedFrame {
@@ -321,9 +378,14 @@ impl Kiosk {
         matches!(self.screen, Screen::Selfie { .. } | Screen::CardScan { .. })
     }
 
-    /// Whether the card stage is waiting (the shell may offer a scanned card).
+    /// Whether the card stage waits for the front (the shell may offer a scanned card).
     pub fn wants_card(&self) -> bool {
-        matches!(self.screen, Screen::CardScan { .. })
+        matches!(self.screen, Screen::CardScan { hint } if !hint.back())
+    }
+
+    /// Whether the card stage waits for the back (the shell may offer a scanned back).
+    pub fn wants_card_back(&self) -> bool {
+        matches!(self.screen, Screen::CardScan { hint } if hint.back())
     }
 
     fn show(&mut self, screen: Screen, now: Instant) {
@@ -454,12 +516,90 @@ impl Kiosk {
         }
     }
 
-    /// The card's portrait is taken: on to the selfie.
+    /// The card's portrait is taken: on to its back.
     fn take_card(&mut self, template: Template, now: Instant) {
         if let Some(attempt) = self.attempt.as_mut() {
             attempt.card = Some(template);
+            attempt.stage_started = now;
         }
-        self.enter_selfie(now);
+        self.show(
+            Screen::CardScan {
+                hint: CardHint::TurnCard,
+            },
+            now,
+        );
+    }
+
+    /// Enroll: an image of the back of the card (from a scanner; the camera's frames are
+    /// read by [`Kiosk::frame_job`]). Returns whether the image showed a machine-readable
+    /// zone: a valid one moves on (to the selfie, or to the refusal of an expired card),
+    /// one whose check digits fail is refused (a scan is sharp: reading it again would
+    /// read the same), none leaves the kiosk waiting for the back.
+    pub fn offer_card_back(&mut self, back: &image::RgbImage, now: Instant) -> bool {
+        if !self.wants_card_back() {
+            return false;
+        }
+        let Ok(image) = to_image(back) else {
+            return false;
+        };
+        match self.service.engine().read_zone(&image) {
+            Ok(Some(zone)) => {
+                self.take_zone(&zone, true, now);
+                true
+            }
+            Ok(None) => false,
+            Err(error) => {
+                self.fail(error.into(), now);
+                true
+            }
+        }
+    }
+
+    /// Enroll: the person says the card has no machine-readable zone on its back (older
+    /// cards): it is admitted on its portrait, as every surface admits such a card.
+    pub fn skip_card_back(&mut self, now: Instant) {
+        if self.wants_card_back() {
+            self.enter_selfie(now);
+        }
+    }
+
+    /// A zone read from the back: admitted (valid, not expired) moves on to the selfie with
+    /// the document and its pre-filled details; refused is audited and ends the attempt.
+    /// A zone that fails its check digits on a camera frame (not `scanned`) is read again
+    /// on the next frame; the stage's timeout then refuses it.
+    fn take_zone(&mut self, zone: &MachineZone, scanned: bool, now: Instant) {
+        match self.service.admit_zone(zone) {
+            Ok(document) => {
+                if let Some(attempt) = self.attempt.as_mut() {
+                    attempt.document = Some((document, Prefill::from_zone(zone)));
+                }
+                self.enter_selfie(now);
+            }
+            Err(failure) if failure.code() == "MRZ_CHECK_FAILED" && !scanned => {
+                if let Some(attempt) = self.attempt.as_mut() {
+                    attempt.invalid_zone = true;
+                }
+                self.screen = Screen::CardScan {
+                    hint: CardHint::HoldZoneStill,
+                };
+            }
+            Err(failure) => self.refuse_document(failure, now),
+        }
+    }
+
+    /// Ends the attempt on a refused document, audited as `rejected:CODE`. Not counted
+    /// towards a lockout: the card, not the person at the camera, is refused.
+    fn refuse_document(&mut self, failure: Failure, now: Instant) {
+        let reason = match failure.code() {
+            "DOCUMENT_EXPIRED" => Refusal::DocumentExpired,
+            "MRZ_CHECK_FAILED" => Refusal::DocumentInvalid,
+            _ => return self.fail(failure, now),
+        };
+        let ctx = self.context();
+        if let Err(e) = self.service.refused("enroll", None, &failure, &ctx) {
+            return self.fail(e, now);
+        }
+        self.finish(Outcome::Refused { reason }, now);
     }
 
     /// A scanned card that has no portrait ends the attempt (a camera card keeps trying).
@@ -495,15 +635,24 @@ impl Kiosk {
         self.last_frame = seq;
         let attempt = self.attempt.as_ref()?;
         if now.duration_since(attempt.stage_started) > STAGE_TIMEOUT {
-            self.finish(
-                Outcome::Refused {
-                    reason: Refusal::TimedOut,
-                },
-                now,
-            );
+            if self.wants_card_back() && attempt.invalid_zone {
+                // The zone was seen all along and never agreed with its check digits.
+                let failure = faceid_core::Error::MrzCheckFailed {
+                    failed: "no reading agreed with its check digits".into(),
+                };
+                self.refuse_document(failure.into(), now);
+            } else {
+                self.finish(
+                    Outcome::Refused {
+                        reason: Refusal::TimedOut,
+                    },
+                    now,
+                );
+            }
             return None;
         }
         let stage = match self.screen {
+            Screen::CardScan { hint } if hint.back() => Stage::CardBack,
             Screen::CardScan { .. } => Stage::Card,
             _ => Stage::Selfie,
         };
@@ -523,6 +672,7 @@ impl Kiosk {
         now: Instant,
     ) {
         let current = match (&self.attempt, &self.screen) {
+            (Some(a), Screen::CardScan { hint }) if hint.back() => Some((a.id, Stage::CardBack)),
             (Some(a), Screen::CardScan { .. }) => Some((a.id, Stage::Card)),
             (Some(a), Screen::Selfie { .. }) => Some((a.id, Stage::Selfie)),
             _ => None,
@@ -531,6 +681,13 @@ impl Kiosk {
         match (result, current) {
             (StageResult::Card(card), Some((id, Stage::Card))) if id == attempt => {
                 self.card_frame(card, now)
+            }
+            (StageResult::CardBack(zone), Some((id, Stage::CardBack))) if id == attempt => {
+                match zone {
+                    Ok(Some(zone)) => self.take_zone(&zone, false, now),
+                    Ok(None) => {}
+                    Err(error) => self.fail(error.into(), now),
+                }
             }
             (StageResult::Selfie(analysis), Some((id, Stage::Selfie))) if id == attempt => {
                 self.selfie_frame(analysis, frame, now)
@@ -680,8 +837,15 @@ impl Kiosk {
                     );
                 }
                 attempt.judged = Some(probe);
+                let prefill = attempt.document.as_ref().map(|(_, p)| p.clone());
                 self.attempt = Some(attempt);
-                self.show(Screen::Details { error: None }, now);
+                self.show(
+                    Screen::Details {
+                        error: None,
+                        prefill,
+                    },
+                    now,
+                );
             }
             FlowKind::Verify => {
                 let id = attempt.claim.unwrap_or_default();
@@ -766,17 +930,19 @@ impl Kiosk {
         }
         let id = id.trim().to_string();
         let name = name.trim();
+        let Some(attempt) = self.attempt.as_mut() else {
+            return;
+        };
+        let prefill = attempt.document.as_ref().map(|(_, p)| p.clone());
         if faceid_gallery::gallery::validate_subject_id(&id).is_err() {
             return self.show(
                 Screen::Details {
                     error: Some(Refusal::InvalidId),
+                    prefill,
                 },
                 now,
             );
         }
-        let Some(attempt) = self.attempt.as_mut() else {
-            return;
-        };
         let Some(probe) = attempt.judged.take() else {
             return;
         };
@@ -789,6 +955,7 @@ impl Kiosk {
             id: id.clone(),
             display_name: (!name.is_empty()).then(|| name.to_string()),
             source: Some(self.options.kiosk_id.clone()),
+            document: attempt.document.as_ref().map(|(d, _)| d.clone()),
             ..Default::default()
         };
         let shown = new.display_name.clone().unwrap_or(id);
@@ -818,10 +985,18 @@ impl Kiosk {
                 self.show(
                     Screen::Details {
                         error: Some(Refusal::DuplicateId),
+                        prefill,
                     },
                     now,
                 );
             }
+            // Audited by the use case; the card, not the typed id, is at fault.
+            Err(Failure::DuplicateDocument) => self.finish(
+                Outcome::Refused {
+                    reason: Refusal::DuplicateDocument,
+                },
+                now,
+            ),
             Err(failure) => {
                 tracing::error!(error = %failure, "enrollment failed");
                 self.finish(

@@ -8,7 +8,10 @@ use std::time::{Duration, Instant};
 use faceid_core::Step;
 use faceid_e2e::person::{Answer, Follower, Oval, Person, Print};
 use faceid_kiosk_core::camera::{self, CameraSpec};
-use faceid_kiosk_core::flow::{FlowKind, Kiosk, KioskOptions, Outcome, Refusal, Screen};
+use faceid_e2e::document::Cnie;
+use faceid_kiosk_core::flow::{
+    CardHint, FlowKind, Kiosk, KioskOptions, Outcome, Prefill, Refusal, Screen,
+};
 use faceid_kiosk_core::guidance::Guidance;
 
 struct Setup {
@@ -151,13 +154,30 @@ fn a_person_following_the_prompts_enrolls_verifies_and_is_identified() {
     let card = Person::card(&eval);
     let mut s = setup();
 
-    // Enroll: card, the oval, the challenge, details, stored.
+    // Enroll: the card's front (portrait), its back (no zone on this older card: the
+    // person says so), the oval, the challenge, details, stored.
     s.kiosk.start(FlowKind::Enroll, s.now);
-    assert!(matches!(s.kiosk.screen(), Screen::CardScan { .. }));
+    assert_eq!(
+        s.kiosk.screen(),
+        &Screen::CardScan {
+            hint: CardHint::PlaceCard
+        }
+    );
     assert!(
         s.kiosk.offer_card(&card, s.now),
         "the card's portrait is found"
     );
+    assert_eq!(
+        s.kiosk.screen(),
+        &Screen::CardScan {
+            hint: CardHint::TurnCard
+        }
+    );
+    assert!(
+        !s.kiosk.offer_card_back(&card, s.now),
+        "no zone on this card: the kiosk waits for the back"
+    );
+    s.kiosk.skip_card_back(s.now);
     let seen = s.person(&person, Answer::Follow);
     let steps: Vec<(Step, u8)> = seen
         .iter()
@@ -187,7 +207,10 @@ fn a_person_following_the_prompts_enrolls_verifies_and_is_identified() {
     );
     assert_eq!(
         s.kiosk.screen(),
-        &Screen::Details { error: None },
+        &Screen::Details {
+            error: None,
+            prefill: None
+        },
         "{:?}",
         seen.last()
     );
@@ -195,7 +218,8 @@ fn a_person_following_the_prompts_enrolls_verifies_and_is_identified() {
     assert_eq!(
         s.kiosk.screen(),
         &Screen::Details {
-            error: Some(Refusal::InvalidId)
+            error: Some(Refusal::InvalidId),
+            prefill: None
         }
     );
     s.kiosk.confirm_details("s01", "Person One", s.now);
@@ -208,6 +232,7 @@ fn a_person_following_the_prompts_enrolls_verifies_and_is_identified() {
     let subject = s.kiosk.gallery().subject("s01").unwrap().unwrap();
     assert_eq!(subject.template_tags.len(), 2, "selfie and card templates");
     assert_eq!(subject.source.as_deref(), Some("kiosk-test"));
+    assert_eq!(subject.document_tag, None, "a card without a zone names no document");
     assert!(
         s.kiosk.gallery().image("s01").unwrap().is_some(),
         "retained, encrypted"
@@ -309,6 +334,7 @@ fn another_person_and_a_turned_print_are_refused() {
     // The card's holder is someone else: the challenge passes, the match does not.
     s.kiosk.start(FlowKind::Enroll, s.now);
     assert!(s.kiosk.offer_card(&card, s.now));
+    s.kiosk.skip_card_back(s.now);
     s.person(&person, Answer::Follow);
     assert_eq!(
         s.outcome(),
@@ -459,6 +485,7 @@ fn demo_mode_runs_the_challenge_and_enrolls_nobody() {
     s.kiosk.set_options(demo);
     s.kiosk.start(FlowKind::Enroll, s.now);
     assert!(s.kiosk.offer_card(&Person::card(&eval), s.now));
+    s.kiosk.skip_card_back(s.now);
     let seen = s.person(&person, Answer::Follow);
     assert!(
         seen.iter()
@@ -472,4 +499,123 @@ fn demo_mode_runs_the_challenge_and_enrolls_nobody() {
         }
     );
     assert!(s.kiosk.gallery().is_empty(), "nothing stored in demo mode");
+}
+
+#[test]
+fn the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refused() {
+    let Some(eval) = faceid_e2e::shared_eval(
+        "the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refused",
+    ) else {
+        return;
+    };
+    let person = Person::apfol(&eval);
+    let portrait = Person::portrait(&eval);
+    let mut s = setup();
+    let enroll_front = |s: &mut Setup, card: &Cnie| {
+        s.kiosk.start(FlowKind::Enroll, s.now);
+        assert!(s.kiosk.offer_card(&card.front, s.now), "portrait found");
+        assert_eq!(
+            s.kiosk.screen(),
+            &Screen::CardScan {
+                hint: CardHint::TurnCard
+            }
+        );
+    };
+
+    // An expired card: refused at its back, before any selfie, and audited.
+    let expired = Cnie::new(&portrait, 2019, 11);
+    enroll_front(&mut s, &expired);
+    assert!(s.kiosk.offer_card_back(&expired.back, s.now));
+    assert_eq!(
+        s.outcome(),
+        Outcome::Refused {
+            reason: Refusal::DocumentExpired
+        }
+    );
+
+    // A zone whose check digits do not agree (one digit of the number changed after the
+    // check digit was computed): refused, audited.
+    let valid = Cnie::new(&portrait, 2031, 12);
+    let mut forged_lines = valid.fields.td1();
+    let digit = forged_lines[0].char_indices().skip(5).find(|(_, c)| c.is_ascii_digit());
+    let (at, c) = digit.unwrap();
+    let other = char::from(b'0' + (c as u8 - b'0' + 1) % 10);
+    forged_lines[0].replace_range(at..=at, &other.to_string());
+    let forged_back = {
+        use faceid_e2e::document::{Capture, Fonts, capture, render_back_with};
+        let mut rng = fastrand::Rng::with_seed(13);
+        let back = render_back_with(&Fonts::load(), &valid.fields, &forged_lines, &mut rng);
+        image::load_from_memory(&capture(&back, Capture::Scan, 0, &mut rng))
+            .unwrap()
+            .to_rgb8()
+    };
+    enroll_front(&mut s, &valid);
+    assert!(s.kiosk.offer_card_back(&forged_back, s.now));
+    assert_eq!(
+        s.outcome(),
+        Outcome::Refused {
+            reason: Refusal::DocumentInvalid
+        }
+    );
+
+    // A valid card, its back shown to the camera: the details are read from its zone.
+    enroll_front(&mut s, &valid);
+    let back = Arc::new(valid.back.clone());
+    let seen = s.run_until(20, |screen| matches!(screen, Screen::Selfie { .. }), |_| {
+        (*back).clone()
+    });
+    assert!(
+        matches!(s.kiosk.screen(), Screen::Selfie { .. }),
+        "the back is read from camera frames: {seen:?}"
+    );
+    s.person(&person, Answer::Follow);
+    let prefill = Prefill {
+        id: valid.fields.number.clone(),
+        name: format!("{} {}", valid.fields.given_names, valid.fields.surname),
+    };
+    assert_eq!(
+        s.kiosk.screen(),
+        &Screen::Details {
+            error: None,
+            prefill: Some(prefill.clone())
+        }
+    );
+    s.kiosk.confirm_details(&prefill.id, &prefill.name, s.now);
+    assert_eq!(
+        s.outcome(),
+        Outcome::Enrolled {
+            name: prefill.name.clone()
+        }
+    );
+    let subject = s.kiosk.gallery().subject(&prefill.id).unwrap().unwrap();
+    assert!(subject.document_tag.is_some(), "enrolled with its document");
+    assert_eq!(subject.document_number, None, "the number is not kept in clear");
+
+    // The same card for someone else (another id): refused as already enrolled.
+    enroll_front(&mut s, &valid);
+    assert!(s.kiosk.offer_card_back(&valid.back, s.now));
+    s.person(&person, Answer::Follow);
+    assert!(matches!(s.kiosk.screen(), Screen::Details { .. }));
+    s.kiosk.confirm_details("someone-else", "Someone Else", s.now);
+    assert_eq!(
+        s.outcome(),
+        Outcome::Refused {
+            reason: Refusal::DuplicateDocument
+        }
+    );
+    assert!(s.kiosk.gallery().subject("someone-else").unwrap().is_none());
+
+    // Every refusal of a document is audited.
+    let audit = s.kiosk.gallery().audit().unwrap();
+    let outcomes: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "enroll")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    for code in ["DOCUMENT_EXPIRED", "MRZ_CHECK_FAILED", "DUPLICATE_DOCUMENT"] {
+        assert!(
+            outcomes.contains(&format!("rejected:{code}").as_str()),
+            "{code}: {outcomes:?}"
+        );
+    }
 }

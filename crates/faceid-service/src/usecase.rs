@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use faceid_core::{
-    CardPortrait, Engine, EnrollmentVerdict, Face, Gate, Identified, Image, Liveness, Reason,
-    SequenceAnalysis, Template, Verification,
+    CardPortrait, Engine, EnrollmentVerdict, Face, Gate, Identified, Image, Liveness,
+    MachineZone, Reason, SequenceAnalysis, Template, Verification,
 };
 use faceid_gallery::{AuditContext, DocumentId, GalleryStore, IdentityStore, NewSubject, Subject};
 
@@ -274,15 +274,20 @@ impl<G: IdentityStore + ?Sized> Service<G> {
     /// names is returned. A document without a zone (older cards) is admitted on its
     /// portrait alone (`None`).
     pub fn admit_document(&self, card: &Image) -> Result<Option<DocumentId>, Failure> {
-        let engine = self.engine();
-        let Some(zone) = engine.read_zone(card)? else {
+        let Some(zone) = self.engine().read_zone(card)? else {
             return Ok(None);
         };
-        engine.admit_document(&zone, today())?;
-        Ok(Some(DocumentId {
-            issuing_state: zone.fields.issuing_state,
-            number: zone.fields.document_number,
-        }))
+        self.admit_zone(&zone).map(Some)
+    }
+
+    /// The rule of [`Service::admit_document`] for a zone already read (the kiosk reads the
+    /// back of the card from its camera frames): valid check digits, not expired today.
+    pub fn admit_zone(&self, zone: &MachineZone) -> Result<DocumentId, Failure> {
+        self.engine().admit_document(zone, today())?;
+        Ok(DocumentId {
+            issuing_state: zone.fields.issuing_state.clone(),
+            number: zone.fields.document_number.clone(),
+        })
     }
 
     /// See [`Judge::card`].
