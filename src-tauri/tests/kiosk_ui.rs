@@ -2,8 +2,8 @@
 //! WebKitWebDriver, given the same `webkitgtk:browserOptions` capabilities tauri-driver
 //! would forward (binary + arguments), with `TAURI_WEBVIEW_AUTOMATION` set. The camera is the
 //! file/video source; assertions are on the screens shown and on the gallery afterwards.
-//! Screenshots of the start, card-scan, selfie-guidance and result screens in each language
-//! are written to `docs/screens/`.
+//! Screenshots of the start, card-scan (front and back), selfie-guidance, challenge and result
+//! screens (an expired card among them) in each language are written to `docs/screens/`.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use faceid_gallery::prelude::*;
@@ -11,6 +11,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use faceid_e2e::actor::{Actor, Shown, Sitter, perform, shown};
+use faceid_e2e::document::Cnie;
 use faceid_e2e::person::{Answer, Follower, Person, Print};
 use faceid_e2e::webdriver::{Harness, harness};
 use serde_json::json;
@@ -115,6 +116,59 @@ fn desk_frame() -> image::RgbImage {
             image::Rgb([150 + grain, 140 + grain, 128 + grain])
         }
     })
+}
+
+/// A branch's flatbed scanner: each scan lands in its folder as the newest file.
+struct Scanner {
+    folder: tempfile::TempDir,
+    staging: tempfile::TempDir,
+    scans: u32,
+}
+
+impl Scanner {
+    fn new() -> Scanner {
+        Scanner {
+            folder: tempfile::tempdir().unwrap(),
+            staging: tempfile::tempdir().unwrap(),
+            scans: 0,
+        }
+    }
+
+    /// The kiosk's `--card-source`.
+    fn source(&self) -> String {
+        format!("file:{}", self.folder.path().display())
+    }
+
+    /// Scans one side of a card (written aside, then moved in whole).
+    fn scan(&mut self, side: &image::RgbImage) {
+        self.scans += 1;
+        let name = format!("scan{:04}.png", self.scans);
+        let staged = self.staging.path().join(&name);
+        side.save(&staged).unwrap();
+        std::fs::rename(&staged, self.folder.path().join(name)).unwrap();
+    }
+
+    /// Enroll with `card`: its front scanned, the flow started, the kiosk asking for the
+    /// back (screenshot `back_shot`), the back scanned.
+    async fn present(
+        &mut self,
+        kiosk: &faceid_e2e::webdriver::Kiosk,
+        card: &Cnie,
+        back_shot: Option<&str>,
+    ) {
+        let wait = Duration::from_secs(30);
+        self.scan(&card.front);
+        kiosk.click("#go-enroll").await;
+        kiosk.wait_screen("camera", wait).await;
+        let instruction = "return document.getElementById('instruction').dataset.key";
+        kiosk.wait_js(instruction, json!("turn_card"), wait).await;
+        let skip = "return !document.getElementById('no-zone').hidden";
+        kiosk.wait_js(skip, json!(true), wait).await;
+        if let Some(name) = back_shot {
+            kiosk.screenshot(name).await;
+        }
+        self.scan(&card.back);
+    }
 }
 
 fn blank_camera(dir: &Path) -> PathBuf {
@@ -255,6 +309,13 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
     let place = Place::new();
     let card = place.keys.path().join("card.png");
     Person::card(&eval).save(&card).unwrap();
+    // The person's identity card (a synthetic CNIE: portrait and names on the front, the
+    // zone on the back), through the branch's scanner; and an expired one.
+    let mut scanner = Scanner::new();
+    let cnie = Cnie::new(&Person::portrait(&eval), 2031, 21);
+    let expired = Cnie::new(&Person::portrait(&eval), 2019, 22);
+    let number = cnie.fields.number.clone();
+    let holder = format!("{} {}", cnie.fields.given_names, cnie.fields.surname);
     // The steps the clip's person performs most reliably at the kiosk's real pace (its left
     // turn and its blink are real; its right turn is the left one mirrored, and across a
     // change of direction the pace of the test's movements against the kiosk's analyses
@@ -268,10 +329,11 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
     // Nobody in front of the camera until a flow starts.
     let mut actor = Actor::new();
     actor.show(&Sitter::Away(&person), &Shown::default());
-    let args = place.args(&actor.camera(), &format!("file:{}", card.display()), "en");
+    let args = place.args(&actor.camera(), &scanner.source(), "en");
     let kiosk = Kiosk::launch(&h, &args).await;
     kiosk.wait_screen("start", Duration::from_secs(30)).await;
     let mut shots = std::collections::BTreeSet::new();
+    let selfie = "return document.body.dataset.screen === 'camera' && document.getElementById('guide').classList.contains('guide-face')";
     let outcome = "return document.getElementById('result-title').dataset.outcome";
     let wait = Duration::from_secs(15);
     let challenge = Duration::from_secs(60);
@@ -283,10 +345,10 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             .await;
         let shoot = |s: &Shown| challenge_shot(lang, s);
         if lang == "en" {
-            // Enrollment: the card from the scanner folder, the person too far at first
-            // (the oval asks them closer), then following every prompt.
-            kiosk.click("#go-enroll").await;
-            kiosk.wait_screen("camera", wait).await;
+            // Enrollment: the card's front then its back from the scanner, the person too
+            // far at first (the oval asks them closer), then following every prompt.
+            scanner.present(&kiosk, &cnie, None).await;
+            kiosk.wait_js(selfie, json!(true), challenge).await;
             actor.follower = Follower::new(Answer::Follow);
             let far = perform(
                 &kiosk,
@@ -321,8 +383,8 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
                 );
                 kiosk.click("#screen-result .cancel").await;
                 kiosk.wait_screen("start", wait).await;
-                kiosk.click("#go-enroll").await;
-                kiosk.wait_screen("camera", wait).await;
+                scanner.present(&kiosk, &cnie, None).await;
+                kiosk.wait_js(selfie, json!(true), challenge).await;
                 actor.follower = Follower::new(Answer::Follow);
                 seen = perform(
                     &kiosk,
@@ -336,8 +398,13 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             }
             assert_eq!(seen.last().map(|s| s.screen.as_str()), Some("details"));
             kiosk.wait_screen("details", wait).await;
-            kiosk.type_into("#details-id", "apfol").await;
-            kiosk.type_into("#details-name", "Apfol R.").await;
+            // Pre-filled from the card's zone; the person confirms.
+            let value = |id: &str| format!("return document.getElementById('{id}').value");
+            kiosk.wait_js(&value("details-id"), json!(number), wait).await;
+            kiosk.wait_js(&value("details-name"), json!(holder), wait).await;
+            let note = "return !document.getElementById('details-from-card').hidden";
+            kiosk.wait_js(note, json!(true), wait).await;
+            kiosk.screenshot("details-from-card-en").await;
             kiosk.click_leaving("#details-go", "details").await;
             kiosk.wait_screen("result", wait).await;
             assert_eq!(kiosk.js(outcome).await, "enrolled");
@@ -352,11 +419,11 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
         kiosk
             .js("document.getElementById('claim-id').value = ''; return 0")
             .await;
-        kiosk.type_into("#claim-id", "apfol").await;
+        kiosk.type_into("#claim-id", &number).await;
         kiosk
             .wait_js(
                 "return document.getElementById('claim-id').value",
-                json!("apfol"),
+                json!(number),
                 wait,
             )
             .await;
@@ -398,7 +465,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             kiosk
                 .js("document.getElementById('claim-id').value = ''; return 0")
                 .await;
-            kiosk.type_into("#claim-id", "apfol").await;
+            kiosk.type_into("#claim-id", &number).await;
             kiosk.click_leaving("#claim-go", "claim").await;
             actor.follower = Follower::new(Answer::Follow);
             perform(
@@ -413,7 +480,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             kiosk.wait_screen("result", wait).await;
         }
         assert_eq!(kiosk.js(outcome).await, "verified");
-        assert_eq!(kiosk.text("#result-text").await, "Apfol R.");
+        assert_eq!(kiosk.text("#result-text").await, holder);
         kiosk.screenshot(&format!("challenge-success-{lang}")).await;
         kiosk.click("#screen-result .cancel").await;
         kiosk.wait_screen("start", wait).await;
@@ -436,7 +503,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             kiosk.wait_screen("result", wait).await;
             let out = kiosk.js(outcome).await;
             if out == "identified" {
-                assert_eq!(kiosk.text("#result-text").await, "Apfol R.");
+                assert_eq!(kiosk.text("#result-text").await, holder);
                 identified += 1;
             } else {
                 assert_eq!(out, "refused", "never someone else");
@@ -453,6 +520,28 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             }
         }
         assert!(identified > 0, "identified in {lang}");
+    }
+
+    // An expired card, in every language: the kiosk asks for the back, reads it and
+    // refuses the card as expired before any selfie.
+    for lang in ["en", "fr", "ar"] {
+        kiosk.click(&format!(".lang[data-lang={lang}]")).await;
+        kiosk
+            .wait_js("return document.documentElement.lang", json!(lang), wait)
+            .await;
+        scanner
+            .present(&kiosk, &expired, Some(&format!("card-back-{lang}")))
+            .await;
+        kiosk.wait_screen("result", Duration::from_secs(30)).await;
+        assert_eq!(kiosk.js(outcome).await, "refused");
+        let reason = "return document.getElementById('result-text').dataset.reason";
+        assert_eq!(kiosk.js(reason).await, "document_expired");
+        assert!(!kiosk.text("#result-text").await.is_empty());
+        kiosk
+            .screenshot(&format!("result-document-expired-{lang}"))
+            .await;
+        kiosk.click("#screen-result .cancel").await;
+        kiosk.wait_screen("start", wait).await;
     }
 
     // A print moved into the oval and turned for the steps: never accepted.
@@ -553,8 +642,10 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
     let gallery = place.gallery();
     let subjects = gallery.subjects().unwrap();
     assert_eq!(subjects.len(), 1);
-    assert_eq!(subjects[0].id, "apfol");
+    assert_eq!(subjects[0].id, number, "the id read from the card, confirmed");
+    assert_eq!(subjects[0].display_name.as_deref(), Some(holder.as_str()));
     assert_eq!(subjects[0].template_tags.len(), 2);
+    assert!(subjects[0].document_tag.is_some(), "enrolled with its document");
     let audit = gallery.audit().unwrap();
     let count = |action: &str, outcome: &str| {
         audit
@@ -563,6 +654,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             .count()
     };
     assert_eq!(count("enroll", "ok"), 1);
+    assert_eq!(count("enroll", "rejected:DOCUMENT_EXPIRED"), 3);
     assert_eq!(count("verify", "accepted"), 3);
     let refused = audit
         .iter()
