@@ -400,8 +400,12 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             kiosk.wait_screen("details", wait).await;
             // Pre-filled from the card's zone; the person confirms.
             let value = |id: &str| format!("return document.getElementById('{id}').value");
-            kiosk.wait_js(&value("details-id"), json!(number), wait).await;
-            kiosk.wait_js(&value("details-name"), json!(holder), wait).await;
+            kiosk
+                .wait_js(&value("details-id"), json!(number), wait)
+                .await;
+            kiosk
+                .wait_js(&value("details-name"), json!(holder), wait)
+                .await;
             let note = "return !document.getElementById('details-from-card').hidden";
             kiosk.wait_js(note, json!(true), wait).await;
             kiosk.screenshot("details-from-card-en").await;
@@ -642,10 +646,16 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
     let gallery = place.gallery();
     let subjects = gallery.subjects().unwrap();
     assert_eq!(subjects.len(), 1);
-    assert_eq!(subjects[0].id, number, "the id read from the card, confirmed");
+    assert_eq!(
+        subjects[0].id, number,
+        "the id read from the card, confirmed"
+    );
     assert_eq!(subjects[0].display_name.as_deref(), Some(holder.as_str()));
     assert_eq!(subjects[0].template_tags.len(), 2);
-    assert!(subjects[0].document_tag.is_some(), "enrolled with its document");
+    assert!(
+        subjects[0].document_tag.is_some(),
+        "enrolled with its document"
+    );
     let audit = gallery.audit().unwrap();
     let count = |action: &str, outcome: &str| {
         audit

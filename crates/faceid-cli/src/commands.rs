@@ -351,6 +351,9 @@ pub struct CardReport {
     pub portrait: Option<PortraitReport>,
     /// The machine-readable zone with each check digit (`null` when the side has none).
     pub mrz: Option<MachineZone>,
+    /// The Latin text and card number of the side with the portrait, compared with the zone
+    /// when the same image shows it (`null` without a portrait).
+    pub front: Option<faceid_core::CardFront>,
 }
 
 /// The portrait found on a document.
@@ -371,11 +374,12 @@ pub struct PortraitReport {
 pub fn card(judge: &Judge, path: &Path, portrait_out: Option<&Path>) -> Result<CardReport> {
     let image = load_image(judge.engine(), path)?;
     let side = judge.read_document(&image)?;
-    let mrz = side.zone;
+    let (mrz, front) = (side.zone, side.front);
     let Some(portrait) = side.portrait else {
         return Ok(CardReport {
             portrait: None,
             mrz,
+            front,
         });
     };
     if let Some(out) = portrait_out {
@@ -391,6 +395,7 @@ pub fn card(judge: &Judge, path: &Path, portrait_out: Option<&Path>) -> Result<C
             portrait_file: portrait_out.map(|p| p.display().to_string()),
         }),
         mrz,
+        front,
     })
 }
 

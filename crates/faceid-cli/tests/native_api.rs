@@ -301,6 +301,21 @@ async fn native_v1_api_with_roles_audit_and_openapi() {
             let (got, problem) = call(Method::POST, "/subjects", client_key, Some(body)).await;
             assert_eq!((got, problem["errors"].clone()), (status, json!([code])));
         }
+        // Each refused document is audited (the malformed request is not an attempt).
+        let (_, audit) = call(Method::GET, "/audit?limit=1000", &operator, None).await;
+        let outcomes: Vec<&str> = audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "enroll")
+            .filter_map(|e| e["outcome"].as_str())
+            .collect();
+        for code in ["DUPLICATE_DOCUMENT", "DOCUMENT_EXPIRED"] {
+            assert!(
+                outcomes.contains(&format!("rejected:{code}").as_str()),
+                "{code}: {outcomes:?}"
+            );
+        }
         assert_eq!(
             call(Method::DELETE, "/subjects/cnie-holder", &operator, None)
                 .await

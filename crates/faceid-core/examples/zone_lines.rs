@@ -36,6 +36,18 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "  {:.3} {:>4.0}x{:<3.0} {}",
                 l.confidence, l.region.length, l.region.thickness, l.text
             );
+            // The characters read with less than 0.9 probability.
+            let unsure: Vec<String> = l
+                .text
+                .chars()
+                .zip(&l.probabilities)
+                .enumerate()
+                .filter(|(_, (_, p))| **p < 0.9)
+                .map(|(i, (c, p))| format!("{i}:{c}={p:.2}"))
+                .collect();
+            if !unsure.is_empty() {
+                println!("        unsure: {}", unsure.join(" "));
+            }
         }
         let texts: Vec<String> = lines.into_iter().map(|l| l.text).collect();
         match faceid_core::document::mrz::parse_lines(&texts) {

@@ -253,6 +253,17 @@ impl Engine {
         self.document_reader()?.read_zone(image)
     }
 
+    /// The Latin text on the front of an identity card around its `portrait` and the card
+    /// number, compared with the document's `zone` when known.
+    pub fn read_front(
+        &self,
+        portrait: &CardPortrait,
+        zone: Option<&MachineZone>,
+    ) -> Result<crate::document::CardFront> {
+        self.document_reader()?
+            .read_front(&portrait.upright, &portrait.face.bbox, zone)
+    }
+
     /// Whether an identity document may be enrolled from, by its zone: valid check digits
     /// and not expired on `today` beyond the configured grace days (see
     /// [`crate::document::admit`]).

@@ -58,7 +58,9 @@ pub use crate::challenge::{
 pub use crate::config::{EngineConfig, QualityLimits};
 pub use crate::decision::{Comparison, Decision, Identification};
 pub use crate::detect::Detection;
-pub use crate::document::{Day, MachineZone, MrzChecks, MrzFields, MrzFormat};
+pub use crate::document::{
+    CardFront, Day, FrontCheck, MachineZone, MrzChecks, MrzFields, MrzFormat,
+};
 pub use crate::engine::{Analysis, Engine};
 pub use crate::error::{Error, ErrorClass, ErrorCode, Result};
 pub use crate::image::{DecodeLimits, Image, Rotation};

@@ -6,9 +6,9 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use faceid_core::Step;
+use faceid_e2e::document::Cnie;
 use faceid_e2e::person::{Answer, Follower, Oval, Person, Print};
 use faceid_kiosk_core::camera::{self, CameraSpec};
-use faceid_e2e::document::Cnie;
 use faceid_kiosk_core::flow::{
     CardHint, FlowKind, Kiosk, KioskOptions, Outcome, Prefill, Refusal, Screen,
 };
@@ -232,7 +232,10 @@ fn a_person_following_the_prompts_enrolls_verifies_and_is_identified() {
     let subject = s.kiosk.gallery().subject("s01").unwrap().unwrap();
     assert_eq!(subject.template_tags.len(), 2, "selfie and card templates");
     assert_eq!(subject.source.as_deref(), Some("kiosk-test"));
-    assert_eq!(subject.document_tag, None, "a card without a zone names no document");
+    assert_eq!(
+        subject.document_tag, None,
+        "a card without a zone names no document"
+    );
     assert!(
         s.kiosk.gallery().image("s01").unwrap().is_some(),
         "retained, encrypted"
@@ -537,7 +540,10 @@ fn the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refu
     // check digit was computed): refused, audited.
     let valid = Cnie::new(&portrait, 2031, 12);
     let mut forged_lines = valid.fields.td1();
-    let digit = forged_lines[0].char_indices().skip(5).find(|(_, c)| c.is_ascii_digit());
+    let digit = forged_lines[0]
+        .char_indices()
+        .skip(5)
+        .find(|(_, c)| c.is_ascii_digit());
     let (at, c) = digit.unwrap();
     let other = char::from(b'0' + (c as u8 - b'0' + 1) % 10);
     forged_lines[0].replace_range(at..=at, &other.to_string());
@@ -561,9 +567,11 @@ fn the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refu
     // A valid card, its back shown to the camera: the details are read from its zone.
     enroll_front(&mut s, &valid);
     let back = Arc::new(valid.back.clone());
-    let seen = s.run_until(20, |screen| matches!(screen, Screen::Selfie { .. }), |_| {
-        (*back).clone()
-    });
+    let seen = s.run_until(
+        20,
+        |screen| matches!(screen, Screen::Selfie { .. }),
+        |_| (*back).clone(),
+    );
     assert!(
         matches!(s.kiosk.screen(), Screen::Selfie { .. }),
         "the back is read from camera frames: {seen:?}"
@@ -589,14 +597,18 @@ fn the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refu
     );
     let subject = s.kiosk.gallery().subject(&prefill.id).unwrap().unwrap();
     assert!(subject.document_tag.is_some(), "enrolled with its document");
-    assert_eq!(subject.document_number, None, "the number is not kept in clear");
+    assert_eq!(
+        subject.document_number, None,
+        "the number is not kept in clear"
+    );
 
     // The same card for someone else (another id): refused as already enrolled.
     enroll_front(&mut s, &valid);
     assert!(s.kiosk.offer_card_back(&valid.back, s.now));
     s.person(&person, Answer::Follow);
     assert!(matches!(s.kiosk.screen(), Screen::Details { .. }));
-    s.kiosk.confirm_details("someone-else", "Someone Else", s.now);
+    s.kiosk
+        .confirm_details("someone-else", "Someone Else", s.now);
     assert_eq!(
         s.outcome(),
         Outcome::Refused {

@@ -243,6 +243,12 @@ pub struct CardResponse {
     /// confirmed); `null` on a side without one.
     #[schema(value_type = Option<Object>)]
     mrz: Option<faceid_core::MachineZone>,
+    /// The side with the portrait: `lines` of Latin text read, the card `number` printed on
+    /// it, and `matches_zone` (`number`, `surname`, `given_names`) when the same image
+    /// shows the zone; a mismatch is reported, never resolved. `null` on a side without a
+    /// portrait.
+    #[schema(value_type = Option<Object>)]
+    front: Option<faceid_core::CardFront>,
 }
 
 /// The holder's portrait on an identity document.
@@ -541,13 +547,14 @@ pub async fn enroll(
             let (card, document) = match (card, card_back) {
                 (None, _) => (None, None),
                 (Some(front), back) => {
-                    let front = service.engine().decode(&front).map_err(Failure::from)?;
-                    let (_, template) = service.card(&front)?;
-                    let mut document = service.admit_document(&front)?;
-                    if let (None, Some(back)) = (&document, back) {
-                        let back = service.engine().decode(&back).map_err(Failure::from)?;
-                        document = service.admit_document(&back)?;
-                    }
+                    let decode = |bytes: &[u8]| service.engine().decode(bytes);
+                    let front = decode(&front).map_err(Failure::from)?;
+                    let back = back
+                        .map(|b| decode(&b))
+                        .transpose()
+                        .map_err(Failure::from)?;
+                    let (_, template, document) =
+                        service.admit_card(&front, back.as_ref(), &audit)?;
                     (Some(template), document)
                 }
             };
@@ -853,6 +860,7 @@ pub async fn card(
     Ok(Json(CardResponse {
         portrait,
         mrz: side.zone,
+        front: side.front,
     }))
 }
 

@@ -19,6 +19,9 @@ pub struct DocumentSide {
     pub portrait: Option<CardPortrait>,
     /// The machine-readable zone with its checks.
     pub zone: Option<faceid_core::MachineZone>,
+    /// The Latin text of a side with a portrait (the front) and its card number, compared
+    /// with the zone when the same image shows one.
+    pub front: Option<faceid_core::CardFront>,
 }
 
 /// A probe of one person: frames still to analyse (a photo, a video's frames) or a sequence
@@ -144,20 +147,28 @@ impl Judge {
         Ok(self.engine.card_template(card)?)
     }
 
-    /// What one side of an identity document shows: its portrait, its machine-readable
-    /// zone, or both (the front of a passport page has both, the back of an ID card only
+    /// What one side of an identity document shows: its portrait (with the Latin text and
+    /// card number around it), its machine-readable zone, or both (the front of a passport page has both, the back of an ID card only
     /// the zone). `NO_PORTRAIT` only when it shows neither.
     pub fn read_document(&self, side: &Image) -> Result<DocumentSide, Failure> {
-        let portrait = match self.card(side) {
-            Ok((portrait, _)) => Some(portrait),
-            Err(Failure::Engine(faceid_core::Error::NoPortrait)) => None,
-            Err(e) => return Err(e),
+        let portrait = match self.engine.card_portrait(side) {
+            Ok(portrait) => Some(portrait),
+            Err(faceid_core::Error::NoPortrait) => None,
+            Err(e) => return Err(e.into()),
         };
         let zone = self.engine.read_zone(side)?;
         if portrait.is_none() && zone.is_none() {
             return Err(faceid_core::Error::NoPortrait.into());
         }
-        Ok(DocumentSide { portrait, zone })
+        let front = match &portrait {
+            Some(p) => Some(self.engine.read_front(p, zone.as_ref())?),
+            None => None,
+        };
+        Ok(DocumentSide {
+            portrait,
+            zone,
+            front,
+        })
     }
 
     /// The template of the one face of a reference photo (a passport-style photo sent with

@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use faceid_core::{
-    CardPortrait, Engine, EnrollmentVerdict, Face, Gate, Identified, Image, Liveness,
-    MachineZone, Reason, SequenceAnalysis, Template, Verification,
+    CardPortrait, Engine, EnrollmentVerdict, Face, Gate, Identified, Image, Liveness, MachineZone,
+    Reason, SequenceAnalysis, Template, Verification,
 };
 use faceid_gallery::{AuditContext, DocumentId, GalleryStore, IdentityStore, NewSubject, Subject};
 
@@ -226,21 +226,42 @@ impl<G: IdentityStore + ?Sized> Service<G> {
         if self.gallery.subject(&subject.id)?.is_some() {
             return Err(Failure::DuplicateSubject(subject.id));
         }
-        let ((portrait, template), document) = self
-            .card(card)
-            .and_then(|found| Ok((found, self.admit_document(card)?)))
-            .or_else(|failure| {
-                if failure.class() == Class::Capture {
-                    self.refused("enroll", None, &failure, ctx)?;
-                }
-                Err(failure)
-            })?;
+        let (portrait, template, document) = self.admit_card(card, None, ctx)?;
         if document.is_some() {
             subject.document = document;
         }
         self.document_policy(&mut subject);
         let stored = self.store(&subject, &[template], None, ctx)?;
         Ok((stored, portrait))
+    }
+
+    /// The identity document presented for an enrollment: its portrait (upright) and the
+    /// portrait's template, and the document named by the zone of whichever side has one
+    /// (the back first, where an ID card has it; then the front, where a passport page has
+    /// it), admitted by [`Service::admit_document`]. A refusal (no portrait, a zone failing
+    /// its check digits, an expired document) is audited as `rejected:CODE`.
+    pub fn admit_card(
+        &self,
+        front: &Image,
+        back: Option<&Image>,
+        ctx: &AuditContext,
+    ) -> Result<(CardPortrait, Template, Option<DocumentId>), Failure> {
+        let admitted = self.card(front).and_then(|(portrait, template)| {
+            let mut document = match back {
+                Some(back) => self.admit_document(back)?,
+                None => None,
+            };
+            if document.is_none() {
+                document = self.admit_document(front)?;
+            }
+            Ok((portrait, template, document))
+        });
+        admitted.or_else(|failure| {
+            if failure.class() == Class::Capture {
+                self.refused("enroll", None, &failure, ctx)?;
+            }
+            Err(failure)
+        })
     }
 
     /// Whether the subject's document number is kept in clear: the engine configuration's

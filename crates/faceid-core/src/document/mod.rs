@@ -12,14 +12,16 @@
 //! zone. A quarter-turned document needs nothing special: the line detector is
 //! rotation-free.
 
+pub mod front;
 pub mod mrz;
 pub mod text;
 
 use crate::error::{Error, Result};
-use crate::geometry::Point;
+use crate::geometry::{BoundingBox, Point};
 use crate::image::{Image, Rotation};
 use crate::models::ModelSource;
 
+pub use self::front::{CardFront, FrontCheck};
 pub use self::mrz::{Day, MachineZone, MrzChecks, MrzFields, MrzFormat};
 use self::text::{TextBox, TextDetector, TextLine, TextRecognizer};
 
@@ -32,6 +34,13 @@ const MAX_CANDIDATES: usize = 12;
 const MISSED_RUN: f32 = 0.6;
 /// A trailing run of at least this many fillers is cut off and the line read again.
 const FILLER_RUN: usize = 6;
+/// At most this many lines of a card's front are read (the longest).
+const MAX_FRONT_LINES: usize = 16;
+/// How far from the portrait's face a card's front text is looked for, in face heights (an
+/// ID-1 card is about four face heights tall).
+const FRONT_REACH: f32 = 2.4;
+/// The longest lines, read both ways round, that decide the reading direction.
+const DIRECTION_LINES: usize = 3;
 /// Lines read with fewer characters cannot belong to a zone.
 const MIN_CHARACTERS: usize = 20;
 
@@ -86,6 +95,79 @@ fn longest_filler_run(text: &str) -> Option<(usize, usize)> {
 }
 
 /// The MRZ alphabet.
+/// A document's lines being read: the direction chosen, the lines read so far (top to
+/// bottom) and the candidates not read yet.
+struct Reading {
+    /// The first candidate's axis: every other is folded onto it.
+    reference: Option<Point>,
+    /// Whether lines read along the reference axis read forwards.
+    forward: bool,
+    lines: Vec<TextLine>,
+    rest: Vec<TextBox>,
+}
+
+impl Reading {
+    fn aligned(&self, axis: Point) -> bool {
+        self.reference
+            .is_none_or(|r| axis.x * r.x + axis.y * r.y >= 0.0)
+    }
+
+    /// Whether a box along `axis` is read in the chosen direction as it is.
+    fn agrees(&self, axis: Point) -> bool {
+        self.aligned(axis) == self.forward
+    }
+}
+
+/// The zone the lines hold, with [`MrzChecks::letters`] judged from their probabilities.
+fn parse(lines: &[TextLine]) -> Option<MachineZone> {
+    let texts: Vec<String> = lines.iter().map(|l| l.text.clone()).collect();
+    let mut zone = mrz::parse_lines(&texts)?;
+    zone.set_letters(letters_sure(&zone, lines));
+    Some(zone)
+}
+
+/// Whether every letter of `zone` that no digit covers was read with at least
+/// [`mrz::MIN_LETTER_PROBABILITY`]: each zone line is matched to the reading that agrees
+/// with it in the most cells, and the letters of its unchecked cells are looked up there.
+/// A letter the parser put where the reading had something else (a repair, a filler run
+/// widened) has no probability of its own and is not judged.
+fn letters_sure(zone: &MachineZone, lines: &[TextLine]) -> bool {
+    zone.unchecked_letter_cells()
+        .into_iter()
+        .all(|(row, cells)| {
+            let Some(expected) = zone.lines.get(row) else {
+                return true;
+            };
+            let agreement = |l: &TextLine| {
+                l.text
+                    .bytes()
+                    .zip(expected.bytes())
+                    .filter(|(a, b)| a == b)
+                    .count()
+            };
+            let Some(reading) = lines.iter().max_by_key(|l| agreement(l)) else {
+                return true;
+            };
+            let read = reading.text.as_bytes();
+            cells
+                .filter(|&i| i < read.len() && i < expected.len())
+                .all(|i| {
+                    let c = read[i];
+                    !c.is_ascii_uppercase()
+                        || c != expected.as_bytes()[i]
+                        || reading
+                            .probabilities
+                            .get(i)
+                            .is_none_or(|&p| p >= mrz::MIN_LETTER_PROBABILITY)
+                })
+        })
+}
+
+/// What a card's front prints in Latin script.
+fn front_character(c: char) -> bool {
+    c.is_ascii_alphanumeric() || " ./-'".contains(c)
+}
+
 fn mrz_character(c: char) -> bool {
     c.is_ascii_uppercase() || c.is_ascii_digit() || c == '<'
 }
@@ -116,8 +198,7 @@ impl DocumentReader {
         for &turn in Self::turns(&found) {
             let (view, boxes) = self.view(image, &found, turn)?;
             for grow in [0.0, MISSED_RUN] {
-                let lines = self.lines_on(&view, &boxes, grow)?;
-                let zone = mrz::parse_lines(&lines.into_iter().map(|l| l.text).collect::<Vec<_>>());
+                let zone = self.zone_on(&view, &boxes, grow)?;
                 if zone.as_ref().is_some_and(|z| z.valid) {
                     return Ok(zone);
                 }
@@ -125,6 +206,44 @@ impl DocumentReader {
             }
         }
         Ok(fallback)
+    }
+
+    /// The Latin text on the front of a card, `upright` (the portrait's orientation) with
+    /// the holder's `face` on it, and the card number among it, compared with `zone` when
+    /// the document's zone is known. The longest [`MAX_FRONT_LINES`] lines that run across
+    /// the card within [`FRONT_REACH`] face heights above or below the face are read (a
+    /// scanned page may hold the back, or other papers, beside the front).
+    pub fn read_front(
+        &self,
+        upright: &Image,
+        face: &BoundingBox,
+        zone: Option<&MachineZone>,
+    ) -> Result<CardFront> {
+        let reach = FRONT_REACH * face.height();
+        let centre = face.center().y;
+        let mut boxes: Vec<TextBox> = self
+            .detector
+            .detect(upright)?
+            .into_iter()
+            .filter(|b| b.axis.y.abs() < 0.3 && b.thickness >= 6.0 && b.elongation() >= 1.5)
+            .filter(|b| (b.center.y - centre).abs() <= reach)
+            .collect();
+        boxes.sort_by(|a, b| b.length.total_cmp(&a.length));
+        boxes.truncate(MAX_FRONT_LINES);
+        boxes.sort_by(|a, b| {
+            (a.center.y, a.center.x)
+                .partial_cmp(&(b.center.y, b.center.x))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        });
+        let mut lines = Vec::new();
+        for b in boxes {
+            let region = if b.axis.x < 0.0 { b.flipped() } else { b };
+            let line = self.recognizer.read(upright, &region, front_character)?;
+            if line.confidence >= 0.5 && line.text.trim().len() >= 2 {
+                lines.push(line.text);
+            }
+        }
+        Ok(CardFront::from_lines(lines, zone))
     }
 
     /// The quarter turns to try, in order: as it is and upside down, or, when most of the
@@ -197,12 +316,17 @@ impl DocumentReader {
             .recognizer
             .read(image, &line.region.part(0.0, cut), mrz_character)?;
         let mut head = line.text[..start].to_string();
+        let mut head_probabilities =
+            line.probabilities[..start.min(line.probabilities.len())].to_vec();
         let reread = part.text.trim_end_matches('<');
         if reread.len() > head.len() {
             head = reread.to_string();
+            head_probabilities = part.probabilities[..reread.len()].to_vec();
         }
         // The tail: from one and a half characters before the run's end.
         let mut tail = line.text[stop..].to_string();
+        let mut tail_probabilities =
+            line.probabilities[stop.min(line.probabilities.len())..].to_vec();
         if let Some(&last) = p.get(stop - 1) {
             let cut = (last - 1.5 * pitch).max(0.0);
             let part = self
@@ -211,10 +335,24 @@ impl DocumentReader {
             let reread = part.text.trim_start_matches('<');
             if reread.len() > tail.len() {
                 tail = reread.to_string();
+                let skipped = part.text.len() - reread.len();
+                tail_probabilities =
+                    part.probabilities[skipped.min(part.probabilities.len())..].to_vec();
             }
         }
         let text = format!("{head}{}{tail}", "<".repeat(run));
-        Ok(TextLine { text, ..line })
+        let run_probabilities = &line.probabilities[start..stop.min(line.probabilities.len())];
+        let probabilities = [
+            head_probabilities,
+            run_probabilities.to_vec(),
+            tail_probabilities,
+        ]
+        .concat();
+        Ok(TextLine {
+            text,
+            probabilities,
+            ..line
+        })
     }
 
     /// The long lines of text in the first orientation [`DocumentReader::read_zone`] tries,
@@ -228,6 +366,27 @@ impl DocumentReader {
     /// The lines of `boxes` on `image`, each read in its better direction, top to bottom in
     /// the direction most of them agree on.
     fn lines_on(&self, image: &Image, boxes: &[TextBox], grow: f32) -> Result<Vec<TextLine>> {
+        let mut reading = self.start_reading(image, boxes, grow)?;
+        self.read_rest(image, &mut reading)?;
+        Ok(reading.lines)
+    }
+
+    /// The zone on `image` from `boxes`: the longest lines first (a zone's lines are usually
+    /// the longest on the document), parsed at once; the other lines only when those give no
+    /// valid zone.
+    fn zone_on(&self, image: &Image, boxes: &[TextBox], grow: f32) -> Result<Option<MachineZone>> {
+        let mut reading = self.start_reading(image, boxes, grow)?;
+        let zone = parse(&reading.lines);
+        if zone.as_ref().is_some_and(|z| z.valid) || reading.rest.is_empty() {
+            return Ok(zone);
+        }
+        self.read_rest(image, &mut reading)?;
+        Ok(parse(&reading.lines))
+    }
+
+    /// The candidate lines of `boxes` (the longest, stretched to their parallel neighbours,
+    /// grown by `grow`), the reading direction, and the longest [`DIRECTION_LINES`] read.
+    fn start_reading(&self, image: &Image, boxes: &[TextBox], grow: f32) -> Result<Reading> {
         let mut candidates = boxes.to_vec();
         candidates.sort_by(|a, b| b.length.total_cmp(&a.length));
         candidates.truncate(MAX_CANDIDATES);
@@ -251,57 +410,77 @@ impl DocumentReader {
             }
         }
         let candidates: Vec<TextBox> = unique.iter().map(|b| b.extended(grow)).collect();
-        let mut readings = Vec::new();
-        for region in &candidates {
+        // The reading direction is the one the confident long lines agree on: the longest
+        // lines are read both ways, and each votes with its better reading's axis (folded
+        // onto the first line's), weighted by its length and by how much more confident
+        // that reading is. The other lines are then read in that direction only.
+        let reference = candidates.first().map(|c| c.axis);
+        let mut reading = Reading {
+            reference,
+            forward: true,
+            lines: Vec::new(),
+            rest: candidates.iter().skip(DIRECTION_LINES).copied().collect(),
+        };
+        let mut vote = 0.0;
+        let mut both = Vec::new();
+        for region in candidates.iter().take(DIRECTION_LINES) {
             let forward = self.recognizer.read(image, region, mrz_character)?;
             let backward = self
                 .recognizer
                 .read(image, &region.flipped(), mrz_character)?;
-            if forward.text.len().max(backward.text.len()) >= MIN_CHARACTERS {
-                readings.push((forward, backward));
-            }
-        }
-        // The reading direction is the one the confident long lines agree on: each votes
-        // with its better reading's axis (folded onto the first line's), weighted by its
-        // length and by how much more confident that reading is.
-        let reference = readings.first().map(|(f, _)| f.region.axis);
-        let mut vote = 0.0;
-        for (forward, backward) in &readings {
-            let (Some(reference), axis) = (reference, forward.region.axis) else {
-                continue;
-            };
-            let aligned = if axis.x * reference.x + axis.y * reference.y >= 0.0 {
+            let sign = if reading.aligned(region.axis) {
                 1.0
             } else {
                 -1.0
             };
-            vote += aligned * forward.region.length * (forward.confidence - backward.confidence);
+            vote += sign * region.length * (forward.confidence - backward.confidence);
+            both.push((forward, backward));
         }
-        let lines: Vec<TextLine> = readings
-            .into_iter()
-            .map(|(forward, backward)| {
-                let Some(reference) = reference else {
-                    return forward;
-                };
-                let a = forward.region.axis;
-                let agrees = (a.x * reference.x + a.y * reference.y >= 0.0) == (vote >= 0.0);
-                if agrees { forward } else { backward }
-            })
-            .filter(|l| l.text.len() >= MIN_CHARACTERS)
-            .collect();
-        let mut lines = lines
-            .into_iter()
-            .map(|l| self.reread_around_fillers(image, l))
-            .collect::<Result<Vec<_>>>()?;
-        let down = lines
+        reading.forward = vote >= 0.0;
+        let mut lines = Vec::new();
+        for (forward, backward) in both {
+            lines.push(if reading.agrees(forward.region.axis) {
+                forward
+            } else {
+                backward
+            });
+        }
+        self.add_lines(image, &mut reading, lines)?;
+        Ok(reading)
+    }
+
+    /// Reads the candidate lines not read yet, in the reading's direction.
+    fn read_rest(&self, image: &Image, reading: &mut Reading) -> Result<()> {
+        let mut lines = Vec::new();
+        for region in std::mem::take(&mut reading.rest) {
+            let region = if reading.agrees(region.axis) {
+                region
+            } else {
+                region.flipped()
+            };
+            lines.push(self.recognizer.read(image, &region, mrz_character)?);
+        }
+        self.add_lines(image, reading, lines)
+    }
+
+    /// Adds the lines long enough to belong to a zone, each re-read around its filler run,
+    /// keeping the reading's lines top to bottom.
+    fn add_lines(&self, image: &Image, reading: &mut Reading, lines: Vec<TextLine>) -> Result<()> {
+        for line in lines {
+            if line.text.len() >= MIN_CHARACTERS {
+                reading.lines.push(self.reread_around_fillers(image, line)?);
+            }
+        }
+        let down = reading
+            .lines
             .first()
             .map_or(Point::new(0.0, 1.0), |l| l.region.down());
-        lines.sort_by(|a, b| {
+        reading.lines.sort_by(|a, b| {
             let pa = a.region.center.x * down.x + a.region.center.y * down.y;
             let pb = b.region.center.x * down.x + b.region.center.y * down.y;
             pa.total_cmp(&pb)
         });
-        Ok(lines)
+        Ok(())
     }
 }
 

@@ -93,6 +93,8 @@ pub struct TextLine {
     /// Where each character was read along the box, from 0 (start) to 1 (end): the CTC
     /// alignment, for re-reading part of a line.
     pub positions: Vec<f32>,
+    /// Each character's probability (its best over the time steps it was read at).
+    pub probabilities: Vec<f32>,
 }
 
 /// PP-OCRv4 text detector (differentiable binarisation).
@@ -249,26 +251,28 @@ impl TextRecognizer {
             .take(classes)
             .filter_map(|(i, c)| c.filter(|&c| allowed(c)).map(|c| (i, c)))
             .collect();
-        let (text, confidence, positions) = ctc_greedy(&probs, classes, &candidates);
+        let (text, confidence, positions, probabilities) = ctc_greedy(&probs, classes, &candidates);
         Ok(TextLine {
             region: *region,
             text,
             confidence,
             positions,
+            probabilities,
         })
     }
 }
 
 /// Greedy CTC decoding over the blank (index 0) and `candidates`: repeated symbols merge,
-/// blanks separate. Returns the text, the mean probability of its characters and where each
-/// was emitted (0..1 along the line).
+/// blanks separate. Returns the text, the mean probability of its characters, where each
+/// was emitted (0..1 along the line) and each one's probability.
 fn ctc_greedy(
     probs: &[f32],
     classes: usize,
     candidates: &[(usize, char)],
-) -> (String, f32, Vec<f32>) {
+) -> (String, f32, Vec<f32>, Vec<f32>) {
     let mut text = String::new();
     let mut positions = Vec::new();
+    let mut probabilities: Vec<f32> = Vec::new();
     let mut sum = 0.0;
     let mut previous = 0usize;
     let steps = (probs.len() / classes.max(1)).max(1) as f32;
@@ -284,13 +288,20 @@ fn ctc_greedy(
         {
             text.push(c);
             positions.push((t as f32 + 0.5) / steps);
+            probabilities.push(best.1);
             sum += best.1;
+        } else if best.2.is_some()
+            && best.0 == previous
+            && let Some(last) = probabilities.last_mut()
+        {
+            // The same character read on: its probability is its best step's.
+            *last = last.max(best.1);
         }
         previous = best.0;
     }
     let n = text.chars().count();
     let confidence = if n == 0 { 0.0 } else { sum / n as f32 };
-    (text, confidence, positions)
+    (text, confidence, positions, probabilities)
 }
 
 /// Writes BGR planes scaled to `(v / 255 - 0.5) / 0.5` from a per-pixel RGB source.
@@ -594,7 +605,7 @@ mod tests {
             0.1, 0.7, 0.1, 0.1,   // A again
             0.1, 0.0, 0.3, 0.6,   // « is best, < is the best allowed
         ];
-        let (text, confidence, positions) = ctc_greedy(&probs, 4, &candidates);
+        let (text, confidence, positions, _) = ctc_greedy(&probs, 4, &candidates);
         assert_eq!(text, "AA<");
         assert_eq!(positions, [0.1, 0.7, 0.9]);
         assert!((confidence - (0.8 + 0.7 + 0.3) / 3.0).abs() < 1e-6);
