@@ -17,6 +17,10 @@ pub enum Error {
     DuplicateDocument { holder: String },
     #[error("no subject {0:?}")]
     UnknownSubject(String),
+    /// A pushed event already has an outcome: a racing push of the same event won, and
+    /// this attempt changes nothing (the caller answers the stored outcome).
+    #[error("pushed event {0:?} is already applied")]
+    AlreadyApplied(String),
     #[error("invalid subject id: {0}")]
     InvalidSubjectId(String),
     #[error("the gallery key does not open this gallery (wrong key?)")]
@@ -66,7 +70,9 @@ impl Error {
     /// The kind of this error.
     pub fn kind(&self) -> ErrorKind {
         match self {
-            Error::DuplicateSubject(_) | Error::DuplicateDocument { .. } => ErrorKind::Duplicate,
+            Error::DuplicateSubject(_)
+            | Error::DuplicateDocument { .. }
+            | Error::AlreadyApplied(_) => ErrorKind::Duplicate,
             Error::UnknownSubject(_) => ErrorKind::NotFound,
             Error::InvalidSubjectId(_) => ErrorKind::Invalid,
             Error::WrongKey | Error::Key(_) => ErrorKind::Key,

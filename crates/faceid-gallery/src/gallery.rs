@@ -814,6 +814,9 @@ impl GalleryTx for Tx<'_> {
     }
     fn mark_applied(&mut self, event_id: &str, outcome: &PushOutcome) -> Result<()> {
         lift((|| {
+            if self.applied.get(event_id.as_bytes())?.is_some() {
+                return abort(Error::AlreadyApplied(event_id.to_string()));
+            }
             self.applied
                 .insert(event_id.as_bytes(), tx_encode(outcome)?)?;
             Ok(())

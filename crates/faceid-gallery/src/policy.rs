@@ -50,7 +50,8 @@ pub trait GalleryTx {
         subject: Option<&str>,
         origin: &str,
     ) -> Result<()>;
-    /// Records the outcome of a pushed event under its id.
+    /// Records the outcome of a pushed event under its id; [`Error::AlreadyApplied`] (and
+    /// the whole transaction rolls back) when a racing attempt recorded one first.
     fn mark_applied(&mut self, event_id: &str, outcome: &PushOutcome) -> Result<()>;
     /// Queues a local change for the server: a kiosk gallery's outbox; nothing elsewhere.
     fn queue(&mut self, event: &SyncEvent) -> Result<()>;

@@ -232,13 +232,18 @@ impl Write<'_> {
     }
 
     async fn mark_applied(&self, event_id: &str, outcome: &PushOutcome) -> Result<()> {
-        self.tx
+        let inserted = self
+            .tx
             .execute(
-                "INSERT INTO faceid_applied (event_id, outcome) VALUES ($1, $2)",
+                "INSERT INTO faceid_applied (event_id, outcome) VALUES ($1, $2) \
+                 ON CONFLICT (event_id) DO NOTHING",
                 &[&event_id, &json(outcome)?],
             )
             .await
             .map_err(db)?;
+        if inserted == 0 {
+            return Err(Error::AlreadyApplied(event_id.to_string()));
+        }
         Ok(())
     }
 

@@ -210,6 +210,52 @@ fn concurrent(stores: &[&dyn GalleryStore]) {
     assert_eq!(store.subjects().unwrap().len(), writes + 1);
 }
 
+/// Pushed decisions raced from several threads at once, many rounds: each event id is
+/// audited once, whichever racer wins (a sled transaction that finds the id already applied
+/// rolls back its audit event).
+fn raced_decisions(stores: &[&dyn GalleryStore]) {
+    const ROUNDS: usize = 40;
+    let before = stores[0].audit().unwrap().len();
+    for round in 0..ROUNDS {
+        let event = SyncEvent {
+            id: format!("decision-{round}"),
+            at_ms: 1_700_000_000_000,
+            body: EventBody::Audit {
+                action: "verify".into(),
+                subject: Some("alice".into()),
+                outcome: "accepted".into(),
+                actor: "operator".into(),
+                request_id: format!("local-{round}"),
+            },
+        };
+        let barrier = std::sync::Barrier::new(stores.len() * 2);
+        std::thread::scope(|scope| {
+            for store in stores.iter().flat_map(|s| [s, s]) {
+                let (event, barrier) = (&event, &barrier);
+                scope.spawn(move || {
+                    barrier.wait();
+                    let outcome = store.apply_pushed("kiosk-9", event, &same_person).unwrap();
+                    assert_eq!(outcome, PushOutcome::Applied);
+                });
+            }
+        });
+    }
+    let audit = stores[0].audit().unwrap();
+    assert_eq!(
+        audit.len() - before,
+        ROUNDS,
+        "one audit event per pushed event"
+    );
+    assert!(stores[0].verify_audit().unwrap().valid);
+}
+
+#[test]
+fn a_decision_pushed_by_racing_retries_is_audited_once_on_sled() {
+    let dir = tempfile::tempdir().unwrap();
+    let gallery = Gallery::open(dir.path(), &GalleryKey::generate()).unwrap();
+    raced_decisions(&[&gallery, &gallery, &gallery]);
+}
+
 #[test]
 fn errors_say_their_kind() {
     let dir = tempfile::tempdir().unwrap();
@@ -250,6 +296,7 @@ fn concurrent_processes_keep_one_chain_on_postgresql() {
     let a = faceid_gallery::postgres::PgGallery::connect(&pg.url, &key).unwrap();
     let b = faceid_gallery::postgres::PgGallery::connect(&pg.url, &key).unwrap();
     concurrent(&[&a, &b, &a]);
+    raced_decisions(&[&a, &b]);
     b.catch_up().unwrap();
     assert_eq!(
         b.len(),
