@@ -72,6 +72,11 @@ function render() {
         $("details-name").value = s.prefill ? s.prefill.name : "";
       }
       $("details-from-card").hidden = !s.prefill;
+      // The card's front disagreeing with its back: said, not resolved.
+      const mismatch = (s.prefill && s.prefill.mismatch) || [];
+      $("details-mismatch").hidden = mismatch.length === 0;
+      $("details-mismatch").textContent = mismatch.length === 0 ? ""
+        : t("front_mismatch").replace("{fields}", mismatch.map((f) => t("field_" + f)).join(view.language === "ar" ? "، " : ", "));
       return show("screen-details");
     }
     case "result": return renderResult(s.outcome);

@@ -73,12 +73,13 @@ impl Place {
             self.data.path(),
         )
         .unwrap();
-        faceid_gallery::Gallery::open_with(
-            &self.data.path().join("gallery"),
-            &key,
-            faceid_gallery::GalleryOptions { outbox: true },
-        )
-        .unwrap()
+        when_released(|| {
+            faceid_gallery::Gallery::open_with(
+                &self.data.path().join("gallery"),
+                &key,
+                faceid_gallery::GalleryOptions { outbox: true },
+            )
+        })
     }
 
     fn gallery(&self) -> faceid_gallery::Gallery {
@@ -87,7 +88,27 @@ impl Place {
             self.data.path(),
         )
         .unwrap();
-        faceid_gallery::Gallery::open(&self.data.path().join("gallery"), &key).unwrap()
+        when_released(|| faceid_gallery::Gallery::open(&self.data.path().join("gallery"), &key))
+    }
+}
+
+/// The gallery once the kiosk that held it has exited: a closed WebDriver session ends the
+/// kiosk process, but not at once on a loaded machine, and sled locks its files until then.
+fn when_released(
+    open: impl Fn() -> faceid_gallery::Result<faceid_gallery::Gallery>,
+) -> faceid_gallery::Gallery {
+    let started = std::time::Instant::now();
+    loop {
+        match open() {
+            Ok(gallery) => return gallery,
+            Err(e)
+                if e.kind() == faceid_gallery::ErrorKind::Storage
+                    && started.elapsed() < Duration::from_secs(30) =>
+            {
+                std::thread::sleep(Duration::from_millis(200));
+            }
+            Err(e) => panic!("the gallery does not open: {e}"),
+        }
     }
 }
 
@@ -158,7 +179,7 @@ impl Scanner {
     ) {
         let wait = Duration::from_secs(30);
         self.scan(&card.front);
-        kiosk.click("#go-enroll").await;
+        kiosk.click_leaving("#go-enroll", "start").await;
         kiosk.wait_screen("camera", wait).await;
         let instruction = "return document.getElementById('instruction').dataset.key";
         kiosk.wait_js(instruction, json!("turn_card"), wait).await;
@@ -208,7 +229,7 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
         kiosk.screenshot(&format!("start-{lang}")).await;
         shown += 1;
         show_frame(camera.path(), &desk_frame(), shown);
-        kiosk.click("#go-enroll").await;
+        kiosk.click_leaving("#go-enroll", "start").await;
         kiosk.wait_screen("camera", Duration::from_secs(10)).await;
         let instruction = "return document.getElementById('instruction').dataset.key";
         kiosk.wait_js(instruction, json!("place_card"), wait).await;
@@ -217,7 +238,7 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
         kiosk.wait_screen("start", Duration::from_secs(10)).await;
         shown += 1;
         show_frame(camera.path(), &person_frame(), shown);
-        kiosk.click("#go-identify").await;
+        kiosk.click_leaving("#go-identify", "start").await;
         kiosk.wait_screen("camera", Duration::from_secs(10)).await;
         // The oval is drawn somewhere at random: the person is told to move into it.
         let correction = "return ['center_face', 'move_closer', 'move_back', 'hold_oval'].includes(document.getElementById('instruction').dataset.key)";
@@ -250,7 +271,7 @@ async fn screens_in_every_language_and_a_two_face_frame_refused() {
         kiosk
             .wait_js("return document.documentElement.lang", json!(lang), wait)
             .await;
-        kiosk.click("#go-identify").await;
+        kiosk.click_leaving("#go-identify", "start").await;
         kiosk.wait_screen("result", Duration::from_secs(20)).await;
         assert_eq!(
             kiosk
@@ -408,6 +429,9 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
                 .await;
             let note = "return !document.getElementById('details-from-card').hidden";
             kiosk.wait_js(note, json!(true), wait).await;
+            // The card's front agrees with its back: no mismatch is shown.
+            let mismatch = "return document.getElementById('details-mismatch').hidden";
+            assert_eq!(kiosk.js(mismatch).await, json!(true));
             kiosk.screenshot("details-from-card-en").await;
             kiosk.click_leaving("#details-go", "details").await;
             kiosk.wait_screen("result", wait).await;
@@ -418,7 +442,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
         }
 
         // Verification: the wrong steps first (refused, a new challenge), then the right ones.
-        kiosk.click("#go-verify").await;
+        kiosk.click_leaving("#go-verify", "start").await;
         kiosk.wait_screen("claim", wait).await;
         kiosk
             .js("document.getElementById('claim-id').value = ''; return 0")
@@ -464,7 +488,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             println!("verification refused: a second attempt");
             kiosk.click("#screen-result .cancel").await;
             kiosk.wait_screen("start", wait).await;
-            kiosk.click("#go-verify").await;
+            kiosk.click_leaving("#go-verify", "start").await;
             kiosk.wait_screen("claim", wait).await;
             kiosk
                 .js("document.getElementById('claim-id').value = ''; return 0")
@@ -492,7 +516,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
         // Identification, again until every step was shown in this language.
         let mut identified = 0;
         for _ in 0..4 {
-            kiosk.click("#go-identify").await;
+            kiosk.click_leaving("#go-identify", "start").await;
             kiosk.wait_screen("camera", wait).await;
             actor.follower = Follower::new(Answer::Follow);
             perform(
@@ -550,7 +574,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
 
     // A print moved into the oval and turned for the steps: never accepted.
     kiosk.click(".lang[data-lang=en]").await;
-    kiosk.click("#go-identify").await;
+    kiosk.click_leaving("#go-identify", "start").await;
     kiosk.wait_screen("camera", wait).await;
     actor.follower = Follower::new(Answer::Follow);
     let seen = perform(
@@ -598,7 +622,7 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
             if missing.is_empty() {
                 break;
             }
-            kiosk.click("#go-identify").await;
+            kiosk.click_leaving("#go-identify", "start").await;
             kiosk.wait_screen("camera", wait).await;
             actor.follower = Follower::new(Answer::Follow);
             let until = std::time::Instant::now() + Duration::from_secs(15);

@@ -63,6 +63,8 @@ pub fn harness() -> Harness {
 pub struct Kiosk {
     client: reqwest::Client,
     session: String,
+    /// The kiosk's arguments, to tell when its process has exited.
+    args: Vec<String>,
 }
 
 impl Kiosk {
@@ -91,6 +93,7 @@ impl Kiosk {
         Kiosk {
             client,
             session: format!("http://127.0.0.1:{}/session/{id}", h.port),
+            args: args.to_vec(),
         }
     }
 
@@ -226,8 +229,28 @@ impl Kiosk {
         std::fs::write(dir.join(format!("{name}.png")), bytes).unwrap();
     }
 
+    /// Ends the session and waits (up to 30 s) for the kiosk process to exit: it holds its
+    /// gallery locked until then, and a loaded machine takes seconds to end it.
     pub async fn quit(self) {
         let _ = self.client.delete(&self.session).send().await;
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        let started = Instant::now();
+        while running(&self.args) && started.elapsed() < Duration::from_secs(30) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
     }
+}
+
+/// Whether a process runs with `args`, in that order, on its command line (Linux `/proc`).
+fn running(args: &[String]) -> bool {
+    let needle = args.join("\0").into_bytes();
+    if needle.is_empty() {
+        return false;
+    }
+    let Ok(processes) = std::fs::read_dir("/proc") else {
+        return false;
+    };
+    processes.flatten().any(|process| {
+        std::fs::read(process.path().join("cmdline"))
+            .is_ok_and(|line| line.windows(needle.len()).any(|w| w == needle))
+    })
 }

@@ -284,6 +284,33 @@ async fn native_v1_api_with_roles_audit_and_openapi() {
             "selfie and card templates, the document kept as a keyed hash: {subject}"
         );
         assert_eq!(subject["document_number"], Value::Null, "off by default");
+        assert_eq!(
+            subject["card_mismatch"],
+            Value::Null,
+            "front and back agree"
+        );
+        // The front of one card with the back of another: enrolled from the back's zone,
+        // the disagreement answered and audited, not resolved.
+        let other = cnie(2032);
+        let (status, mixed) = call(
+            Method::POST,
+            "/subjects",
+            client_key,
+            Some(json!({"id": "mixed-sides", "image": b64(&holder.selfie), "card": valid.0, "card_back": other.1})),
+        )
+        .await;
+        assert_eq!(status, 201, "{mixed}");
+        let fields = mixed["card_mismatch"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert!(fields.contains(&json!("number")), "{mixed}");
+        assert_eq!(
+            call(Method::DELETE, "/subjects/mixed-sides", &operator, None)
+                .await
+                .0,
+            204
+        );
         let refusals = [
             (
                 enroll_with("someone-else", &valid),
@@ -316,6 +343,17 @@ async fn native_v1_api_with_roles_audit_and_openapi() {
                 "{code}: {outcomes:?}"
             );
         }
+        let mismatches = audit["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|e| e["action"] == "card_front")
+            .filter_map(|e| e["outcome"].as_str())
+            .collect::<Vec<_>>();
+        assert!(
+            mismatches.len() == 1 && mismatches[0].starts_with("mismatch:number"),
+            "{mismatches:?}"
+        );
         assert_eq!(
             call(Method::DELETE, "/subjects/cnie-holder", &operator, None)
                 .await

@@ -27,8 +27,8 @@ use std::time::{Duration, Instant};
 
 use faceid_core::geometry::BoundingBox;
 use faceid_core::{
-    Analysis, CardPortrait, ChallengeConfig, ChallengeFailure, Engine, Gate, Image, LivenessPreset,
-    MachineZone, Reason, SequenceAnalysis, Template,
+    Analysis, CardPortrait, ChallengeConfig, ChallengeFailure, Engine, FrontCheck, Gate, Image,
+    LivenessPreset, MachineZone, Reason, SequenceAnalysis, Template,
 };
 use faceid_gallery::{AuditContext, DocumentId, KioskGallery, NewSubject};
 use faceid_service::{Class, Enrollment, Failure, Judge, Selfie, Service};
@@ -84,10 +84,14 @@ pub struct Prefill {
     pub id: String,
     /// Given names then surname, as the zone spells them.
     pub name: String,
+    /// The fields the card's front disagrees with its back on (`number`, `surname`,
+    /// `given_names`: [`faceid_core::FrontCheck::disagreements`]), shown for the person
+    /// to check; empty when they agree or the front has no readable text.
+    pub mismatch: Vec<&'static str>,
 }
 
 impl Prefill {
-    fn from_zone(zone: &MachineZone) -> Prefill {
+    fn from_zone(zone: &MachineZone, front: Option<FrontCheck>) -> Prefill {
         let f = &zone.fields;
         let name = [f.given_names.trim(), f.surname.trim()]
             .into_iter()
@@ -97,6 +101,7 @@ impl Prefill {
         Prefill {
             id: f.document_number.clone(),
             name,
+            mismatch: front.map(|c| c.disagreements()).unwrap_or_default(),
         }
     }
 }
@@ -220,6 +225,8 @@ struct Attempt {
     id: u64,
     kind: FlowKind,
     card: Option<Template>,
+    /// Enroll: the card's portrait and upright front, compared with the back's zone.
+    card_front: Option<CardPortrait>,
     /// Enroll: the document admitted from the card's zone, and what it pre-fills.
     document: Option<(DocumentId, Prefill)>,
     /// Enroll: a zone was seen whose check digits failed (the camera keeps trying).
@@ -241,6 +248,7 @@ impl Attempt {
             id,
             kind,
             card: None,
+            card_front: None,
             document: None,
             invalid_zone: false,
             claim: None,
@@ -508,8 +516,8 @@ impl Kiosk {
             return false;
         };
         match self.service.card(&image) {
-            Ok((_, template)) => {
-                self.take_card(template, now);
+            Ok((portrait, template)) => {
+                self.take_card(portrait, template, now);
                 true
             }
             Err(_) => false,
@@ -517,9 +525,10 @@ impl Kiosk {
     }
 
     /// The card's portrait is taken: on to its back.
-    fn take_card(&mut self, template: Template, now: Instant) {
+    fn take_card(&mut self, portrait: CardPortrait, template: Template, now: Instant) {
         if let Some(attempt) = self.attempt.as_mut() {
             attempt.card = Some(template);
+            attempt.card_front = Some(portrait);
             attempt.stage_started = now;
         }
         self.show(
@@ -564,14 +573,22 @@ impl Kiosk {
     }
 
     /// A zone read from the back: admitted (valid, not expired) moves on to the selfie with
-    /// the document and its pre-filled details; refused is audited and ends the attempt.
+    /// the document and its pre-filled details, with what the front disagrees on
+    /// ([`Service::check_front`], audited); refused is audited and ends the attempt.
     /// A zone that fails its check digits on a camera frame (not `scanned`) is read again
     /// on the next frame; the stage's timeout then refuses it.
     fn take_zone(&mut self, zone: &MachineZone, scanned: bool, now: Instant) {
         match self.service.admit_zone(zone) {
             Ok(document) => {
+                let ctx = self.context();
+                let portrait = self.attempt.as_ref().and_then(|a| a.card_front.as_ref());
+                let front = match portrait.map(|p| self.service.check_front(p, zone, &ctx)) {
+                    Some(Ok(check)) => check,
+                    Some(Err(failure)) => return self.fail(failure, now),
+                    None => None,
+                };
                 if let Some(attempt) = self.attempt.as_mut() {
-                    attempt.document = Some((document, Prefill::from_zone(zone)));
+                    attempt.document = Some((document, Prefill::from_zone(zone, front)));
                 }
                 self.enter_selfie(now);
             }
@@ -713,7 +730,7 @@ impl Kiosk {
         };
         attempt.steady_card = Some((portrait.face.bbox, steady));
         if steady >= STEADY_CARD_FRAMES {
-            self.take_card(template, now);
+            self.take_card(portrait, template, now);
         } else {
             self.screen = Screen::CardScan {
                 hint: CardHint::HoldCardStill,

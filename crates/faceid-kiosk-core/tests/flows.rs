@@ -580,6 +580,7 @@ fn the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refu
     let prefill = Prefill {
         id: valid.fields.number.clone(),
         name: format!("{} {}", valid.fields.given_names, valid.fields.surname),
+        mismatch: vec![], // the front's number and names agree with the back
     };
     assert_eq!(
         s.kiosk.screen(),
@@ -617,6 +618,28 @@ fn the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refu
     );
     assert!(s.kiosk.gallery().subject("someone-else").unwrap().is_none());
 
+    // The front of one card with the back of another: the back's zone is admitted, the
+    // disagreement is shown on the details screen (not resolved) and audited.
+    let other = Cnie::new(&portrait, 2032, 15);
+    assert_ne!(other.fields.number, valid.fields.number);
+    enroll_front(&mut s, &valid);
+    assert!(s.kiosk.offer_card_back(&other.back, s.now));
+    s.person(&person, Answer::Follow);
+    let Screen::Details {
+        prefill: Some(mismatched),
+        ..
+    } = s.kiosk.screen().clone()
+    else {
+        panic!("details expected: {:?}", s.kiosk.screen());
+    };
+    assert_eq!(mismatched.id, other.fields.number, "the zone's number");
+    assert!(
+        mismatched.mismatch.contains(&"number"),
+        "{:?}",
+        mismatched.mismatch
+    );
+    s.kiosk.cancel(s.now);
+
     // Every refusal of a document is audited.
     let audit = s.kiosk.gallery().audit().unwrap();
     let outcomes: Vec<&str> = audit
@@ -630,4 +653,18 @@ fn the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refu
             "{code}: {outcomes:?}"
         );
     }
+    let mismatches: Vec<&str> = audit
+        .iter()
+        .filter(|e| e.action == "card_front")
+        .map(|e| e.outcome.as_str())
+        .collect();
+    assert_eq!(
+        mismatches.len(),
+        1,
+        "only the mismatched card: {mismatches:?}"
+    );
+    assert!(
+        mismatches[0].starts_with("mismatch:number"),
+        "{mismatches:?}"
+    );
 }

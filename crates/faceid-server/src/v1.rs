@@ -89,6 +89,12 @@ pub struct SubjectView {
     /// `STATE/NUMBER` of that document, only when the engine configuration keeps it
     /// (`keep_document_number`, off by default).
     document_number: Option<String>,
+    /// In the answer to an enrollment from a card's front and back only: the fields on
+    /// which the front disagrees with the back's zone (`number`, `surname`,
+    /// `given_names`), reported and audited as `card_front`, never resolved. Absent when
+    /// they agree.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    card_mismatch: Vec<&'static str>,
 }
 
 impl From<Subject> for SubjectView {
@@ -103,6 +109,7 @@ impl From<Subject> for SubjectView {
             created_at_ms: s.created_at_ms,
             updated_at_ms: s.updated_at_ms,
             source: s.source,
+            card_mismatch: Vec::new(),
         }
     }
 }
@@ -544,8 +551,8 @@ pub async fn enroll(
                 Selfie::photo(service.engine().decode(&bytes).map_err(Failure::from)?)
             };
             // The document: its portrait's template, and the zone of whichever side has one.
-            let (card, document) = match (card, card_back) {
-                (None, _) => (None, None),
+            let (card, document, mismatch) = match (card, card_back) {
+                (None, _) => (None, None, Vec::new()),
                 (Some(front), back) => {
                     let decode = |bytes: &[u8]| service.engine().decode(bytes);
                     let front = decode(&front).map_err(Failure::from)?;
@@ -553,12 +560,12 @@ pub async fn enroll(
                         .map(|b| decode(&b))
                         .transpose()
                         .map_err(Failure::from)?;
-                    let (_, template, document) =
-                        service.admit_card(&front, back.as_ref(), &audit)?;
-                    (Some(template), document)
+                    let card = service.admit_card(&front, back.as_ref(), &audit)?;
+                    let mismatch = card.front.map(|c| c.disagreements()).unwrap_or_default();
+                    (Some(card.template), card.document, mismatch)
                 }
             };
-            Ok(service.enroll(
+            let enrolled = service.enroll(
                 Enrollment {
                     subject: NewSubject {
                         id: request.id,
@@ -573,15 +580,21 @@ pub async fn enroll(
                     retained_image: request.retain_image.then_some(bytes),
                 },
                 &audit,
-            )?)
+            )?;
+            Ok((enrolled, mismatch))
         })
         .await??;
+    let (enrolled, card_mismatch) = enrolled;
     let Some(subject) = enrolled.subject else {
         state.metrics.decision("enroll", "rejected");
         return Err(Problem::unprocessable([enrolled.verdict.reason.code()]));
     };
     state.metrics.decision("enroll", "ok");
-    Ok((StatusCode::CREATED, Json(SubjectView::from(subject))).into_response())
+    let view = SubjectView {
+        card_mismatch,
+        ..SubjectView::from(subject)
+    };
+    Ok((StatusCode::CREATED, Json(view)).into_response())
 }
 
 /// Erase a subject: templates, image and index entries (operator).

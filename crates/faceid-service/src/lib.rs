@@ -22,4 +22,4 @@ mod usecase;
 
 pub use crate::failure::{Class, Failure};
 pub use crate::judge::{Challenged, DocumentSide, Judge, Selfie};
-pub use crate::usecase::{Enrolled, Enrollment, Preview, Service};
+pub use crate::usecase::{AdmittedCard, Enrolled, Enrollment, Preview, Service};

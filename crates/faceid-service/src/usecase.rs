@@ -6,8 +6,8 @@
 use std::sync::Arc;
 
 use faceid_core::{
-    CardPortrait, Engine, EnrollmentVerdict, Face, Gate, Identified, Image, Liveness, MachineZone,
-    Reason, SequenceAnalysis, Template, Verification,
+    CardPortrait, Engine, EnrollmentVerdict, Face, FrontCheck, Gate, Identified, Image, Liveness,
+    MachineZone, Reason, SequenceAnalysis, Template, Verification,
 };
 use faceid_gallery::{AuditContext, DocumentId, GalleryStore, IdentityStore, NewSubject, Subject};
 
@@ -28,6 +28,20 @@ pub struct Enrollment {
     pub card: Option<Template>,
     /// Bytes to retain (encrypted) with the subject, when configured.
     pub retained_image: Option<Vec<u8>>,
+}
+
+/// An identity document admitted for an enrollment (see [`Service::admit_card`]).
+#[derive(Debug)]
+pub struct AdmittedCard {
+    /// The portrait found on the front, and the upright front.
+    pub portrait: CardPortrait,
+    /// The portrait's template.
+    pub template: Template,
+    /// The document named by a verified, unexpired zone; `None` for a card without one.
+    pub document: Option<DocumentId>,
+    /// The front's printed number and names against the back's zone (see
+    /// [`Service::check_front`]); `None` when the zone was not read from a back.
+    pub front: Option<FrontCheck>,
 }
 
 /// The answer to an enrollment attempt.
@@ -226,35 +240,45 @@ impl<G: IdentityStore + ?Sized> Service<G> {
         if self.gallery.subject(&subject.id)?.is_some() {
             return Err(Failure::DuplicateSubject(subject.id));
         }
-        let (portrait, template, document) = self.admit_card(card, None, ctx)?;
-        if document.is_some() {
-            subject.document = document;
+        let card = self.admit_card(card, None, ctx)?;
+        if card.document.is_some() {
+            subject.document = card.document;
         }
         self.document_policy(&mut subject);
-        let stored = self.store(&subject, &[template], None, ctx)?;
-        Ok((stored, portrait))
+        let stored = self.store(&subject, &[card.template], None, ctx)?;
+        Ok((stored, card.portrait))
     }
 
     /// The identity document presented for an enrollment: its portrait (upright) and the
     /// portrait's template, and the document named by the zone of whichever side has one
     /// (the back first, where an ID card has it; then the front, where a passport page has
-    /// it), admitted by [`Service::admit_document`]. A refusal (no portrait, a zone failing
-    /// its check digits, an expired document) is audited as `rejected:CODE`.
+    /// it), admitted by [`Service::admit_zone`]. A zone read from the back is compared with
+    /// the front ([`Service::check_front`]). A refusal (no portrait, a zone failing its
+    /// check digits, an expired document) is audited as `rejected:CODE`.
     pub fn admit_card(
         &self,
         front: &Image,
         back: Option<&Image>,
         ctx: &AuditContext,
-    ) -> Result<(CardPortrait, Template, Option<DocumentId>), Failure> {
+    ) -> Result<AdmittedCard, Failure> {
         let admitted = self.card(front).and_then(|(portrait, template)| {
-            let mut document = match back {
-                Some(back) => self.admit_document(back)?,
+            let back_zone = match back {
+                Some(back) => self.engine().read_zone(back)?,
                 None => None,
             };
-            if document.is_none() {
-                document = self.admit_document(front)?;
-            }
-            Ok((portrait, template, document))
+            let (document, front_check) = match back_zone {
+                Some(zone) => (
+                    Some(self.admit_zone(&zone)?),
+                    self.check_front(&portrait, &zone, ctx)?,
+                ),
+                None => (self.admit_document(front)?, None),
+            };
+            Ok(AdmittedCard {
+                portrait,
+                template,
+                document,
+                front: front_check,
+            })
         });
         admitted.or_else(|failure| {
             if failure.class() == Class::Capture {
@@ -262,6 +286,25 @@ impl<G: IdentityStore + ?Sized> Service<G> {
             }
             Err(failure)
         })
+    }
+
+    /// The card's front against the zone read from its back: the number and names printed
+    /// on the front are read and compared with the zone's. A disagreement is audited as
+    /// `card_front` `mismatch:FIELD+FIELD` (fields as [`FrontCheck::disagreements`] names
+    /// them) and returned for the caller to show; it is never resolved either way: the
+    /// front may be misread, or the back may belong to another card.
+    pub fn check_front(
+        &self,
+        portrait: &CardPortrait,
+        zone: &MachineZone,
+        ctx: &AuditContext,
+    ) -> Result<Option<FrontCheck>, Failure> {
+        let check = self.engine().read_front(portrait, Some(zone))?.matches_zone;
+        if let Some(check) = check.filter(|c| !c.consistent()) {
+            let outcome = format!("mismatch:{}", check.disagreements().join("+"));
+            self.audit("card_front", None, &outcome, ctx)?;
+        }
+        Ok(check)
     }
 
     /// Whether the subject's document number is kept in clear: the engine configuration's
