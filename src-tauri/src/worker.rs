@@ -400,7 +400,8 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
             let mut last: Option<View> = None;
             let mut card_offered = false;
             // The scanner file last offered as a card's back (path and time): a new scan is
-            // offered once; the front's own file too, for a passport page's zone.
+            // offered once, the front's own file never (a zone beside its portrait, on a
+            // passport page, is read with the front).
             let mut back_offered: Option<(PathBuf, std::time::SystemTime)> = None;
             loop {
                 let began = Instant::now();
@@ -422,7 +423,9 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
                     if kiosk.wants_card() && card_file.is_some() {
                         if !card_offered {
                             card_offered = true;
-                            let card = card_file.as_deref().and_then(newest_card);
+                            let newest = card_file.as_deref().and_then(newest_card_file);
+                            let card = newest.as_ref().and_then(|(path, _)| open_card(path));
+                            back_offered = newest;
                             let taken = card.is_some_and(|c| kiosk.offer_card(&c, began));
                             if !taken {
                                 kiosk.card_unreadable(began);
@@ -433,9 +436,8 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
                         let newest = card_file.as_deref().and_then(newest_card_file);
                         if newest.is_some() && newest != back_offered {
                             back_offered = newest.clone();
-                            let back = newest.and_then(|(path, _)| image::open(path).ok());
-                            if let Some(back) = back {
-                                kiosk.offer_card_back(&back.to_rgb8(), began);
+                            if let Some(back) = newest.and_then(|(path, _)| open_card(&path)) {
+                                kiosk.offer_card_back(&back, began);
                             }
                         }
                     } else {
@@ -467,10 +469,8 @@ pub fn start(shared: Arc<Shared>, mut send_view: ViewSink) {
         });
 }
 
-/// The card image of a `file:` card source: the file itself, or the newest image of a
-/// scanner folder.
-fn newest_card(path: &std::path::Path) -> Option<image::RgbImage> {
-    let (file, _) = newest_card_file(path)?;
+/// A scanned card image (from [`newest_card_file`]), decoded.
+fn open_card(file: &std::path::Path) -> Option<image::RgbImage> {
     image::open(file).ok().map(|i| i.to_rgb8())
 }
 

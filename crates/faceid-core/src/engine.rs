@@ -253,6 +253,13 @@ impl Engine {
         self.document_reader()?.read_zone(image)
     }
 
+    /// The machine-readable zone on the side of a document that shows `portrait` (a
+    /// passport page), read upright with the portrait only: faster than
+    /// [`Engine::read_zone`] on a side whose orientation the portrait already gave.
+    pub fn read_zone_beside(&self, portrait: &CardPortrait) -> Result<Option<MachineZone>> {
+        self.document_reader()?.read_zone_upright(&portrait.upright)
+    }
+
     /// The Latin text on the front of an identity card around its `portrait` and the card
     /// number, compared with the document's `zone` when known.
     pub fn read_front(

@@ -506,8 +506,9 @@ impl Kiosk {
         self.enter_selfie(now);
     }
 
-    /// Enroll: an ID card image (from the camera or a scanner). Returns whether a portrait
-    /// was found and the flow moved on to the selfie.
+    /// Enroll: a scanned ID card image. Returns whether a portrait was found and the flow
+    /// moved on: to the card's back, or, when a zone is printed beside the portrait (a
+    /// passport page), straight to the zone's admission as a back's would be.
     pub fn offer_card(&mut self, card: &image::RgbImage, now: Instant) -> bool {
         if !self.wants_card() {
             return false;
@@ -515,13 +516,17 @@ impl Kiosk {
         let Ok(image) = to_image(card) else {
             return false;
         };
-        match self.service.card(&image) {
-            Ok((portrait, template)) => {
-                self.take_card(portrait, template, now);
-                true
-            }
-            Err(_) => false,
+        let Ok((portrait, template)) = self.service.card(&image) else {
+            return false;
+        };
+        let zone = self.service.engine().read_zone_beside(&portrait);
+        self.take_card(portrait, template, now);
+        match zone {
+            Ok(Some(zone)) => self.take_zone(&zone, true, now),
+            Ok(None) => {}
+            Err(error) => self.fail(error.into(), now),
         }
+        true
     }
 
     /// The card's portrait is taken: on to its back.

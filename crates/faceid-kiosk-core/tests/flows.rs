@@ -536,6 +536,20 @@ fn the_card_back_fills_the_details_and_expired_forged_or_enrolled_cards_are_refu
         }
     );
 
+    // A passport page: the zone beside its portrait is read with it, no back is asked for.
+    // The ICAO specimen expired in 2012: refused as expired.
+    let page = image::open(eval.join("idcards/specimen/PassportEye__passport-td3.jpg"))
+        .unwrap()
+        .to_rgb8();
+    s.kiosk.start(FlowKind::Enroll, s.now);
+    assert!(s.kiosk.offer_card(&page, s.now), "portrait found");
+    assert_eq!(
+        s.outcome(),
+        Outcome::Refused {
+            reason: Refusal::DocumentExpired
+        }
+    );
+
     // A zone whose check digits do not agree (one digit of the number changed after the
     // check digit was computed): refused, audited.
     let valid = Cnie::new(&portrait, 2031, 12);

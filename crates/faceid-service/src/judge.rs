@@ -156,7 +156,11 @@ impl Judge {
             Err(faceid_core::Error::NoPortrait) => None,
             Err(e) => return Err(e.into()),
         };
-        let zone = self.engine.read_zone(side)?;
+        // A zone beside the portrait is upright with it; a side without one is searched.
+        let zone = match &portrait {
+            Some(p) => self.engine.read_zone_beside(p)?,
+            None => self.engine.read_zone(side)?,
+        };
         if portrait.is_none() && zone.is_none() {
             return Err(faceid_core::Error::NoPortrait.into());
         }

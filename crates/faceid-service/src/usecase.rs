@@ -223,7 +223,7 @@ impl<G: IdentityStore + ?Sized> Service<G> {
 
     /// Enrolls the holder of an identity document from a scan of it: the rule is that a
     /// portrait is found (in any orientation) and the document is admitted (see
-    /// [`Service::admit_document`]); the portrait's template is stored. No liveness: the
+    /// [`Service::admit_zone`]); the portrait's template is stored. No liveness: the
     /// document is a photo by nature, so such a subject must later prove liveness at each
     /// verification.
     ///
@@ -271,7 +271,10 @@ impl<G: IdentityStore + ?Sized> Service<G> {
                     Some(self.admit_zone(&zone)?),
                     self.check_front(&portrait, &zone, ctx)?,
                 ),
-                None => (self.admit_document(front)?, None),
+                None => match self.engine().read_zone_beside(&portrait)? {
+                    Some(zone) => (Some(self.admit_zone(&zone)?), None),
+                    None => (None, None),
+                },
             };
             Ok(AdmittedCard {
                 portrait,
@@ -333,19 +336,11 @@ impl<G: IdentityStore + ?Sized> Service<G> {
             })
     }
 
-    /// The document's machine-readable zone, when it has one, must have valid check digits
-    /// and must not have expired (the engine's rule, with today's date); the document it
-    /// names is returned. A document without a zone (older cards) is admitted on its
-    /// portrait alone (`None`).
-    pub fn admit_document(&self, card: &Image) -> Result<Option<DocumentId>, Failure> {
-        let Some(zone) = self.engine().read_zone(card)? else {
-            return Ok(None);
-        };
-        self.admit_zone(&zone).map(Some)
-    }
-
-    /// The rule of [`Service::admit_document`] for a zone already read (the kiosk reads the
-    /// back of the card from its camera frames): valid check digits, not expired today.
+    /// An identity document's machine-readable zone must have valid check digits and must
+    /// not have expired (the engine's rule, with today's date); the document it names is
+    /// returned. A document without a zone (older cards) is admitted on its portrait alone:
+    /// [`Service::admit_card`] does not call this rule for it. The kiosk calls it for the
+    /// zone it read from the back of the card in its camera frames.
     pub fn admit_zone(&self, zone: &MachineZone) -> Result<DocumentId, Failure> {
         self.engine().admit_document(zone, today())?;
         Ok(DocumentId {

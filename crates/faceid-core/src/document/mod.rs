@@ -197,15 +197,52 @@ impl DocumentReader {
         let found = self.long_boxes(image)?;
         for &turn in Self::turns(&found) {
             let (view, boxes) = self.view(image, &found, turn)?;
-            for grow in [0.0, MISSED_RUN] {
-                let zone = self.zone_on(&view, &boxes, grow)?;
-                if zone.as_ref().is_some_and(|z| z.valid) {
-                    return Ok(zone);
-                }
-                fallback = fallback.or(zone);
+            if let Some(zone) = self.valid_zone_on(&view, &boxes, &mut fallback)? {
+                return Ok(Some(zone));
             }
         }
         Ok(fallback)
+    }
+
+    /// The zone on the side of a document that shows the portrait (a passport page, both
+    /// sides of a card scanned on one page), `upright` as the portrait is: a zone printed
+    /// beside a portrait is upright with it, so the other turns [`DocumentReader::read_zone`]
+    /// tries are skipped (on a card front without a zone, a third of the time). A zone read
+    /// but failing its check digits is read once more from the image turned upside down,
+    /// as [`DocumentReader::read_zone`] would: the resampled pixels are a second chance.
+    pub fn read_zone_upright(&self, upright: &Image) -> Result<Option<MachineZone>> {
+        let mut fallback = None;
+        let found = self.long_boxes(upright)?;
+        if let Some(zone) = self.valid_zone_on(upright, &found, &mut fallback)? {
+            return Ok(Some(zone));
+        }
+        if fallback.is_some() {
+            let (view, boxes) = self.view(upright, &found, Rotation::Cw180)?;
+            if let Some(zone) = self.valid_zone_on(&view, &boxes, &mut fallback)? {
+                return Ok(Some(zone));
+            }
+        }
+        Ok(fallback)
+    }
+
+    /// The valid zone the lines `boxes` of `view` give, as found or grown by
+    /// [`MISSED_RUN`]; the first invalid one read is kept in `fallback`.
+    fn valid_zone_on(
+        &self,
+        view: &Image,
+        boxes: &[TextBox],
+        fallback: &mut Option<MachineZone>,
+    ) -> Result<Option<MachineZone>> {
+        for grow in [0.0, MISSED_RUN] {
+            let zone = self.zone_on(view, boxes, grow)?;
+            if zone.as_ref().is_some_and(|z| z.valid) {
+                return Ok(zone);
+            }
+            if fallback.is_none() {
+                *fallback = zone;
+            }
+        }
+        Ok(None)
     }
 
     /// The Latin text on the front of a card, `upright` (the portrait's orientation) with
