@@ -260,6 +260,17 @@ impl Engine {
         self.document_reader()?.read_zone_upright(&portrait.upright)
     }
 
+    /// The side of a document that shows `portrait`: the zone beside it
+    /// ([`Engine::read_zone_beside`]) and the front's text compared with that zone
+    /// ([`Engine::read_front`]), the text found once for both.
+    pub fn read_portrait_side(
+        &self,
+        portrait: &CardPortrait,
+    ) -> Result<(Option<MachineZone>, crate::document::CardFront)> {
+        self.document_reader()?
+            .read_portrait_side(&portrait.upright, &portrait.face.bbox)
+    }
+
     /// The Latin text on the front of an identity card around its `portrait` and the card
     /// number, compared with the document's `zone` when known.
     pub fn read_front(

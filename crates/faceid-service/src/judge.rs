@@ -148,8 +148,9 @@ impl Judge {
     }
 
     /// What one side of an identity document shows: its portrait (with the Latin text and
-    /// card number around it), its machine-readable zone, or both (the front of a passport page has both, the back of an ID card only
-    /// the zone). `NO_PORTRAIT` only when it shows neither.
+    /// card number around it), its machine-readable zone, or both (the front of a passport
+    /// page has both, the back of an ID card only the zone). `NO_PORTRAIT` only when it
+    /// shows neither.
     pub fn read_document(&self, side: &Image) -> Result<DocumentSide, Failure> {
         let portrait = match self.engine.card_portrait(side) {
             Ok(portrait) => Some(portrait),
@@ -157,17 +158,16 @@ impl Judge {
             Err(e) => return Err(e.into()),
         };
         // A zone beside the portrait is upright with it; a side without one is searched.
-        let zone = match &portrait {
-            Some(p) => self.engine.read_zone_beside(p)?,
-            None => self.engine.read_zone(side)?,
+        let (zone, front) = match &portrait {
+            Some(p) => {
+                let (zone, front) = self.engine.read_portrait_side(p)?;
+                (zone, Some(front))
+            }
+            None => (self.engine.read_zone(side)?, None),
         };
         if portrait.is_none() && zone.is_none() {
             return Err(faceid_core::Error::NoPortrait.into());
         }
-        let front = match &portrait {
-            Some(p) => Some(self.engine.read_front(p, zone.as_ref())?),
-            None => None,
-        };
         Ok(DocumentSide {
             portrait,
             zone,

@@ -44,6 +44,14 @@ const DIRECTION_LINES: usize = 3;
 /// Lines read with fewer characters cannot belong to a zone.
 const MIN_CHARACTERS: usize = 20;
 
+/// The text boxes long and thick enough to be a zone line.
+fn long(boxes: Vec<TextBox>) -> Vec<TextBox> {
+    boxes
+        .into_iter()
+        .filter(|b| b.elongation() >= MIN_ELONGATION && b.thickness >= 4.0)
+        .collect()
+}
+
 /// Whether a document may be enrolled from, by its zone: every check digit must agree (a
 /// zone that was read but fails is a misread to rescan or a forged number, refused with the
 /// digits that disagree), and it must not have expired more than `grace_days` before
@@ -211,8 +219,32 @@ impl DocumentReader {
     /// but failing its check digits is read once more from the image turned upside down,
     /// as [`DocumentReader::read_zone`] would: the resampled pixels are a second chance.
     pub fn read_zone_upright(&self, upright: &Image) -> Result<Option<MachineZone>> {
+        self.zone_upright_among(upright, self.detector.detect(upright)?)
+    }
+
+    /// The side of a document that shows the portrait, `upright` as the portrait is, with
+    /// the holder's `face` on it: its zone ([`DocumentReader::read_zone_upright`]) and its
+    /// front's text compared with that zone ([`DocumentReader::read_front`]), from one text
+    /// detection.
+    pub fn read_portrait_side(
+        &self,
+        upright: &Image,
+        face: &BoundingBox,
+    ) -> Result<(Option<MachineZone>, CardFront)> {
+        let detected = self.detector.detect(upright)?;
+        let zone = self.zone_upright_among(upright, detected.clone())?;
+        let front = self.front_among(upright, face, detected, zone.as_ref())?;
+        Ok((zone, front))
+    }
+
+    /// [`DocumentReader::read_zone_upright`] among the text boxes `detected` on `upright`.
+    fn zone_upright_among(
+        &self,
+        upright: &Image,
+        detected: Vec<TextBox>,
+    ) -> Result<Option<MachineZone>> {
         let mut fallback = None;
-        let found = self.long_boxes(upright)?;
+        let found = long(detected);
         if let Some(zone) = self.valid_zone_on(upright, &found, &mut fallback)? {
             return Ok(Some(zone));
         }
@@ -256,11 +288,20 @@ impl DocumentReader {
         face: &BoundingBox,
         zone: Option<&MachineZone>,
     ) -> Result<CardFront> {
+        self.front_among(upright, face, self.detector.detect(upright)?, zone)
+    }
+
+    /// [`DocumentReader::read_front`] among the text boxes `detected` on `upright`.
+    fn front_among(
+        &self,
+        upright: &Image,
+        face: &BoundingBox,
+        detected: Vec<TextBox>,
+        zone: Option<&MachineZone>,
+    ) -> Result<CardFront> {
         let reach = FRONT_REACH * face.height();
         let centre = face.center().y;
-        let mut boxes: Vec<TextBox> = self
-            .detector
-            .detect(upright)?
+        let mut boxes: Vec<TextBox> = detected
             .into_iter()
             .filter(|b| b.axis.y.abs() < 0.3 && b.thickness >= 6.0 && b.elongation() >= 1.5)
             .filter(|b| (b.center.y - centre).abs() <= reach)
@@ -319,14 +360,9 @@ impl DocumentReader {
         Ok((view, boxes))
     }
 
-    /// The detector's boxes long and thick enough to be a zone line.
+    /// The detector's boxes on `image` long and thick enough to be a zone line.
     fn long_boxes(&self, image: &Image) -> Result<Vec<TextBox>> {
-        Ok(self
-            .detector
-            .detect(image)?
-            .into_iter()
-            .filter(|b| b.elongation() >= MIN_ELONGATION && b.thickness >= 4.0)
-            .collect())
+        Ok(long(self.detector.detect(image)?))
     }
 
     /// A line holding a long run of fillers (a name line, the second line of TD1 and TD2)
