@@ -640,7 +640,14 @@ async fn the_challenge_in_every_language_enrolls_verifies_identifies_and_refuses
                 actor.show(&Sitter::Person(&person), &now);
                 tokio::time::sleep(Duration::from_millis(170)).await;
             }
-            kiosk.click("#screen-camera .cancel").await;
+            // The person may have finished the challenge meanwhile: leave what is shown.
+            let screen = kiosk.js("return document.body.dataset.screen || ''").await;
+            let cancel = if screen == "result" {
+                "#screen-result .cancel"
+            } else {
+                "#screen-camera .cancel"
+            };
+            kiosk.click(cancel).await;
             kiosk.wait_screen("start", wait).await;
             actor.show(&Sitter::Away(&person), &Shown::default());
         }
